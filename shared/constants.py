@@ -1,0 +1,26 @@
+"""Every Redis key prefix, queue name, task name and storage prefix in one place."""
+
+from typing import Final
+
+#: Redis hash holding one job's status record: ``shotline:job:<job_id>``.
+JOB_KEY_PREFIX: Final = "shotline:job:"
+
+#: Celery queue for capture tasks.
+CAPTURE_QUEUE: Final = "shotline.capture"
+
+#: Celery task name of the capture task (the API sends by name; it never imports worker code).
+CAPTURE_TASK: Final = "shotline.capture"
+
+#: Storage key prefix for capture results.
+RESULTS_PREFIX: Final = "results/"
+
+#: File name (under the data dir) of the generated signing secret when none is configured.
+SECRET_KEY_FILE: Final = ".signing-secret"
+
+#: Header the API takes the correlation id from and echoes back.
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+
+
+def job_key(job_id: str) -> str:
+    """Redis key of the status record of ``job_id``."""
+    return f"{JOB_KEY_PREFIX}{job_id}"

@@ -1,0 +1,118 @@
+"""The one error hierarchy of Shotline. HTTP status codes live in ``api/`` only."""
+
+from __future__ import annotations
+
+
+class ShotlineError(Exception):
+    """Raised for every error Shotline itself signals; the base of the hierarchy."""
+
+    code: str = "error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message or self.__doc__ or self.code
+
+
+class ConfigurationError(ShotlineError):
+    """Raised when settings are inconsistent or a required setting is missing."""
+
+    code = "configuration_error"
+
+
+class StoreUnavailable(ShotlineError):
+    """Raised when Redis (status records, broker) cannot be reached."""
+
+    code = "service_unavailable"
+
+
+class JobNotFound(ShotlineError):
+    """Raised when a job id names no status record (unknown or expired)."""
+
+    code = "not_found"
+
+
+class JobNotFinished(ShotlineError):
+    """Raised when a job's result is asked for before the job succeeded."""
+
+    code = "job_not_finished"
+
+
+class UrlBlocked(ShotlineError):
+    """Raised when a URL or address is refused by the URL policy."""
+
+    code = "url_blocked"
+
+
+class InvalidSignature(ShotlineError):
+    """Raised when a signed download link was tampered with or has expired."""
+
+    code = "invalid_signature"
+
+
+class StorageError(ShotlineError):
+    """Raised when a storage backend cannot store or find an object."""
+
+    code = "storage_error"
+
+
+class CaptureError(ShotlineError):
+    """Raised when a capture does not produce a result; ``code`` ends up in ``job.error.code``."""
+
+    code = "engine_error"
+    #: Whether trying again later may succeed (timeouts, 429/5xx upstream, crashes).
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class CaptureTimeout(CaptureError):
+    """Raised when a capture does not finish within its ``timeout_ms``."""
+
+    code = "timeout"
+    retryable = True
+
+
+class NavigationFailed(CaptureError):
+    """Raised when the page cannot be loaded at all (DNS, connection refused, TLS...)."""
+
+    code = "navigation_failed"
+
+
+class HttpErrorStatus(CaptureError):
+    """Raised when the main document answers 4xx or 5xx; ``status`` holds the code."""
+
+    code = "http_error"
+
+
+class EngineError(CaptureError):
+    """Raised when the engine itself fails (renderer crash, browser gone, bad upstream answer)."""
+
+    code = "engine_error"
+    retryable = True
+
+
+class EngineRejected(CaptureError):
+    """Raised when the upstream engine refuses the request for good (SnapAPI 4xx)."""
+
+    code = "engine_rejected"
+
+
+class CaptureUrlBlocked(CaptureError):
+    """Raised when the page (or its top-level navigation) is refused by the URL policy."""
+
+    code = "url_blocked"
+
+
+class ResultTooLarge(CaptureError):
+    """Raised when a capture's output exceeds the configured byte limit."""
+
+    code = "result_too_large"

@@ -1,0 +1,137 @@
+"""Shotline's settings: one pydantic-settings class, built once at each entry point.
+
+Every setting is read from the environment with the ``SHOTLINE_`` prefix (or from ``.env``).
+Core code never reads the environment: it receives a :class:`Settings` instance.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.constants import SECRET_KEY_FILE
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_WEBHOOK_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All of Shotline's configuration; see the settings table in the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOTLINE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- Redis and Celery -------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = Field(default=None, description="Celery broker; REDIS_URL if unset.")
+
+    # --- Capture engines --------------------------------------------------------------
+    engine: Literal["chromium", "snapapi"] = "chromium"
+    chromium_path: str | None = Field(
+        default=None, description="Chromium binary; Playwright's own if installed, else the system one."
+    )
+    chromium_no_sandbox: bool | None = Field(
+        default=None, description="Pass --no-sandbox; default: only when running as root."
+    )
+    snapapi_key: SecretStr | None = None
+    snapapi_base_url: str = "https://api.snapapi.pics"
+    snapapi_max_concurrency: int = Field(default=4, ge=1)
+    capture_max_attempts: int = Field(default=3, ge=1, le=10)
+    max_result_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+    # --- Storage ----------------------------------------------------------------------
+    storage: Literal["local", "s3"] = "local"
+    data_dir: Path = Path("data")
+    public_base_url: str = "http://127.0.0.1:8000"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    url_ttl_seconds: int = Field(default=3600, ge=1, description="Lifetime of download URLs.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs local download URLs; generated under DATA_DIR when unset.",
+    )
+
+    # --- Jobs -------------------------------------------------------------------------
+    job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # --- URL policy -------------------------------------------------------------------
+    allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    allowed_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [80, 443, 8080, 8443])
+
+    # --- Webhooks ---------------------------------------------------------------------
+    webhook_secret: SecretStr | None = None
+    webhook_retry_schedule: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_WEBHOOK_SCHEDULE)
+    )
+
+    # --- Processes and logs -----------------------------------------------------------
+    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            return [ipaddress.ip_network(str(item), strict=False) for item in value]
+        return value
+
+    @field_validator("allowed_ports", "webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_int_list(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("snapapi_base_url", "public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The Celery broker URL: ``BROKER_URL`` or, when unset, ``REDIS_URL``."""
+        return self.broker_url or self.redis_url
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """Key for HMAC-signed local download URLs.
+
+        ``SECRET_KEY`` when set; otherwise a random key generated once and kept in
+        ``DATA_DIR`` so that the API and workers on this machine agree on it.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            candidate = path.with_suffix(f".{os.getpid()}.tmp")
+            candidate.write_text(secrets.token_urlsafe(32))
+            candidate.chmod(0o600)
+            try:
+                os.link(candidate, path)  # atomic: the first writer wins
+            except FileExistsError:
+                pass
+            finally:
+                candidate.unlink()
+        return path.read_text().strip().encode()
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment (and ``.env``), applying ``overrides``."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,166 @@
+"""Real servers for the test suite: redis-server, a local page server, child processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+PAGES_DIR = Path(__file__).parent / "pages"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts connections on ``host:port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def redis_server_binary() -> str:
+    """Path of redis-server; a missing binary fails the suite (it is installed by make install)."""
+    path = shutil.which("redis-server")
+    if path is None:
+        raise RuntimeError("redis-server not found: run `make install` (apt-get install redis-server)")
+    return path
+
+
+@contextlib.contextmanager
+def run_redis(directory: Path, *, port: int | None = None, appendonly: bool = False
+              ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A private redis-server on a free port, stopped afterwards."""
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--dir", str(directory), "--daemonize", "no",
+        "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
+        "--maxmemory-policy", "noeviction", "--logfile", str(directory / "redis.log"),
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process=process)
+        yield process, port
+    finally:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; always reaps."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def child_env(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a child process: ours without SHOTLINE_* settings, plus overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOTLINE_")}
+    env.update(overrides)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def python_command(*args: str) -> list[str]:
+    """A command line running this interpreter."""
+    return [sys.executable, *args]
+
+
+class PageHandler(SimpleHTTPRequestHandler):
+    """Serves tests/pages plus a few dynamic paths:
+
+    ``/status/<code>`` answers that status, ``/slow?ms=N`` answers after N ms,
+    ``/redirect?to=URL`` answers 302 to URL, ``/echo-headers`` returns the request headers.
+    """
+
+    server_version = "ShotlineTestPages/1"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, directory=str(PAGES_DIR), **kwargs)  # type: ignore[arg-type]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        if parts.path.startswith("/status/"):
+            code = int(parts.path.rsplit("/", 1)[1])
+            self._html(code, f"<h1>status {code}</h1>")
+        elif parts.path == "/slow":
+            time.sleep(int(query.get("ms", ["5000"])[0]) / 1000)
+            self._html(200, "<h1>slow</h1>")
+        elif parts.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", query["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif parts.path == "/echo-headers":
+            body = "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items())
+            self._html(200, body)
+        else:
+            super().do_GET()
+
+    def _html(self, code: int, body: str) -> None:
+        data = f"<!doctype html><html><body>{body}</body></html>".encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(data)
+
+
+class PageServer:
+    """A threaded HTTP server for the test pages on 127.0.0.1."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.httpd = ThreadingHTTPServer((host, 0), PageHandler)
+        self.httpd.daemon_threads = True
+        self.httpd.requests = []  # type: ignore[attr-defined]
+        self.host = host
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def requests(self) -> list[str]:
+        """Paths requested so far."""
+        return self.httpd.requests  # type: ignore[attr-defined, no-any-return]
+
+    def url(self, path: str = "/") -> str:
+        """Absolute URL of ``path`` on this server."""
+        return f"http://{self.host}:{self.port}{path}"
+
+    def __enter__(self) -> PageServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
