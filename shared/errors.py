@@ -116,3 +116,16 @@ class ResultTooLarge(CaptureError):
     """Raised when a capture's output exceeds the configured byte limit."""
 
     code = "result_too_large"
+
+
+class ResultNotStored(CaptureError):
+    """Raised when a capture succeeded but its result could not be written to storage."""
+
+    code = "storage_error"
+    retryable = True
+
+
+class SelectorNotFound(CaptureError):
+    """Raised when ``selector`` or ``wait_for_selector`` matches nothing in time."""
+
+    code = "selector_not_found"

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
 
     # --- Jobs -------------------------------------------------------------------------
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    visibility_timeout_seconds: int = Field(
+        default=600,
+        ge=5,
+        description="Seconds before an unacknowledged task is redelivered (must exceed the"
+        " longest capture plus retry delays).",
+    )
 
     # --- URL policy -------------------------------------------------------------------
     allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,8 +14,18 @@ from typing import Any
 import pytest
 import redis
 
+from shared.constants import CAPTURE_QUEUE
 from shared.settings import Settings
-from tests.servers import PageServer, run_redis
+from tests.servers import (
+    REPO_ROOT,
+    PageServer,
+    child_env,
+    free_port,
+    python_command,
+    run_redis,
+    stop_process,
+    wait_for_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +39,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_url(redis_server: str) -> Iterator[str]:
     """The session's Redis, emptied before each test."""
     client = redis.Redis.from_url(redis_server)
-    client.flushall()
+    client.flushdb()
     client.close()
     yield redis_server
 
@@ -36,17 +51,36 @@ def page_server() -> Iterator[PageServer]:
         yield server
 
 
-@pytest.fixture
-def shotline_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    """SHOTLINE_* settings for this test, as environment variables (for child processes)."""
+def base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
+    """SHOTLINE_* settings for tests, as environment variables (for child processes)."""
     return {
         "SHOTLINE_REDIS_URL": redis_url,
-        "SHOTLINE_DATA_DIR": str(tmp_path / "data"),
+        "SHOTLINE_DATA_DIR": str(data_dir),
         "SHOTLINE_ALLOWED_NETWORKS": "127.0.0.0/8",
         "SHOTLINE_SECRET_KEY": "test-signing-secret",
         "SHOTLINE_LOG_FORMAT": "console",
         "SHOTLINE_WORKER_CONCURRENCY": "1",
     }
+
+
+@pytest.fixture
+def shotline_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """This test's settings as environment variables (Redis DB 0, emptied per test)."""
+    return base_env(redis_url, tmp_path / "data")
+
+
+_module_db = iter(range(1, 16))
+
+
+@pytest.fixture(scope="module")
+def module_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Settings shared by one test module's processes, on a Redis DB of its own."""
+    db = next(_module_db)
+    url = redis_server.rsplit("/", 1)[0] + f"/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return base_env(url, tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture
@@ -67,3 +101,77 @@ def make_settings(shotline_env: dict[str, str]) -> Callable[..., Settings]:
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     """This test's settings with no overrides."""
     return make_settings()
+
+
+class ProcessFactory:
+    """Starts real child processes (API, worker) for a test and stops them afterwards."""
+
+    def __init__(self, tmp_path: Path, base_env: dict[str, str]) -> None:
+        self.tmp_path = tmp_path
+        self.base_env = base_env
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> tuple[
+        subprocess.Popen[bytes], Path
+    ]:
+        log_path = self.tmp_path / f"{name}-{len(self.processes)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                args, env=child_env({**self.base_env, **env}), stdout=log,
+                stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+            )
+        self.processes.append(process)
+        return process, log_path
+
+    def worker(self, *, concurrency: int = 1, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """A Celery worker (prefork pool), waited for until it reports ready."""
+        process, log_path = self._spawn("worker", python_command(
+            "-m", "celery", "-A", "worker.app", "worker", "--pool", "prefork",
+            "--concurrency", str(concurrency), "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "-Q", CAPTURE_QUEUE,
+        ), env)
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return process, log_path
+
+    def api(self, **env: str) -> str:
+        """The API under uvicorn on a free port; returns its base URL."""
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        process, log_path = self._spawn("api", python_command(
+            "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log",
+        ), {"SHOTLINE_PUBLIC_BASE_URL": base, **env})
+        try:
+            wait_for_port(port, process=process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"API did not start:\n{log_path.read_text()[-3000:]}") from exc
+        return base
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            stop_process(process, timeout=20)
+            # The worker runs in its own session: make sure nothing it started survives.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def processes(tmp_path: Path, shotline_env: dict[str, str]) -> Iterator[ProcessFactory]:
+    """Factory for real API and worker processes on this test's settings."""
+    factory = ProcessFactory(tmp_path, shotline_env)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_processes(
+    tmp_path_factory: pytest.TempPathFactory, module_env: dict[str, str]
+) -> Iterator[ProcessFactory]:
+    """Like ``processes``, shared by a whole test module (start-up paid once)."""
+    factory = ProcessFactory(tmp_path_factory.mktemp("logs"), module_env)
+    yield factory
+    factory.stop_all()

@@ -1,0 +1,28 @@
+"""Capture engines: ``chromium`` (Playwright, local) and ``snapapi`` (hosted)."""
+
+from __future__ import annotations
+
+from shared.errors import ConfigurationError
+from shared.settings import Settings
+from worker.engines.base import Capture, CaptureEngine
+
+__all__ = ["Capture", "CaptureEngine", "make_engine"]
+
+
+def make_engine(settings: Settings) -> CaptureEngine:
+    """The engine ``settings.engine`` names, not yet started."""
+    if settings.engine == "snapapi":
+        from worker.engines.snapapi import SnapApiEngine
+
+        if settings.snapapi_key is None:
+            raise ConfigurationError("SHOTLINE_SNAPAPI_KEY is required with SHOTLINE_ENGINE=snapapi")
+        return SnapApiEngine(
+            base_url=settings.snapapi_base_url, api_key=settings.snapapi_key.get_secret_value()
+        )
+    from worker.engines.chromium import ChromiumEngine
+
+    return ChromiumEngine(
+        executable_path=settings.chromium_path,
+        no_sandbox=settings.chromium_no_sandbox,
+        max_result_bytes=settings.max_result_bytes,
+    )

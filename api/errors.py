@@ -1,0 +1,119 @@
+"""Maps Shotline's error hierarchy and framework errors onto one JSON error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import (
+    ConfigurationError,
+    InvalidSignature,
+    JobNotFinished,
+    JobNotFound,
+    ShotlineError,
+    StorageError,
+    StoreUnavailable,
+    UrlBlocked,
+)
+
+log = structlog.get_logger("shotline.api")
+
+#: HTTP status of each error class (the most specific class wins).
+STATUS_OF: dict[type[ShotlineError], int] = {
+    JobNotFound: 404,
+    JobNotFinished: 409,
+    UrlBlocked: 422,
+    InvalidSignature: 403,
+    StoreUnavailable: 503,
+    StorageError: 502,
+    ConfigurationError: 500,
+}
+RETRY_AFTER_SECONDS = 5
+_HTTP_ERROR_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited",
+    503: "service_unavailable", 504: "timeout",
+}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON error body every failure of the API uses."""
+    body: dict[str, Any] = {
+        "error": code,
+        "message": message,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_for(exc: ShotlineError) -> int:
+    """HTTP status of ``exc``: that of its nearest class in :data:`STATUS_OF`."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
+async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ShotlineError)
+    status = status_for(exc)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    details = [{"field": "url", "message": exc.message}] if isinstance(exc, UrlBlocked) else None
+    if status >= 500:
+        log.warning("request failed", error_code=exc.code, error=exc.message, status=status)
+    return error_response(request, status, exc.code, exc.message, details=details, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": _field_of(err.get("loc", ())), "message": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(
+        f"{d['field']}: {d['message']}" if d["field"] else str(d["message"]) for d in details
+    )
+    return error_response(request, 422, "validation_error", summary or "invalid request",
+                          details=details)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+    return error_response(request, exc.status_code, code, str(exc.detail),
+                          headers=getattr(exc, "headers", None))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path)
+    return error_response(request, 500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the same JSON shape."""
+    app.add_exception_handler(ShotlineError, _shotline_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

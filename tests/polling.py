@@ -1,0 +1,30 @@
+"""Polling helpers for tests that drive the HTTP API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+
+def submit(client: httpx.Client, base: str, **body: Any) -> dict[str, Any]:
+    """POST a capture and assert the 202 contract; returns the body."""
+    response = client.post(f"{base}/v1/screenshots", json=body)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    assert accepted["status"] == "queued"
+    assert response.headers["location"] == accepted["status_url"]
+    return accepted
+
+
+def wait_for_job(client: httpx.Client, status_url: str, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll ``status_url`` until the job is succeeded or failed; returns the record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record: dict[str, Any] = client.get(status_url).raise_for_status().json()
+        if record["status"] in ("succeeded", "failed"):
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job still {record['status']} after {timeout}s: {record}")
+        time.sleep(0.1)
