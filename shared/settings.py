@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
-    url_ttl_seconds: int = Field(default=3600, ge=1, description="Lifetime of download URLs.")
+    url_ttl_seconds: int = Field(
+        default=3600, ge=1, le=7 * 24 * 3600, description="Lifetime of download URLs (S3 caps it at 7 days)."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs local download URLs; generated under DATA_DIR when unset.",

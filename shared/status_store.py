@@ -57,7 +57,7 @@ def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
     return {name: json.dumps(value, separators=(",", ":")) for name, value in fields.items()}
 
 
-def _decode(raw: Mapping[bytes, bytes] | list[bytes]) -> Job:
+def _decode(raw: Mapping[Any, Any] | list[bytes]) -> Job:
     if isinstance(raw, list):
         raw = dict(zip(raw[::2], raw[1::2], strict=True))
     return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
@@ -76,7 +76,7 @@ class StatusStore:
         key = job_key(job.id)
         with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))
+                pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))  # type: ignore[arg-type]
                 pipe.expire(key, self.ttl_seconds)
                 await pipe.execute()
 

@@ -11,11 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import redis
+from botocore.config import Config
 
 from shared.constants import CAPTURE_QUEUE
 from shared.settings import Settings
+from tests.moto import run_moto
 from tests.servers import (
     REPO_ROOT,
     PageServer,
@@ -175,3 +178,24 @@ def module_processes(
     factory = ProcessFactory(tmp_path_factory.mktemp("logs"), module_env)
     yield factory
     factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Endpoint URL of a moto S3 server started for this test session."""
+    with run_moto(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_admin(moto_endpoint: str) -> Iterator[Any]:
+    """A plain boto3 client on moto, to set up buckets and look at objects independently."""
+    client = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    yield client
+    client.close()

@@ -43,7 +43,7 @@ def redis_server_binary() -> str:
     """Path of redis-server; a missing binary fails the suite (it is installed by make install)."""
     path = shutil.which("redis-server")
     if path is None:
-        raise RuntimeError("redis-server not found: run `make install` (apt-get install redis-server)")
+        raise RuntimeError("redis-server not found: run `make install`")
     return path
 
 
@@ -103,7 +103,7 @@ class PageHandler(SimpleHTTPRequestHandler):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, directory=str(PAGES_DIR), **kwargs)  # type: ignore[arg-type]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:

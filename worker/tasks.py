@@ -15,7 +15,7 @@ from worker.runtime import get_runtime
 def register_tasks(app: ShotlineCelery) -> None:
     """Register Shotline's tasks on ``app``."""
 
-    @app.task(bind=True, name=CAPTURE_TASK, max_retries=None)  # type: ignore[untyped-decorator]
+    @app.task(bind=True, name=CAPTURE_TASK, max_retries=None)
     def capture(self: Task[Any, Any], job_id: str) -> None:
         """Capture ``job_id``; retryable failures come back after the pipeline's delay."""
         runtime = get_runtime(app.settings)

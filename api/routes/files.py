@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import mimetypes
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep
 from api.schemas import ErrorBody
-from shared.errors import JobNotFound
-from shared.storage.local import LocalStorage
+from shared.errors import JobNotFound, StorageError
+from shared.storage.local import LocalStorage, media_type
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
 async def get_file(
     key: str,
     services: ServicesDep,
-    expires: int = Query(description="Unix time the link expires at."),
+    expires: str = Query(description="Unix time the link expires at."),
     signature: str = Query(description="HMAC of the key and expiry."),
 ) -> StreamingResponse:
     """Stream a stored file; 403 when the link expired or was tampered with."""
@@ -33,13 +33,16 @@ async def get_file(
         raise JobNotFound("files are served by the storage backend itself")
     storage.verify(key, expires, signature)
     chunks = storage.stream(key)
-    first = await anext(chunks)  # raises StorageError before the 200 goes out if missing
-    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    # Pull the first chunk now: a missing file is an error before the 200 goes out.
+    try:
+        first = await anext(chunks, b"")
+    except StorageError as exc:
+        raise JobNotFound(f"no stored file {key!r}") from exc
 
-    async def body():  # type: ignore[no-untyped-def]
+    async def body() -> AsyncIterator[bytes]:
         yield first
         async for chunk in chunks:
             yield chunk
 
-    return StreamingResponse(body(), media_type=content_type,
+    return StreamingResponse(body(), media_type=media_type(key),
                              headers={"Cache-Control": "private, max-age=300"})

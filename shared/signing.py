@@ -1,0 +1,71 @@
+"""HMAC-signed, time-limited download links for objects in local storage.
+
+A link carries ``expires`` (a Unix time in whole seconds) and ``signature``: the hex
+HMAC-SHA256, under the server's signing key, of the object key and that expiry. Whoever
+holds a link can fetch the object until it expires; changing the key or the expiry breaks
+the signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from shared.errors import InvalidSignature
+
+#: Prefix of every signed message, so that these signatures mean nothing elsewhere.
+_PURPOSE = "shotline.download.v1"
+
+
+def _message(key: str, expires: int) -> bytes:
+    # Unambiguous: the purpose contains no newline and ``expires`` is digits only, so the
+    # key is whatever lies between the first and the last newline.
+    return f"{_PURPOSE}\n{key}\n{expires}".encode()
+
+
+def sign_download(signing_key: bytes, key: str, expires: int) -> str:
+    """The hex signature letting anyone download ``key`` until Unix time ``expires``."""
+    return hmac.new(signing_key, _message(key, expires), hashlib.sha256).hexdigest()
+
+
+def parse_expires(expires: int | str) -> int:
+    """``expires`` as a non-negative integer; :class:`InvalidSignature` if it is not one.
+
+    Strings must be written as :func:`sign_download`'s callers write them: plain decimal
+    digits, no sign, no leading zero, no spaces.
+    """
+    if isinstance(expires, str):
+        if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
+            raise InvalidSignature("The download link's expiry is malformed.")
+        value = int(expires)
+        if str(value) != expires:
+            raise InvalidSignature("The download link's expiry is malformed.")
+    else:
+        value = expires
+    if value < 0:
+        raise InvalidSignature("The download link's expiry is malformed.")
+    return value
+
+
+def verify_download(
+    signing_key: bytes,
+    key: str,
+    expires: int | str,
+    signature: str,
+    *,
+    now: float | None = None,
+) -> None:
+    """Check a download link for ``key``; raise :class:`InvalidSignature` unless it is valid.
+
+    ``expires`` and ``signature`` may come straight from the query string. The signature is
+    compared in constant time; a link is refused once ``now`` (default: the current time)
+    reaches its expiry.
+    """
+    expiry = parse_expires(expires)
+    expected = sign_download(signing_key, key, expiry)
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        raise InvalidSignature("The download link's signature does not match.")
+    current = time.time() if now is None else now
+    if current >= expiry:
+        raise InvalidSignature("The download link has expired.")

@@ -1,0 +1,146 @@
+"""Storage in an S3 bucket (AWS, MinIO, or any S3-compatible server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.errors import StorageError
+from shared.storage.base import SignedUrl
+from shared.storage.local import validate_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: SigV4 presigned URLs cannot be valid for longer than this (7 days).
+MAX_PRESIGNED_EXPIRY = 7 * 24 * 3600
+
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+
+
+def client_config(*, path_style: bool) -> Config:
+    """botocore settings for Shotline's S3 client: short timeouts, a few retries, SigV4."""
+    return Config(
+        signature_version="s3v4",
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"max_attempts": 4, "mode": "standard"},
+        s3={"addressing_style": "path" if path_style else "auto"},
+    )
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class S3Storage:
+    """Objects in ``bucket``; links are presigned ``GetObject`` URLs straight to S3.
+
+    Credentials and (unless ``region`` is given) the region come from boto3's usual chain:
+    environment, shared config files, instance/container roles. With ``endpoint_url``
+    (MinIO, moto...) requests use path-style addressing.
+    """
+
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        client: S3Client | None = None,
+    ) -> None:
+        if not bucket:
+            raise StorageError("S3Storage needs a bucket name.")
+        self.bucket = bucket
+        if client is None:
+            try:
+                client = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=endpoint_url,
+                    region_name=region,
+                    config=client_config(path_style=endpoint_url is not None),
+                )
+            except (BotoCoreError, ValueError) as exc:
+                raise StorageError(f"Cannot create the S3 client: {exc}") from exc
+        self._client = client
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Upload ``data`` to ``key`` with ``content_type`` (overwriting any previous object)."""
+        validate_key(key)
+        try:
+            await asyncio.to_thread(
+                self._client.put_object,
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Cannot upload {key!r} to bucket {self.bucket!r}: {exc}") from exc
+
+    def signed_url(self, key: str, *, expires_in: int) -> SignedUrl:
+        """A presigned ``GetObject`` URL for ``key`` valid for ``expires_in`` seconds (no I/O)."""
+        validate_key(key)
+        if not 1 <= expires_in <= MAX_PRESIGNED_EXPIRY:
+            raise StorageError(
+                f"S3 download links must be valid for 1 to {MAX_PRESIGNED_EXPIRY} seconds,"
+                f" not {expires_in}."
+            )
+        issued = int(time.time())
+        try:
+            url = self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=expires_in,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Cannot sign a download link for {key!r}: {exc}") from exc
+        return SignedUrl(url=url, expires_at=datetime.fromtimestamp(issued + expires_in, tz=UTC))
+
+    async def stream(self, key: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks, downloaded in a worker thread.
+
+        Raises :class:`StorageError` (on the first iteration) when the object does not exist.
+        """
+        validate_key(key)
+        try:
+            response = await asyncio.to_thread(
+                self._client.get_object, Bucket=self.bucket, Key=key
+            )
+        except (BotoCoreError, ClientError) as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                raise StorageError(f"No object {key!r} in bucket {self.bucket!r}.") from exc
+            raise StorageError(f"Cannot download {key!r} from {self.bucket!r}: {exc}") from exc
+        body = response["Body"]
+        chunks: Iterator[bytes] = body.iter_chunks(chunk_size)
+        try:
+            while chunk := await asyncio.to_thread(next, chunks, b""):
+                yield chunk
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Download of {key!r} from {self.bucket!r} failed: {exc}") from exc
+        finally:
+            await asyncio.to_thread(body.close)
+
+    async def check(self) -> None:
+        """Raise :class:`StorageError` unless the bucket exists and is reachable (HeadBucket)."""
+        try:
+            await asyncio.to_thread(self._client.head_bucket, Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            code = _error_code(exc)
+            if code in _MISSING_CODES:
+                raise StorageError(f"S3 bucket {self.bucket!r} does not exist.") from exc
+            raise StorageError(f"S3 bucket {self.bucket!r} is not reachable: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the client's connection pool."""
+        await asyncio.to_thread(self._client.close)
