@@ -17,7 +17,9 @@ def make_engine(settings: Settings) -> CaptureEngine:
         if settings.snapapi_key is None:
             raise ConfigurationError("SHOTLINE_SNAPAPI_KEY is required with SHOTLINE_ENGINE=snapapi")
         return SnapApiEngine(
-            base_url=settings.snapapi_base_url, api_key=settings.snapapi_key.get_secret_value()
+            base_url=settings.snapapi_base_url,
+            api_key=settings.snapapi_key.get_secret_value(),
+            max_result_bytes=settings.max_result_bytes,
         )
     from worker.engines.chromium import ChromiumEngine
 
