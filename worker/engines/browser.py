@@ -1,0 +1,289 @@
+"""One headless Chromium per engine, launched through Playwright and relaunched when it dies.
+
+:class:`SharedBrowser` owns the Playwright driver and the browser process; the
+``chromium`` engine (:mod:`worker.engines.chromium`) only opens and closes contexts in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from shared.errors import ConfigurationError, EngineError
+
+log = structlog.get_logger("shotline.engines.browser")
+
+#: Where Debian's chromium package puts its launcher.
+SYSTEM_CHROMIUM: Final = "/usr/bin/chromium"
+
+#: Flags for every launch (Playwright adds its own automation defaults on top).
+CHROMIUM_ARGS: Final = (
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--dns-prefetch-disable",
+)
+
+#: How long Chromium may take to start.
+LAUNCH_TIMEOUT_MS: Final = 30_000
+
+#: How long closing a context or the browser may take before it counts as hung.
+CLOSE_TIMEOUT_S: Final = 10.0
+
+#: How long a capture waits for its context to close before leaving that to the background.
+CLOSE_GRACE_S: Final = 2.0
+
+
+def find_chromium(configured: str | None, *, bundled: str | None = None) -> str:
+    """The Chromium binary to launch.
+
+    ``configured`` (``SHOTLINE_CHROMIUM_PATH``) when set; otherwise Playwright's own build
+    (``bundled``, Playwright's expected path) when it is installed; otherwise the system's
+    ``chromium`` from ``PATH`` or :data:`SYSTEM_CHROMIUM`.
+
+    Raises:
+        ConfigurationError: the configured path is not an executable file, or no Chromium
+            was found at all.
+    """
+    if configured is not None:
+        if _is_executable(configured):
+            return configured
+        raise ConfigurationError(
+            f"SHOTLINE_CHROMIUM_PATH {configured!r} is not an executable file"
+        )
+    for candidate in (bundled, shutil.which("chromium"), SYSTEM_CHROMIUM):
+        if candidate and _is_executable(candidate):
+            return candidate
+    raise ConfigurationError(
+        "no Chromium found: install the chromium package (make install) "
+        "or set SHOTLINE_CHROMIUM_PATH"
+    )
+
+
+def _is_executable(path: str) -> bool:
+    return Path(path).is_file() and os.access(path, os.X_OK)
+
+
+def chromium_args(*, no_sandbox: bool) -> list[str]:
+    """Command-line flags for Chromium; ``--no-sandbox`` only when asked (e.g. as root)."""
+    return [*CHROMIUM_ARGS, *(["--no-sandbox"] if no_sandbox else [])]
+
+
+def first_line(message: str) -> str:
+    """The first line of a Playwright error message (the rest is its call log)."""
+    return message.strip().splitlines()[0] if message.strip() else "unknown error"
+
+
+class SharedBrowser:
+    """A headless Chromium that all captures of one engine open their contexts in.
+
+    The browser is launched in a task that callers await through :func:`asyncio.shield`:
+    a capture whose time runs out while Chromium starts does not abandon a half-started
+    browser, the next capture gets it. A browser that crashed or was killed is noticed
+    (``is_connected()``, the ``disconnected`` event) and relaunched on the next use.
+    """
+
+    def __init__(self, *, executable_path: str | None, no_sandbox: bool) -> None:
+        self._configured_path = executable_path
+        self._no_sandbox = no_sandbox
+        self._start_lock = asyncio.Lock()
+        self._playwright: Playwright | None = None
+        self._executable: str | None = None
+        self._browser: Browser | None = None
+        self._launching: asyncio.Task[Browser] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` ran (and :meth:`aclose` did not since)."""
+        return self._playwright is not None
+
+    @property
+    def executable(self) -> str | None:
+        """The Chromium binary in use, once started."""
+        return self._executable
+
+    @property
+    def open_contexts(self) -> int:
+        """Browser contexts open right now (one per capture in progress)."""
+        browser = self._browser
+        if browser is None or not browser.is_connected():
+            return 0
+        return len(browser.contexts)
+
+    async def start(self) -> None:
+        """Start Playwright's driver and launch Chromium. Idempotent.
+
+        Raises:
+            ConfigurationError: no usable Chromium binary.
+            EngineError: Chromium failed to start.
+        """
+        async with self._start_lock:
+            if self._playwright is None:
+                playwright = await async_playwright().start()
+                try:
+                    self._executable = find_chromium(
+                        self._configured_path, bundled=playwright.chromium.executable_path
+                    )
+                except BaseException:
+                    await playwright.stop()
+                    raise
+                self._playwright = playwright
+                self._closing = False
+        await self.connected()
+
+    async def connected(self) -> Browser:
+        """The running browser, (re)launched first when there is none or it disconnected."""
+        browser = self._browser
+        if browser is not None and browser.is_connected():
+            return browser
+        if self._launching is None or self._launching.done():
+            self._launching = asyncio.create_task(self._launch())
+            self._launching.add_done_callback(_retrieve_exception)
+        return await asyncio.shield(self._launching)
+
+    async def new_context(
+        self, open_context: Callable[[Browser], Awaitable[BrowserContext]]
+    ) -> BrowserContext:
+        """A new context from ``open_context(browser)`` in the running browser.
+
+        A browser that died while the event loop was idle (between two tasks of a worker)
+        still looks connected until its ``disconnected`` event is processed: when opening
+        the context fails because the browser is gone, Chromium is relaunched and the
+        context opened in the new one.
+        """
+        browser = await self.connected()
+        try:
+            return await open_context(browser)
+        except PlaywrightError as exc:
+            if browser.is_connected() and "has been closed" not in exc.message:
+                raise
+        self.discard(browser)
+        return await open_context(await self.connected())
+
+    async def _launch(self) -> Browser:
+        if self._playwright is None or self._executable is None:
+            raise EngineError("the chromium engine is not started")
+        previous, self._browser = self._browser, None
+        if previous is not None:
+            log.warning("Chromium is gone; relaunching it.", executable=self._executable)
+            self._in_background(self._close_browser(previous))
+        started = time.monotonic()
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=self._executable,
+                headless=True,
+                args=chromium_args(no_sandbox=self._no_sandbox),
+                chromium_sandbox=not self._no_sandbox,
+                timeout=LAUNCH_TIMEOUT_MS,
+            )
+        except PlaywrightError as exc:
+            raise EngineError(f"Chromium failed to start: {first_line(exc.message)}") from exc
+        browser.on("disconnected", self._on_disconnected)
+        self._browser = browser
+        log.info(
+            "Chromium started.",
+            executable=self._executable,
+            version=browser.version,
+            duration_ms=round((time.monotonic() - started) * 1000),
+        )
+        return browser
+
+    def _on_disconnected(self, browser: Browser) -> None:
+        if self._browser is browser:
+            self._browser = None
+            if not self._closing:
+                log.warning("Chromium disconnected; it will be relaunched for the next capture.")
+
+    async def close_context(self, creating: asyncio.Future[BrowserContext]) -> None:
+        """Close the context ``creating`` yields (once it exists), waiting for that at most
+        :data:`CLOSE_GRACE_S`: past the grace the closing goes on in the background, so
+        a capture never outlives its deadline by more than the grace.
+
+        A context that is not created and closed within :data:`CLOSE_TIMEOUT_S` means the
+        browser hangs: it is dropped (closed in the background) and the next capture gets
+        a new one.
+        """
+        closing = self._in_background(self._close_context(creating))
+        await asyncio.wait({closing}, timeout=CLOSE_GRACE_S)
+
+    async def _close_context(self, creating: asyncio.Future[BrowserContext]) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.wait({creating})
+                if creating.cancelled() or creating.exception() is not None:
+                    return
+                await creating.result().close()
+        except TimeoutError:
+            creating.cancel()
+            browser = self._browser
+            if creating.done() and not creating.cancelled():
+                browser = creating.result().browser
+            log.warning("A browser context did not close in time; dropping the browser.")
+            if browser is not None:
+                self.discard(browser)
+        except PlaywrightError:
+            pass  # the browser is gone already, and the context with it
+
+    def discard(self, browser: Browser) -> None:
+        """Stop using ``browser`` (it hangs) and close it in the background."""
+        if self._browser is browser:
+            self._browser = None
+        self._in_background(self._close_browser(browser))
+
+    async def _close_browser(self, browser: Browser) -> None:
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await browser.close()
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Close the browser and stop Playwright's driver. Idempotent.
+
+        Stopping the driver ends every browser process it launched, so no Chromium
+        survives this even when a browser hung.
+        """
+        async with self._start_lock:
+            self._closing = True
+            launching, self._launching = self._launching, None
+            if launching is not None:
+                await asyncio.wait({launching})
+            browser, self._browser = self._browser, None
+            if browser is not None:
+                await self._close_browser(browser)
+            if self._background:
+                _done, pending = await asyncio.wait(set(self._background), timeout=CLOSE_TIMEOUT_S)
+                for task in pending:
+                    task.cancel()
+            playwright, self._playwright = self._playwright, None
+            if playwright is not None:
+                await playwright.stop()
+                log.info("Chromium stopped.", executable=self._executable)
+
+
+def _retrieve_exception(task: asyncio.Task[Browser]) -> None:
+    # A launch whose every waiter timed out must not log "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
