@@ -12,7 +12,7 @@ from celery import Celery
 
 from api.schemas import JobView, ResultView
 from shared.errors import JobNotFinished, StoreUnavailable
-from shared.jobs import CaptureOptions, Job, JobStatus, new_job_id, utcnow
+from shared.jobs import CaptureOptions, Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
 from shared.queue import enqueue_capture
 from shared.settings import Settings
 from shared.status_store import StatusStore
@@ -35,10 +35,11 @@ class Services:
 
 
 async def submit_capture(
-    services: Services, options: CaptureOptions, *, request_id: str | None
+    services: Services, request: ScreenshotRequest, *, request_id: str | None
 ) -> Job:
     """Check the URL, record a queued job and enqueue its capture."""
-    await services.policy.acheck_url(options.url)
+    await services.policy.acheck_url(request.url)
+    options = CaptureOptions.model_validate(request.model_dump(include=set(CaptureOptions.model_fields)))
     job = Job(
         id=new_job_id(),
         status=JobStatus.queued,

@@ -11,6 +11,9 @@ CAPTURE_QUEUE: Final = "shotline.capture"
 #: Celery task name of the capture task (the API sends by name; it never imports worker code).
 CAPTURE_TASK: Final = "shotline.capture"
 
+#: Celery queue for webhook deliveries (a dead endpoint never holds a capture worker).
+WEBHOOK_QUEUE: Final = "shotline.webhooks"
+
 #: Storage key prefix for capture results.
 RESULTS_PREFIX: Final = "results/"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -122,6 +122,14 @@ class CaptureOptions(BaseModel):
         return self
 
 
+class ScreenshotRequest(CaptureOptions):
+    """The body of ``POST /v1/screenshots``: what to capture plus how to deliver it.
+
+    Fields here are not capture parameters: they do not change the picture (and so are not
+    part of a result's cache key).
+    """
+
+
 class JobError(BaseModel):
     """Why a job failed."""
 
@@ -152,6 +160,8 @@ class Job(BaseModel):
     attempts: int = 0
     options: CaptureOptions
     request_id: str | None = None
+    api_key_id: str | None = Field(default=None, description="Owner; None in single-tenant mode.")
+    webhook_url: str | None = None
     error: JobError | None = None
     result: StoredResult | None = None
 
@@ -166,6 +176,3 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def dump_fields(job: Job) -> dict[str, Any]:
-    """The job as a flat mapping of field name → JSON-able value."""
-    return job.model_dump(mode="json")

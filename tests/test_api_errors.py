@@ -110,7 +110,7 @@ def test_health_and_readiness(base: str, client: httpx.Client) -> None:
 
 def test_openapi_documents_the_request_with_examples(base: str, client: httpx.Client) -> None:
     spec = client.get(f"{base}/openapi.json").json()
-    schema = spec["components"]["schemas"]["CaptureOptions"]
+    schema = spec["components"]["schemas"]["ScreenshotRequest"]
     assert schema["examples"] and set(schema["properties"]) >= {
         "url", "format", "quality", "width", "height", "device_scale_factor", "full_page",
         "max_height", "selector", "wait_until", "wait_for_selector", "delay_ms", "timeout_ms",

@@ -11,6 +11,7 @@ import io
 import random
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from PIL import Image
@@ -44,6 +45,14 @@ class Outcome:
     retry_in: float | None = None
 
 
+class JobListener(Protocol):
+    """Told about every job that reaches a final status (webhooks, cache, metrics...)."""
+
+    async def job_finished(self, job: Job) -> None:
+        """React to ``job`` having just become succeeded or failed (called once per outcome)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineDeps:
     """Everything the pipeline needs, built once per worker process."""
@@ -54,6 +63,7 @@ class PipelineDeps:
     policy: UrlPolicy
     max_attempts: int
     max_result_bytes: int
+    listeners: tuple[JobListener, ...] = ()
 
 
 def result_key(job: Job) -> str:
@@ -120,12 +130,23 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
         return await _fail(deps, job, CaptureError(f"unexpected error: {type(exc).__name__}"),
                            started)
     duration_ms = round((time.perf_counter() - started) * 1000)
-    if await deps.store.mark_succeeded(job.id, result) is None:
+    finished = await deps.store.mark_succeeded(job.id, result)
+    if finished is None:
         bound.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     bound.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
                status=JobStatus.succeeded.value)
+    await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
+
+
+async def _notify(deps: PipelineDeps, job: Job) -> None:
+    """Tell every listener that ``job`` finished; one failing listener does not stop the rest."""
+    for listener in deps.listeners:
+        try:
+            await listener.job_finished(job)
+        except Exception:
+            log.exception("job listener failed", job_id=job.id, listener=type(listener).__name__)
 
 
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
@@ -138,6 +159,10 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float)
         await deps.store.mark_retrying(job.id, error)
         bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message)
         return Outcome(status=None, retry_in=delay)
-    await deps.store.mark_failed(job.id, error)
+    finished = await deps.store.mark_failed(job.id, error)
+    if finished is None:
+        bound.info("job finished elsewhere meanwhile")
+        return Outcome(status=None)
     bound.info("job failed", error=exc.message, status=JobStatus.failed.value)
+    await _notify(deps, finished)
     return Outcome(status=JobStatus.failed)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from api.deps import RequestIdDep, ServicesDep
 from api.schemas import Accepted, ErrorBody
 from api.services import submit_capture
-from shared.jobs import CaptureOptions
+from shared.jobs import ScreenshotRequest
 
 router = APIRouter(prefix="/v1/screenshots", tags=["screenshots"])
 
@@ -20,14 +20,14 @@ router = APIRouter(prefix="/v1/screenshots", tags=["screenshots"])
     summary="Submit a capture",
 )
 async def create_screenshot(
-    options: CaptureOptions,
+    body: ScreenshotRequest,
     request: Request,
     response: Response,
     services: ServicesDep,
     request_id: RequestIdDep,
 ) -> Accepted:
     """Queue a capture of ``url``; poll ``status_url`` (also in ``Location``) for the result."""
-    job = await submit_capture(services, options, request_id=request_id)
+    job = await submit_capture(services, body, request_id=request_id)
     status_url = str(request.url_for("get_job", job_id=job.id))
     response.headers["Location"] = status_url
     return Accepted(id=job.id, status=job.status, status_url=status_url)
