@@ -20,6 +20,9 @@ RESULTS_PREFIX: Final = "results/"
 #: File name (under the data dir) of the generated signing secret when none is configured.
 SECRET_KEY_FILE: Final = ".signing-secret"
 
+#: Longest URL accepted anywhere (capture pages, webhooks).
+MAX_URL_LENGTH: Final = 2048
+
 #: Header the API takes the correlation id from and echoes back.
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 

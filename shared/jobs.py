@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from shared.constants import MAX_URL_LENGTH
+
 
 class ImageFormat(StrEnum):
     """Output formats."""
@@ -52,7 +54,6 @@ class JobStatus(StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed)
 
 
-MAX_URL_LENGTH = 2048
 
 
 def _http_url(value: str) -> str:
