@@ -5,6 +5,10 @@ from typing import Final
 #: Redis hash holding one job's status record: ``shotline:job:<job_id>``.
 JOB_KEY_PREFIX: Final = "shotline:job:"
 
+#: Redis hash of one API key's record (hashed key, name, webhook secrets, limits):
+#: ``shotline:apikey:<key_id>``. The plain key is never stored.
+API_KEY_PREFIX: Final = "shotline:apikey:"
+
 #: Celery queue for capture tasks.
 CAPTURE_QUEUE: Final = "shotline.capture"
 
