@@ -11,31 +11,36 @@ same host as the check did.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote
 
-import idna
-
-from shared.constants import MAX_URL_LENGTH
 from shared.errors import ConfigurationError, UrlBlocked
+from shared.url_parsing import IPAddress, ParsedUrl, normalize_host, parse_url
 
 if TYPE_CHECKING:
     from shared.settings import Settings
 
-IPAddress = IPv4Address | IPv6Address
+__all__ = [
+    "AsyncResolver",
+    "CheckedUrl",
+    "IPAddress",
+    "IPNetwork",
+    "Resolver",
+    "UrlPolicy",
+    "aresolve_host",
+    "normalize_host",
+    "resolve_host",
+]
+
 IPNetwork = IPv4Network | IPv6Network
 #: ``(host, port) -> addresses``; raises :class:`OSError` when the host does not resolve.
 Resolver = Callable[[str, int], Iterable[IPAddress]]
 AsyncResolver = Callable[[str, int], Awaitable[Iterable[IPAddress]]]
 
 DEFAULT_ALLOWED_PORTS: Final = frozenset({80, 443, 8080, 8443})
-_SCHEME_PORTS: Final = {"http": 80, "https": 443}
 
 _HINT: Final = (
     "; only public addresses are allowed "
@@ -87,21 +92,6 @@ _BLOCKED: Final[tuple[tuple[IPNetwork, str], ...]] = tuple(
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost6", "localhost6.localdomain6"})
 _LOOPBACK_ADDRESSES: Final = (IPv4Address("127.0.0.1"), IPv6Address("::1"))
 
-# WHATWG percent-encode sets, beyond C0 controls and non-ASCII (always encoded).
-_USERINFO_SET: Final = frozenset(' "#<>?`{}/:;=@[\\]^|')
-_PATH_SET: Final = frozenset(' "#<>?`{}')
-_QUERY_SET: Final = frozenset(" \"#<>'")
-_FRAGMENT_SET: Final = frozenset(' "<>`')
-_FORBIDDEN_DOMAIN: Final = frozenset("\x00\t\n\r #/:<>?@[\\]^|%\x7f") | frozenset(
-    map(chr, range(0x20))
-)
-_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_DIGITS: Final = {
-    8: frozenset("01234567"),
-    10: frozenset("0123456789"),
-    16: frozenset("0123456789abcdefABCDEF"),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class CheckedUrl:
@@ -114,14 +104,6 @@ class CheckedUrl:
     port: int
     addresses: tuple[IPAddress, ...]
     #: The URL as a browser serialises it; pass this on, never the original string.
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    scheme: str
-    host: str | IPAddress
-    port: int
     url: str
 
 
@@ -160,7 +142,7 @@ class UrlPolicy:
         ``resolver`` defaults to :func:`resolve_host` (``getaddrinfo``); tests inject their
         own. Raises :class:`UrlBlocked` naming the reason when anything is refused.
         """
-        target = _parse_url(url)
+        target = parse_url(url)
         if not isinstance(target.host, str):
             return self._verdict(target, (target.host,))
         addresses: Iterable[IPAddress] | None = _loopback_addresses(target.host)
@@ -175,27 +157,40 @@ class UrlPolicy:
         self, url: str, *, resolver: AsyncResolver | None = None
     ) -> CheckedUrl:
         """:meth:`check_url` for event loops: resolves with ``loop.getaddrinfo``."""
-        target = _parse_url(url)
-        if not isinstance(target.host, str):
-            return self._verdict(target, (target.host,))
-        addresses: Iterable[IPAddress] | None = _loopback_addresses(target.host)
-        if addresses is None:
-            try:
-                addresses = await (resolver or aresolve_host)(target.host, target.port)
-            except (OSError, UnicodeError) as exc:
-                raise _unresolvable(target.host, exc) from exc
+        target = parse_url(url)
+        addresses = await _aresolve(target.host, target.port, resolver)
         return self._verdict(target, addresses)
 
-    def _verdict(self, target: _Target, addresses: Iterable[IPAddress]) -> CheckedUrl:
-        unique = tuple(dict.fromkeys(_strip_scope(ip) for ip in addresses))
+    async def acheck_host(
+        self, host: str | IPAddress, port: int, *, resolver: AsyncResolver | None = None
+    ) -> tuple[IPAddress, ...]:
+        """Resolve ``host`` once and check every address for a connection on ``port``.
+
+        The check of the egress filter, which connects to the addresses returned and never
+        resolves ``host`` again: that is what defeats DNS rebinding. ``host`` is read as a
+        URL host (odd IPv4 spellings are addresses). Raises :class:`UrlBlocked`.
+        """
+        parsed = normalize_host(host) if isinstance(host, str) else host
+        addresses = await _aresolve(parsed, port, resolver)
+        name = parsed if isinstance(parsed, str) else str(parsed)
+        return self._checked(name, port, addresses)
+
+    def _verdict(self, target: ParsedUrl, addresses: Iterable[IPAddress]) -> CheckedUrl:
         host = target.host if isinstance(target.host, str) else str(target.host)
+        unique = self._checked(host, target.port, addresses)
+        return CheckedUrl(target.scheme, host, target.port, unique, target.url)
+
+    def _checked(
+        self, host: str, port: int, addresses: Iterable[IPAddress]
+    ) -> tuple[IPAddress, ...]:
+        unique = tuple(dict.fromkeys(_strip_scope(ip) for ip in addresses))
         if not unique:
             raise UrlBlocked(f"could not resolve host {host}: it has no addresses")
         for ip in unique:
-            problem = self._problem(ip, target.port, host=host if host != str(ip) else None)
+            problem = self._problem(ip, port, host=host if host != str(ip) else None)
             if problem is not None:
                 raise UrlBlocked(problem)
-        return CheckedUrl(target.scheme, host, target.port, unique, target.url)
+        return unique
 
     def _problem(self, ip: IPAddress, port: int, *, host: str | None) -> str | None:
         if not 0 < port < 65536:
@@ -219,6 +214,20 @@ class UrlPolicy:
         return None
 
 
+async def _aresolve(
+    host: str | IPAddress, port: int, resolver: AsyncResolver | None
+) -> Iterable[IPAddress]:
+    if not isinstance(host, str):
+        return (host,)
+    addresses = _loopback_addresses(host)
+    if addresses is not None:
+        return addresses
+    try:
+        return await (resolver or aresolve_host)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise _unresolvable(host, exc) from exc
+
+
 def resolve_host(host: str, port: int) -> list[IPAddress]:
     """Every address ``host`` resolves to, with ``socket.getaddrinfo`` (the default resolver)."""
     return _addresses(socket.getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM))
@@ -229,188 +238,6 @@ async def aresolve_host(host: str, port: int) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
     return _addresses(infos)
-
-
-def _parse_url(url: str) -> _Target:
-    """Split ``url`` the way a browser does (WHATWG URL), refusing non-http(s) URLs."""
-    if len(url) > MAX_URL_LENGTH:
-        raise UrlBlocked(f"URL is longer than {MAX_URL_LENGTH} characters")
-    url = re.sub("[\ud800-\udfff]", "\ufffd", url)  # lone surrogates, as a browser sees them
-    url = url.strip("".join(map(chr, range(0x21)))).translate({9: None, 10: None, 13: None})
-    match = _SCHEME.match(url)
-    if match is None:
-        raise UrlBlocked("URL must start with http:// or https://")
-    scheme = match.group()[:-1].lower()
-    if scheme not in _SCHEME_PORTS:
-        raise UrlBlocked(f"{scheme[:20]}: URLs are not allowed; only http and https")
-    rest = url[match.end():].lstrip("/\\")
-    end = re.search(r"[/?#\\]", rest)
-    authority, tail = (rest[: end.start()], rest[end.start():]) if end else (rest, "")
-    userinfo, at, hostport = authority.rpartition("@")
-    raw_host, raw_port = _split_port(hostport)
-    if not raw_host:
-        raise UrlBlocked("URL has no host")
-    host = normalize_host(raw_host)
-    port = _parse_port(raw_port, _SCHEME_PORTS[scheme])
-
-    serialised = [scheme, "://"]
-    if at:
-        username, _, password = userinfo.partition(":")
-        username, password = _encode(username, _USERINFO_SET), _encode(password, _USERINFO_SET)
-        if username or password:
-            serialised += [username, ":" + password if password else "", "@"]
-    if isinstance(host, IPv6Address):
-        serialised.append(f"[{host.compressed}]")
-    else:
-        serialised.append(str(host))
-    if port != _SCHEME_PORTS[scheme]:
-        serialised.append(f":{port}")
-    serialised.append(_serialise_tail(tail))
-    normalised = "".join(serialised)
-    if len(normalised) > MAX_URL_LENGTH:
-        raise UrlBlocked(f"URL is longer than {MAX_URL_LENGTH} characters once normalised")
-    return _Target(scheme, host, port, normalised)
-
-
-def normalize_host(host: str) -> str | IPAddress:
-    """Parse a URL host like a browser: an IP address, or a lower-case IDNA domain.
-
-    ``[...]`` is an IPv6 literal (no zone ids); otherwise the host is percent-decoded,
-    IDNA-mapped (UTS 46: full-width digits, ideographic dots...), and when it ends in a
-    number parsed by the WHATWG IPv4 parser (``2130706433``, ``0x7f.1``, ``0177.0.0.1``
-    are all 127.0.0.1). Raises :class:`UrlBlocked` for hosts a browser would refuse.
-    """
-    if host.startswith("["):
-        if "%" in host:
-            raise UrlBlocked(f"IPv6 zone identifiers are not allowed: {host[:100]}")
-        try:
-            if not host.endswith("]"):
-                raise ValueError(host)
-            return IPv6Address(host[1:-1])
-        except ValueError:
-            raise UrlBlocked(f"invalid IPv6 address: {host[:100]}") from None
-    domain = _domain_to_ascii(unquote(host, errors="replace"))
-    if not domain.strip(".") or not _FORBIDDEN_DOMAIN.isdisjoint(domain):
-        raise UrlBlocked(f"invalid host name: {host[:100]}")
-    if _ends_in_number(domain):
-        return _parse_ipv4(domain)
-    return domain
-
-
-def _split_port(hostport: str) -> tuple[str, str]:
-    inside_brackets = False
-    for index, char in enumerate(hostport):
-        if char == "[":
-            inside_brackets = True
-        elif char == "]":
-            inside_brackets = False
-        elif char == ":" and not inside_brackets:
-            return hostport[:index], hostport[index + 1 :]
-    return hostport, ""
-
-
-def _parse_port(raw: str, default: int) -> int:
-    if not raw:
-        return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) > 65535:
-        raise UrlBlocked(f"invalid port: {raw[:20]}")
-    return int(raw)
-
-
-def _domain_to_ascii(domain: str) -> str:
-    labels = domain.lower().split(".")
-    if domain.isascii() and not any(label.startswith("xn--") for label in labels):
-        return domain.lower()
-    try:
-        unicode_labels = idna.uts46_remap(domain, std3_rules=False, transitional=False).split(".")
-        labels = [
-            label if label.isascii() else idna.alabel(label).decode("ascii")
-            for label in unicode_labels
-        ]
-        # ulabel refuses invalid Punycode, as browsers do.
-        unicode_labels = [idna.ulabel(label) if label.startswith("xn--") else label
-                          for label in unicode_labels]
-        if any(unicodedata.bidirectional(char) in ("R", "AL", "AN")
-               for label in unicode_labels for char in label):
-            for label in filter(None, unicode_labels):  # a bidi domain: every label obeys
-                idna.check_bidi(label, check_ltr=True)  # the RFC 5893 rule, like browsers
-    except (idna.IDNAError, UnicodeError, IndexError) as exc:
-        raise UrlBlocked(f"invalid international host name {domain[:100]!r}: {exc}") from exc
-    return ".".join(labels)
-
-
-def _ends_in_number(domain: str) -> bool:
-    parts = domain.split(".")
-    if parts[-1] == "":
-        if len(parts) == 1:
-            return False
-        parts.pop()
-    last = parts[-1]
-    return (last != "" and last.isascii() and last.isdigit()) or _ipv4_number(last) is not None
-
-
-def _ipv4_number(part: str) -> int | None:
-    radix = 10
-    if part[:2] in ("0x", "0X"):
-        radix, part = 16, part[2:]
-    elif len(part) > 1 and part[0] == "0":
-        radix, part = 8, part[1:]
-    elif part == "":
-        return None
-    if not _DIGITS[radix].issuperset(part):
-        return None
-    return int(part, radix) if part else 0
-
-
-def _parse_ipv4(domain: str) -> IPv4Address:
-    parts = domain.split(".")
-    if parts[-1] == "" and len(parts) > 1:
-        parts.pop()
-    numbers = [_ipv4_number(part) for part in parts]
-    valid = [n for n in numbers if n is not None]
-    if (
-        len(parts) > 4
-        or len(valid) != len(numbers)
-        or any(n > 255 for n in valid[:-1])
-        or valid[-1] >= 256 ** (5 - len(valid))
-    ):
-        raise UrlBlocked(f"invalid IPv4 address: {domain[:100]}")
-    return IPv4Address(valid[-1] + sum(n * 256 ** (3 - i) for i, n in enumerate(valid[:-1])))
-
-
-def _serialise_tail(tail: str) -> str:
-    tail, hash_mark, fragment = tail.partition("#")
-    path, question_mark, query = tail.partition("?")
-    segments: list[str] = []
-    raw_segments = re.split(r"[/\\]", path)[1:] if path else [""]
-    for index, segment in enumerate(raw_segments):
-        last = index == len(raw_segments) - 1
-        lowered = segment.lower()
-        if lowered in ("..", ".%2e", "%2e.", "%2e%2e"):
-            if segments:
-                segments.pop()
-            if last:
-                segments.append("")
-        elif lowered in (".", "%2e"):
-            if last:
-                segments.append("")
-        else:
-            segments.append(_encode(segment, _PATH_SET))
-    serialised = "/" + "/".join(segments)
-    if question_mark:
-        serialised += "?" + _encode(query, _QUERY_SET)
-    if hash_mark:
-        serialised += "#" + _encode(fragment, _FRAGMENT_SET)
-    return serialised
-
-
-def _encode(text: str, encode_set: frozenset[str]) -> str:
-    return "".join(
-        "".join(f"%{byte:02X}" for byte in char.encode())
-        if char in encode_set or not " " <= char <= "~"
-        else char
-        for char in text
-    )
 
 
 def _refusal_reason(ip: IPAddress) -> str | None:
