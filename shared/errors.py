@@ -43,6 +43,10 @@ class UrlBlocked(ShotlineError):
     code = "url_blocked"
 
 
+class HostUnresolvable(UrlBlocked):
+    """Raised when a host name does not resolve, so its addresses cannot be checked."""
+
+
 class InvalidSignature(ShotlineError):
     """Raised when a signed download link was tampered with or has expired."""
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     chromium_no_sandbox: bool | None = Field(
         default=None, description="Pass --no-sandbox; default: only when running as root."
     )
+    chromium_js_heap_mb: int = Field(
+        default=512, ge=16, description="Cap of each page renderer's JavaScript heap, in MiB."
+    )
     snapapi_key: SecretStr | None = None
     snapapi_base_url: str = "https://api.snapapi.pics"
     snapapi_max_concurrency: int = Field(default=4, ge=1)

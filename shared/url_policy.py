@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import TYPE_CHECKING, Final
 
-from shared.errors import ConfigurationError, UrlBlocked
+from shared.errors import ConfigurationError, HostUnresolvable, UrlBlocked
 from shared.url_parsing import IPAddress, ParsedUrl, normalize_host, parse_url
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class UrlPolicy:
     ) -> tuple[IPAddress, ...]:
         unique = tuple(dict.fromkeys(_strip_scope(ip) for ip in addresses))
         if not unique:
-            raise UrlBlocked(f"could not resolve host {host}: it has no addresses")
+            raise HostUnresolvable(f"could not resolve host {host}: it has no addresses")
         for ip in unique:
             problem = self._problem(ip, port, host=host if host != str(ip) else None)
             if problem is not None:
@@ -274,8 +274,8 @@ def _addresses(infos: Iterable[tuple[object, ...]]) -> list[IPAddress]:
     return found
 
 
-def _unresolvable(host: str, exc: BaseException) -> UrlBlocked:
-    return UrlBlocked(
+def _unresolvable(host: str, exc: BaseException) -> HostUnresolvable:
+    return HostUnresolvable(
         f"could not resolve host {host} ({exc}); a host must resolve so that its addresses "
         "can be checked"
     )

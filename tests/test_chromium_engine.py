@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,12 +33,16 @@ from shared.errors import (
     SelectorNotFound,
 )
 from shared.jobs import CaptureOptions
+from shared.url_policy import UrlPolicy
 from tests.servers import PageServer, free_port
 from worker.engines.base import Capture
 from worker.engines.browser import CLOSE_GRACE_S, SYSTEM_CHROMIUM, chromium_args, find_chromium
 from worker.engines.chromium import ChromiumEngine
 
 T = TypeVar("T")
+
+#: The policy of the engines under test: the page server's loopback range is allowed.
+LOOPBACK_POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
 
 #: Environment variable whose value marks the processes of one engine under test.
 MARK_VARIABLE = "CHROMIUM_ENGINE_TEST_MARK"
@@ -128,7 +133,7 @@ def start_engine(runner: asyncio.Runner, pages: PageServer, **kwargs: Any) -> En
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MARK_VARIABLE, mark)  # inherited by Playwright's driver, then Chromium
         engine = ChromiumEngine(max_result_bytes=kwargs.pop("max_result_bytes", 50_000_000),
-                                **kwargs)
+                                policy=kwargs.pop("policy", LOOPBACK_POLICY), **kwargs)
         runner.run(engine.start())
     return EngineUnderTest(engine, runner, mark, pages)
 

@@ -21,10 +21,13 @@ def make_engine(settings: Settings) -> CaptureEngine:
             api_key=settings.snapapi_key.get_secret_value(),
             max_result_bytes=settings.max_result_bytes,
         )
+    from shared.url_policy import UrlPolicy
     from worker.engines.chromium import ChromiumEngine
 
     return ChromiumEngine(
+        policy=UrlPolicy.from_settings(settings),
         executable_path=settings.chromium_path,
         no_sandbox=settings.chromium_no_sandbox,
         max_result_bytes=settings.max_result_bytes,
+        js_heap_mb=settings.chromium_js_heap_mb,
     )

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import ConfigurationError, EngineError
+from worker.engines.egress import EgressGate
 
 log = structlog.get_logger("shotline.engines.browser")
 
@@ -38,7 +39,17 @@ CHROMIUM_ARGS: Final = (
     "--disable-extensions",
     "--no-default-browser-check",
     "--dns-prefetch-disable",
+    # Confinement (see worker/engines/egress.py): Chromium resolves no name itself (every
+    # connection goes to the egress gate by name), sends loopback through the proxy too,
+    # keeps WebRTC off UDP (which no proxy carries), and denies permission prompts.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--proxy-bypass-list=<-loopback>",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--deny-permission-prompts",
 )
+
+#: The proxy bypass list of every capture context: nothing bypasses it, loopback included.
+NO_PROXY_BYPASS: Final = "<-loopback>"
 
 #: How long Chromium may take to start.
 LAUNCH_TIMEOUT_MS: Final = 30_000
@@ -80,9 +91,20 @@ def _is_executable(path: str) -> bool:
     return Path(path).is_file() and os.access(path, os.X_OK)
 
 
-def chromium_args(*, no_sandbox: bool) -> list[str]:
-    """Command-line flags for Chromium; ``--no-sandbox`` only when asked (e.g. as root)."""
-    return [*CHROMIUM_ARGS, *(["--no-sandbox"] if no_sandbox else [])]
+def chromium_args(
+    *, no_sandbox: bool, proxy_server: str | None = None, js_heap_mb: int | None = None
+) -> list[str]:
+    """Command-line flags for Chromium; ``--no-sandbox`` only when asked (e.g. as root).
+
+    ``proxy_server`` is the proxy of everything outside the capture contexts (which get
+    their own); ``js_heap_mb`` caps each renderer's JavaScript heap.
+    """
+    args = [*CHROMIUM_ARGS, *(["--no-sandbox"] if no_sandbox else [])]
+    if proxy_server is not None:
+        args.append(f"--proxy-server={proxy_server}")
+    if js_heap_mb is not None:
+        args.append(f"--js-flags=--max-old-space-size={js_heap_mb}")
+    return args
 
 
 def first_line(message: str) -> str:
@@ -97,11 +119,19 @@ class SharedBrowser:
     a capture whose time runs out while Chromium starts does not abandon a half-started
     browser, the next capture gets it. A browser that crashed or was killed is noticed
     (``is_connected()``, the ``disconnected`` event) and relaunched on the next use.
+
+    Chromium is launched with an :class:`EgressGate` that refuses everything as its proxy:
+    only the capture contexts, which get gates of their own, reach the network.
+    ``js_heap_mb`` caps each renderer's JavaScript heap.
     """
 
-    def __init__(self, *, executable_path: str | None, no_sandbox: bool) -> None:
+    def __init__(
+        self, *, executable_path: str | None, no_sandbox: bool, js_heap_mb: int | None = None
+    ) -> None:
         self._configured_path = executable_path
         self._no_sandbox = no_sandbox
+        self._js_heap_mb = js_heap_mb
+        self._outside_gate = EgressGate(None)
         self._start_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
         self._executable: str | None = None
@@ -137,6 +167,7 @@ class SharedBrowser:
         """
         async with self._start_lock:
             if self._playwright is None:
+                await self._outside_gate.start()
                 playwright = await async_playwright().start()
                 try:
                     self._executable = find_chromium(
@@ -190,7 +221,11 @@ class SharedBrowser:
             browser = await self._playwright.chromium.launch(
                 executable_path=self._executable,
                 headless=True,
-                args=chromium_args(no_sandbox=self._no_sandbox),
+                args=chromium_args(
+                    no_sandbox=self._no_sandbox,
+                    proxy_server=self._outside_gate.proxy_server,
+                    js_heap_mb=self._js_heap_mb,
+                ),
                 chromium_sandbox=not self._no_sandbox,
                 timeout=LAUNCH_TIMEOUT_MS,
             )
@@ -281,6 +316,7 @@ class SharedBrowser:
             if playwright is not None:
                 await playwright.stop()
                 log.info("Chromium stopped.", executable=self._executable)
+            await self._outside_gate.aclose()
 
 
 def _retrieve_exception(task: asyncio.Task[Browser]) -> None:

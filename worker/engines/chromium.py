@@ -3,7 +3,9 @@
 One browser per engine (per worker process, see :mod:`worker.engines.browser`), a fresh
 browser context per capture: no cookies, storage or cache pass from one job to the next.
 Each capture is bounded by its ``timeout_ms`` as a hard limit, and its context is closed
-whatever happens.
+whatever happens. Each context reaches the network only through an egress gate of its own
+(:mod:`worker.engines.egress`) that enforces the URL policy on every connection; a refused
+top-level navigation fails the capture with ``url_blocked`` (:mod:`worker.engines.navigation`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from shared.errors import (
     CaptureError,
     CaptureTimeout,
+    CaptureUrlBlocked,
     EngineError,
     HttpErrorStatus,
     NavigationFailed,
@@ -29,8 +32,11 @@ from shared.errors import (
     SelectorNotFound,
 )
 from shared.jobs import CaptureOptions, ImageFormat, WaitUntil
+from shared.url_policy import AsyncResolver, UrlPolicy
 from worker.engines.base import Capture
-from worker.engines.browser import SharedBrowser, first_line
+from worker.engines.browser import NO_PROXY_BYPASS, SharedBrowser, first_line
+from worker.engines.egress import EgressGate
+from worker.engines.navigation import NavigationGuard
 
 log = structlog.get_logger("shotline.engines.chromium")
 
@@ -72,6 +78,13 @@ WAITING_FOR_SELECTOR: Final = "waiting for wait_for_selector"
 
 _NET_ERROR = re.compile(r"net::ERR_[A-Z0-9_]+")
 
+#: What Chromium reports for any connection the SOCKS proxy (the egress gate) did not open.
+PROXIED_NET_ERRORS: Final = frozenset({
+    "net::ERR_SOCKS_CONNECTION_FAILED",
+    "net::ERR_SOCKS_CONNECTION_HOST_UNREACHABLE",
+    "net::ERR_PROXY_CONNECTION_FAILED",
+})
+
 
 @dataclass(slots=True)
 class _Run:
@@ -103,7 +116,9 @@ class ChromiumEngine:
 
     ``executable_path`` None means Playwright's own Chromium when installed, else the
     system's; ``no_sandbox`` None means ``--no-sandbox`` only when running as root.
-    Results larger than ``max_result_bytes`` raise :class:`ResultTooLarge`.
+    Every connection the page makes is checked with ``policy``, its host resolved with
+    ``resolver`` (default ``getaddrinfo``). Results larger than ``max_result_bytes`` raise
+    :class:`ResultTooLarge`; ``js_heap_mb`` caps each renderer's JavaScript heap.
     """
 
     name = "chromium"
@@ -111,14 +126,21 @@ class ChromiumEngine:
     def __init__(
         self,
         *,
+        policy: UrlPolicy,
+        resolver: AsyncResolver | None = None,
         executable_path: str | None = None,
         no_sandbox: bool | None = None,
         max_result_bytes: int,
+        js_heap_mb: int | None = None,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
         self.max_result_bytes = max_result_bytes
-        self._browser = SharedBrowser(executable_path=executable_path, no_sandbox=no_sandbox)
+        self._policy = policy
+        self._resolver = resolver
+        self._browser = SharedBrowser(
+            executable_path=executable_path, no_sandbox=no_sandbox, js_heap_mb=js_heap_mb
+        )
 
     @property
     def open_contexts(self) -> int:
@@ -143,6 +165,8 @@ class ChromiumEngine:
 
         Raises:
             CaptureTimeout: the whole capture took longer than ``timeout_ms``.
+            CaptureUrlBlocked: the page's own navigation (the URL, a redirect, a script's
+                ``location`` change) went to an address the policy refuses.
             NavigationFailed: the page could not be loaded (DNS, refused, TLS, download...).
             HttpErrorStatus: the main document answered 4xx/5xx.
             SelectorNotFound: ``selector`` or ``wait_for_selector`` matched nothing.
@@ -154,6 +178,8 @@ class ChromiumEngine:
         loop = asyncio.get_running_loop()
         run = _Run(options, deadline=loop.time() + options.timeout_ms / 1000)
         creating: asyncio.Future[BrowserContext] | None = None
+        gate = EgressGate(self._policy, resolver=self._resolver, request_id=request_id)
+        await gate.start()
         try:
             async with asyncio.timeout_at(run.deadline):
                 creating = asyncio.ensure_future(self._browser.new_context(
@@ -164,11 +190,12 @@ class ChromiumEngine:
                         accept_downloads=False,
                         service_workers="block",
                         permissions=[],
+                        proxy={"server": gate.proxy_server, "bypass": NO_PROXY_BYPASS},
                     )
                 ))
                 # Shielded: a context created after the deadline is still closed below.
                 context = await asyncio.shield(creating)
-                capture = await self._capture_in(context, run, request_id)
+                capture = await self._capture_in(context, run, request_id, gate)
         except TimeoutError as exc:
             raise run.timeout_error() from exc
         except PlaywrightTimeoutError as exc:
@@ -180,6 +207,9 @@ class ChromiumEngine:
         finally:
             if creating is not None:
                 await self._browser.close_context(creating)
+            # A context still closing in the background loses its way out here: fail-closed.
+            await gate.aclose()
+        capture.blocked_requests = gate.blocked
         if len(capture.data) > self.max_result_bytes:
             raise ResultTooLarge(
                 f"the capture is {len(capture.data)} bytes, "
@@ -188,16 +218,18 @@ class ChromiumEngine:
         return capture
 
     async def _capture_in(
-        self, context: BrowserContext, run: _Run, request_id: str | None
+        self, context: BrowserContext, run: _Run, request_id: str | None, gate: EgressGate
     ) -> Capture:
-        """Render in ``context``, racing the work against a renderer crash."""
+        """Render in ``context``, racing the work against a renderer crash and a refused
+        top-level navigation."""
         context.set_default_timeout(run.remaining_ms())
         run.stage = "opening a page"
         page = await context.new_page()
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         page.on("crash", lambda _page: None if crashed.done() else crashed.set_result(None))
-        work = asyncio.ensure_future(self._render(page, run))
-        racers: set[asyncio.Future[Any]] = {work, crashed}
+        guard = NavigationGuard(page, gate)
+        work = asyncio.ensure_future(self._render(page, run, guard))
+        racers: set[asyncio.Future[Any]] = {work, crashed, guard.blocked}
         try:
             await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -212,13 +244,22 @@ class ChromiumEngine:
             if not work.cancelled():
                 work.exception()  # retrieved: the crash is what gets reported
             raise EngineError(f"the page's renderer crashed while {run.stage}")
+        if guard.blocked.done():
+            if not work.cancelled():
+                work.exception()  # retrieved: the refused navigation is what gets reported
+            log.warning(
+                "The page navigated to a refused address.",
+                url=run.options.url, stage=run.stage, request_id=request_id,
+                reason=guard.blocked.result(),
+            )
+            raise CaptureUrlBlocked(guard.blocked.result())
         return work.result()
 
-    async def _render(self, page: Page, run: _Run) -> Capture:
+    async def _render(self, page: Page, run: _Run, guard: NavigationGuard) -> Capture:
         """Load the page, wait as asked, then take the screenshot or print the PDF."""
         options = run.options
         run.stage = "loading the page"
-        response = await _navigate(page, run)
+        response = await _navigate(page, run, guard)
         status = response.status if response is not None else None
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
@@ -247,7 +288,7 @@ class ChromiumEngine:
         )
 
 
-async def _navigate(page: Page, run: _Run) -> Response | None:
+async def _navigate(page: Page, run: _Run, guard: NavigationGuard) -> Response | None:
     """``page.goto`` with Playwright's errors turned into Shotline's."""
     url = run.options.url
     try:
@@ -260,7 +301,13 @@ async def _navigate(page: Page, run: _Run) -> Response | None:
         message = first_line(exc.message)
         net_error = _NET_ERROR.search(message)
         if net_error is not None:
-            raise NavigationFailed(f"could not load {url}: {net_error.group(0)}") from exc
+            error = net_error.group(0)
+            if error in PROXIED_NET_ERRORS:
+                await asyncio.sleep(0)  # let the guard see the failed request first
+                if guard.blocked.done():
+                    raise CaptureUrlBlocked(guard.blocked.result()) from exc
+                error = guard.network_error() or error
+            raise NavigationFailed(f"could not load {url}: {error}") from exc
         if "Download is starting" in message:
             raise NavigationFailed(f"{url} starts a download instead of showing a page") from exc
         raise
