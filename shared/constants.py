@@ -27,6 +27,20 @@ SECRET_KEY_FILE: Final = ".signing-secret"
 #: Longest URL accepted anywhere (capture pages, webhooks).
 MAX_URL_LENGTH: Final = 2048
 
+#: Tallest full-page capture, in CSS pixels, when the request sets no ``max_height``
+#: (the largest ``max_height`` there is).
+MAX_FULL_PAGE_HEIGHT: Final = 20000
+
+#: Widest full-page capture, in CSS pixels (the widest viewport there is).
+MAX_FULL_PAGE_WIDTH: Final = 3840
+
+#: Most device pixels (width x height x scale²) a full-page capture keeps: 128 MB of
+#: bitmap; a taller page is cut.
+MAX_CAPTURE_PIXELS: Final = 32_000_000
+
+#: Largest request body the API reads, in bytes, unless configured otherwise.
+DEFAULT_MAX_REQUEST_BYTES: Final = 1024 * 1024
+
 #: Header the API takes the correlation id from and echoes back.
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 

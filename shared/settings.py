@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     chromium_js_heap_mb: int = Field(
         default=512, ge=16, description="Cap of each page renderer's JavaScript heap, in MiB."
     )
+    chromium_memory_mb: int = Field(
+        default=2048, ge=256, description="Cap of each Chromium process's memory (data), in MiB."
+    )
     snapapi_key: SecretStr | None = None
     snapapi_base_url: str = "https://api.snapapi.pics"
     snapapi_max_concurrency: int = Field(default=4, ge=1)

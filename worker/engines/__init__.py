@@ -30,4 +30,5 @@ def make_engine(settings: Settings) -> CaptureEngine:
         no_sandbox=settings.chromium_no_sandbox,
         max_result_bytes=settings.max_result_bytes,
         js_heap_mb=settings.chromium_js_heap_mb,
+        memory_mb=settings.chromium_memory_mb,
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -107,6 +109,24 @@ def chromium_args(
     return args
 
 
+def memory_capped_launcher(executable: str, memory_mb: int, directory: Path) -> Path:
+    """A launcher script in ``directory`` that runs ``executable`` with every process of
+    Chromium (browser, renderers...) limited to ``memory_mb`` MiB of data (``RLIMIT_DATA``).
+
+    The JavaScript heap limit does not cover ArrayBuffers, canvases or images; this does:
+    past it an allocation fails in the page (or its renderer dies), never the worker.
+    Address space (``RLIMIT_AS``) is not limited: V8 reserves huge ranges it never uses.
+    """
+    launcher = directory / "chromium-memory-capped"
+    launcher.write_text(
+        "#!/bin/sh\n"
+        f"ulimit -d {memory_mb * 1024} || exit 1\n"
+        f'exec {shlex.quote(executable)} "$@"\n'
+    )
+    launcher.chmod(0o700)
+    return launcher
+
+
 def first_line(message: str) -> str:
     """The first line of a Playwright error message (the rest is its call log)."""
     return message.strip().splitlines()[0] if message.strip() else "unknown error"
@@ -122,15 +142,24 @@ class SharedBrowser:
 
     Chromium is launched with an :class:`EgressGate` that refuses everything as its proxy:
     only the capture contexts, which get gates of their own, reach the network.
-    ``js_heap_mb`` caps each renderer's JavaScript heap.
+    ``js_heap_mb`` caps each renderer's JavaScript heap, ``memory_mb`` the data of each
+    Chromium process (see :func:`memory_capped_launcher`).
     """
 
     def __init__(
-        self, *, executable_path: str | None, no_sandbox: bool, js_heap_mb: int | None = None
+        self,
+        *,
+        executable_path: str | None,
+        no_sandbox: bool,
+        js_heap_mb: int | None = None,
+        memory_mb: int | None = None,
     ) -> None:
         self._configured_path = executable_path
         self._no_sandbox = no_sandbox
         self._js_heap_mb = js_heap_mb
+        self._memory_mb = memory_mb
+        self._launcher_dir: Path | None = None
+        self._launcher: str | None = None
         self._outside_gate = EgressGate(None)
         self._start_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
@@ -176,6 +205,12 @@ class SharedBrowser:
                 except BaseException:
                     await playwright.stop()
                     raise
+                self._launcher = self._executable
+                if self._memory_mb is not None:
+                    self._launcher_dir = Path(tempfile.mkdtemp(prefix="shotline-chromium-"))
+                    self._launcher = str(memory_capped_launcher(
+                        self._executable, self._memory_mb, self._launcher_dir
+                    ))
                 self._playwright = playwright
                 self._closing = False
         await self.connected()
@@ -210,7 +245,7 @@ class SharedBrowser:
         return await open_context(await self.connected())
 
     async def _launch(self) -> Browser:
-        if self._playwright is None or self._executable is None:
+        if self._playwright is None or self._launcher is None:
             raise EngineError("the chromium engine is not started")
         previous, self._browser = self._browser, None
         if previous is not None:
@@ -219,7 +254,7 @@ class SharedBrowser:
         started = time.monotonic()
         try:
             browser = await self._playwright.chromium.launch(
-                executable_path=self._executable,
+                executable_path=self._launcher,
                 headless=True,
                 args=chromium_args(
                     no_sandbox=self._no_sandbox,
@@ -317,6 +352,9 @@ class SharedBrowser:
                 await playwright.stop()
                 log.info("Chromium stopped.", executable=self._executable)
             await self._outside_gate.aclose()
+            launcher_dir, self._launcher_dir = self._launcher_dir, None
+            if launcher_dir is not None:
+                shutil.rmtree(launcher_dir, ignore_errors=True)
 
 
 def _retrieve_exception(task: asyncio.Task[Browser]) -> None:

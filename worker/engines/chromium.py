@@ -21,6 +21,7 @@ from playwright.async_api import BrowserContext, FloatRect, Page, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from shared.constants import MAX_CAPTURE_PIXELS, MAX_FULL_PAGE_HEIGHT, MAX_FULL_PAGE_WIDTH
 from shared.errors import (
     CaptureError,
     CaptureTimeout,
@@ -118,7 +119,8 @@ class ChromiumEngine:
     system's; ``no_sandbox`` None means ``--no-sandbox`` only when running as root.
     Every connection the page makes is checked with ``policy``, its host resolved with
     ``resolver`` (default ``getaddrinfo``). Results larger than ``max_result_bytes`` raise
-    :class:`ResultTooLarge`; ``js_heap_mb`` caps each renderer's JavaScript heap.
+    :class:`ResultTooLarge`; ``js_heap_mb`` caps each renderer's JavaScript heap and
+    ``memory_mb`` the memory (data) of each Chromium process.
     """
 
     name = "chromium"
@@ -132,6 +134,7 @@ class ChromiumEngine:
         no_sandbox: bool | None = None,
         max_result_bytes: int,
         js_heap_mb: int | None = None,
+        memory_mb: int | None = None,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
@@ -139,7 +142,10 @@ class ChromiumEngine:
         self._policy = policy
         self._resolver = resolver
         self._browser = SharedBrowser(
-            executable_path=executable_path, no_sandbox=no_sandbox, js_heap_mb=js_heap_mb
+            executable_path=executable_path,
+            no_sandbox=no_sandbox,
+            js_heap_mb=js_heap_mb,
+            memory_mb=memory_mb,
         )
 
     @property
@@ -323,7 +329,7 @@ async def _output(page: Page, run: _Run) -> bytes:
     if options.selector is not None:
         return await _element_screenshot(page, run, image_type, options.selector)
     run.stage = "taking the screenshot"
-    clip = await _max_height_clip(page, options.max_height) if options.full_page else None
+    clip = await _max_height_clip(page, options) if options.full_page else None
     return await page.screenshot(
         type=image_type,
         quality=options.quality,
@@ -367,14 +373,34 @@ async def _element_screenshot(
     )
 
 
-async def _max_height_clip(page: Page, max_height: int | None) -> FloatRect | None:
-    """The top ``max_height`` CSS pixels of the page, or None when the page is not taller."""
-    if max_height is None:
-        return None
+async def _max_height_clip(page: Page, options: CaptureOptions) -> FloatRect | None:
+    """The part of the page a full-page capture takes (see :func:`full_page_clip`)."""
     width, height = await page.evaluate(PAGE_SIZE_JS)
-    if height <= max_height:
+    return full_page_clip(
+        width, height, max_height=options.max_height, scale=options.device_scale_factor
+    )
+
+
+def full_page_clip(
+    width: int, height: int, *, max_height: int | None, scale: float
+) -> FloatRect | None:
+    """The top of a ``width`` x ``height`` page (CSS pixels) a full-page capture keeps, or
+    None when it keeps the whole page.
+
+    At most ``max_height`` (else :data:`MAX_FULL_PAGE_HEIGHT`) tall, at most
+    :data:`MAX_FULL_PAGE_WIDTH` wide and at most :data:`MAX_CAPTURE_PIXELS` device pixels
+    (``scale`` is the device scale factor): an endless page cannot make a screenshot of
+    unbounded size.
+    """
+    kept_width = min(width, MAX_FULL_PAGE_WIDTH)
+    kept_height = min(
+        height,
+        max_height or MAX_FULL_PAGE_HEIGHT,
+        int(MAX_CAPTURE_PIXELS / (max(kept_width, 1) * scale * scale)),
+    )
+    if (kept_width, kept_height) == (width, height):
         return None
-    return {"x": 0, "y": 0, "width": width, "height": max_height}
+    return {"x": 0, "y": 0, "width": kept_width, "height": kept_height}
 
 
 def _selector_error(exc: PlaywrightError, option: str, selector: str) -> Exception:

@@ -259,6 +259,10 @@ class EgressGate:
             await _relay(reader, writer, up_reader, upstream)
         except (OSError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            # Only aclose() cancels a connection; ending normally keeps Python 3.11's stream
+            # protocol from logging the cancellation as an error.
+            pass
         finally:
             for stream in (writer, upstream):
                 if stream is not None:
@@ -276,7 +280,9 @@ class EgressGate:
         name = _host_key(host)
         self._refusals.append(Refusal(name, port, reason))
         self._refused.setdefault((name, port), reason)
-        if len(self._refusals) <= MAX_LOGGED_REFUSALS:
+        if self._policy is None:  # Chromium's own background requests: expected, quiet
+            log.debug("Refused a connection from outside any capture.", host=name, port=port)
+        elif len(self._refusals) <= MAX_LOGGED_REFUSALS:
             log.info(
                 "Refused a connection the browser tried to open.",
                 host=name, port=port, reason=reason, request_id=self._request_id,

@@ -1,0 +1,305 @@
+"""The egress gate on its own, spoken to by a SOCKS5 client written from RFC 1928."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Awaitable, Iterator
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import Any, TypeVar
+
+import pytest
+
+from shared.errors import UrlBlocked
+from shared.url_policy import IPAddress, UrlPolicy
+from tests.canary import Canary
+from worker.engines.egress import (
+    ATYP_DOMAIN,
+    ATYP_IPV4,
+    ATYP_IPV6,
+    OUTSIDE_CAPTURE,
+    REPLY_COMMAND_NOT_SUPPORTED,
+    REPLY_CONNECTION_REFUSED,
+    REPLY_HOST_UNREACHABLE,
+    REPLY_NOT_ALLOWED,
+    REPLY_SUCCEEDED,
+    EgressGate,
+    target_of,
+)
+
+T = TypeVar("T")
+
+POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.1/32"), ip_network("::1/128")))
+
+
+class Resolver:
+    """Names in a table, answered in turn (the last answer from then on)."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[IPAddress]:
+        if host not in self.answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        asked = self.calls.count(host)
+        self.calls.append(host)
+        sequence = self.answers[host]
+        return [ip_address(sequence[min(asked, len(sequence) - 1)])]
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        async with asyncio.timeout(20):
+            return await coro
+
+    return asyncio.run(main())
+
+
+async def echo_server() -> tuple[asyncio.Server, int]:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            writer.write(data.upper())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def socks_connect(
+    gate: EgressGate, address_type: int, address: bytes, port: int, *, command: int = 1
+) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Greet the gate, send one request, return the reply code and the open streams."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gate.port)
+    writer.write(b"\x05\x01\x00")
+    assert await reader.readexactly(2) == b"\x05\x00"
+    writer.write(bytes((5, command, 0, address_type)) + address + struct.pack("!H", port))
+    head = await reader.readexactly(4)
+    assert head[0] == 5
+    bound_length = {ATYP_IPV4: 4, ATYP_IPV6: 16}[head[3]]
+    await reader.readexactly(bound_length + 2)
+    return head[1], reader, writer
+
+
+def domain(name: str) -> bytes:
+    return bytes((len(name),)) + name.encode()
+
+
+@pytest.fixture
+def canary() -> Iterator[Canary]:
+    with Canary() as running:
+        yield running
+    assert running.hits == 0, running.report()
+
+
+def test_an_allowed_connection_is_tunnelled_both_ways() -> None:
+    async def scenario() -> None:
+        server, port = await echo_server()
+        async with server, EgressGate(POLICY) as gate:
+            assert gate.proxy_server == f"socks5://127.0.0.1:{gate.port}"
+            code, reader, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address("127.0.0.1").packed, port
+            )
+            assert code == REPLY_SUCCEEDED
+            writer.write(b"hello")
+            assert await reader.readexactly(5) == b"HELLO"
+            writer.close()
+            assert gate.tunnels == 1
+            assert gate.blocked == 0
+
+    run(scenario())
+
+
+def test_a_refused_address_gets_not_allowed_and_is_recorded(canary: Canary) -> None:
+    async def scenario() -> None:
+        async with EgressGate(POLICY) as gate:
+            code, _, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address(canary.host).packed, canary.port
+            )
+            writer.close()
+            assert code == REPLY_NOT_ALLOWED
+            [refusal] = gate.refusals
+            assert (refusal.host, refusal.port) == (canary.host, canary.port)
+            assert "loopback" in refusal.reason
+            assert gate.refusal_for(f"http://{canary.address}/x") == refusal.reason
+            assert gate.refusal_for(f"ws://{canary.address}/socket") == refusal.reason
+            assert gate.refusal_for("http://127.0.0.1/") is None
+            assert gate.tunnels == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["127.0.0.2", "2130706434", "0x7f000002", "0177.0.0.2", "127.2", "[::ffff:127.0.0.2]",
+     "::ffff:7f00:2"],
+)
+def test_odd_spellings_sent_as_names_are_read_as_addresses(canary: Canary, spelling: str) -> None:
+    async def scenario() -> None:
+        async with EgressGate(POLICY, resolver=Resolver({})) as gate:
+            code, _, writer = await socks_connect(gate, ATYP_DOMAIN, domain(spelling), canary.port)
+            writer.close()
+            assert code == REPLY_NOT_ALLOWED
+            assert gate.blocked == 1
+
+    run(scenario())
+
+
+def test_ipv6_literals_as_names_or_addresses_reach_allowed_ipv6() -> None:
+    async def scenario() -> None:
+        server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+        port = int(server.sockets[0].getsockname()[1])
+        async with server, EgressGate(POLICY) as gate:
+            for address_type, address in (
+                (ATYP_IPV6, IPv6Address("::1").packed),
+                (ATYP_DOMAIN, domain("[::1]")),
+                (ATYP_DOMAIN, domain("::1")),
+            ):
+                code, _, writer = await socks_connect(gate, address_type, address, port)
+                writer.close()
+                assert code == REPLY_SUCCEEDED
+            assert gate.tunnels == 3
+
+    run(scenario())
+
+
+def test_each_connection_is_pinned_to_its_own_checked_answer(canary: Canary) -> None:
+    """DNS rebinding: the name is resolved once per connection, and the connection goes to
+    the address that was checked, never to a second answer."""
+
+    async def scenario() -> None:
+        server, port = await echo_server()
+        resolver = Resolver({"rebind.test": ["127.0.0.1", canary.host]})
+        async with server, EgressGate(POLICY, resolver=resolver) as gate:
+            code, reader, writer = await socks_connect(gate, ATYP_DOMAIN, domain("rebind.test"), port)
+            assert code == REPLY_SUCCEEDED
+            writer.write(b"ok")
+            assert await reader.readexactly(2) == b"OK"
+            writer.close()
+            code, _, writer = await socks_connect(
+                gate, ATYP_DOMAIN, domain("rebind.test"), canary.port
+            )
+            writer.close()
+            assert code == REPLY_NOT_ALLOWED
+            assert resolver.calls == ["rebind.test", "rebind.test"]
+            assert "rebind.test resolves to 127.0.0.2" in gate.refusals[0].reason
+
+    run(scenario())
+
+
+def test_unresolvable_names_and_closed_ports_are_failures_not_refusals() -> None:
+    async def scenario() -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = int(sock.getsockname()[1])
+        async with EgressGate(POLICY, resolver=Resolver({})) as gate:
+            code, _, writer = await socks_connect(gate, ATYP_DOMAIN, domain("nowhere.test"), 80)
+            writer.close()
+            assert code == REPLY_HOST_UNREACHABLE
+            code, _, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address("127.0.0.1").packed, closed
+            )
+            writer.close()
+            assert code == REPLY_CONNECTION_REFUSED
+            assert gate.blocked == 0
+            assert gate.failure_for("http://nowhere.test/") == "net::ERR_NAME_NOT_RESOLVED"
+            assert gate.failure_for(f"http://127.0.0.1:{closed}/") == "net::ERR_CONNECTION_REFUSED"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("command", [2, 3], ids=["bind", "udp-associate"])
+def test_only_connect_is_served(canary: Canary, command: int) -> None:
+    async def scenario() -> None:
+        async with EgressGate(POLICY) as gate:
+            code, _, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address("127.0.0.1").packed, 80, command=command
+            )
+            writer.close()
+            assert code == REPLY_COMMAND_NOT_SUPPORTED
+            assert gate.tunnels == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [b"\x04\x01\x00\x50\x7f\x00\x00\x02\x00", b"GET / HTTP/1.1\r\n\r\n", b"\x05\x01\x02"],
+    ids=["socks4", "http", "password-only"],
+)
+def test_other_protocols_get_nowhere(canary: Canary, greeting: bytes) -> None:
+    async def scenario() -> None:
+        async with EgressGate(POLICY) as gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gate.port)
+            writer.write(greeting)
+            answer = await reader.read(100)
+            writer.close()
+            assert answer in (b"", b"\x05\xff")
+            assert gate.tunnels == 0
+
+    run(scenario())
+
+
+def test_the_gate_without_a_policy_refuses_everything() -> None:
+    async def scenario() -> None:
+        server, port = await echo_server()
+        async with server, EgressGate(None) as gate:
+            code, _, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address("127.0.0.1").packed, port
+            )
+            writer.close()
+            assert code == REPLY_NOT_ALLOWED
+            assert gate.refusals[0].reason == OUTSIDE_CAPTURE
+
+    run(scenario())
+
+
+def test_closing_the_gate_cuts_open_tunnels_and_stops_listening() -> None:
+    async def scenario() -> None:
+        server, port = await echo_server()
+        async with server:
+            gate = EgressGate(POLICY)
+            await gate.start()
+            _, reader, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address("127.0.0.1").packed, port
+            )
+            await gate.aclose()
+            assert await reader.read() == b""  # the tunnel was cut
+            writer.close()
+            with pytest.raises(OSError):
+                await asyncio.open_connection("127.0.0.1", gate.port)
+            await gate.aclose()  # idempotent
+
+    run(scenario())
+
+
+def test_the_gate_names_its_proxy_only_once_started() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = EgressGate(POLICY).proxy_server
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("http://Example.COM/a", ("example.com", 80)),
+        ("https://example.com./", ("example.com", 443)),
+        ("ws://127.0.0.2:9/", ("127.0.0.2", 9)),
+        ("wss://[::FFFF:127.0.0.2]/", ("::ffff:7f00:2", 443)),
+        ("data:text/html,x", None),
+        ("about:blank", None),
+        ("http://example.com:99999/", None),
+    ],
+)
+def test_target_of(url: str, target: Any) -> None:
+    assert target_of(url) == target
+
+
+def test_the_policy_check_the_gate_uses() -> None:
+    addresses = run(POLICY.acheck_host("LOCALHOST.", 8000))
+    assert addresses == (IPv4Address("127.0.0.1"), IPv6Address("::1"))
+    with pytest.raises(UrlBlocked, match=r"127\.0\.0\.2 is a loopback address"):
+        run(POLICY.acheck_host("0x7f000002", 80))
+    with pytest.raises(UrlBlocked, match="invalid host name"):
+        run(POLICY.acheck_host("a b", 80))
