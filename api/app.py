@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.middleware import RequestIdMiddleware
+from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from api.routes import files, health, jobs, screenshots
 from api.services import Services
 from shared.connections import create_redis
@@ -50,7 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
             services.celery.close()
 
     app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so errors carry the id
     install_error_handlers(app)
     for module in (screenshots, jobs, files, health):
         app.include_router(module.router)

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.constants import SECRET_KEY_FILE
+from shared.constants import DEFAULT_MAX_REQUEST_BYTES, SECRET_KEY_FILE
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs local download URLs; generated under DATA_DIR when unset.",
+    )
+
+    # --- API --------------------------------------------------------------------------
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES, ge=1024, description="Largest request body the API reads."
     )
 
     # --- Jobs -------------------------------------------------------------------------

@@ -135,7 +135,7 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
         bound.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     bound.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-               status=JobStatus.succeeded.value)
+               blocked_requests=capture.blocked_requests, status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 
