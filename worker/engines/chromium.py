@@ -309,9 +309,9 @@ async def _navigate(page: Page, run: _Run, guard: NavigationGuard) -> Response |
         if net_error is not None:
             error = net_error.group(0)
             if error in PROXIED_NET_ERRORS:
-                await asyncio.sleep(0)  # let the guard see the failed request first
-                if guard.blocked.done():
-                    raise CaptureUrlBlocked(guard.blocked.result()) from exc
+                refusal = guard.refusal(url)
+                if refusal is not None:
+                    raise CaptureUrlBlocked(refusal) from exc
                 error = guard.network_error() or error
             raise NavigationFailed(f"could not load {url}: {error}") from exc
         if "Download is starting" in message:

@@ -43,6 +43,15 @@ class NavigationGuard:
         page.on("requestfailed", self._on_request_failed)
         page.on("framenavigated", self._on_frame_navigated)
 
+    def refusal(self, url: str) -> str | None:
+        """Why the last main-frame navigation (``url`` when none was seen) was refused, if
+        it was: what :attr:`blocked` resolves to, or the gate's reason for its address."""
+        if self.blocked.done():
+            return self.blocked.result()
+        target = self.last_navigation or url
+        reason = self._gate.refusal_for(target)
+        return None if reason is None else f"navigation to {_shown(target)} was blocked: {reason}"
+
     def network_error(self) -> str | None:
         """What really failed in the last main-frame navigation, when the gate knows
         (Chromium reports every failure behind the proxy as a SOCKS failure)."""
