@@ -292,6 +292,10 @@ async def _navigate(page: Page, run: _Run) -> Response | None:
     except PlaywrightError as exc:
         message = first_line(exc.message)
         net_error = _NET_ERROR.search(message)
+        if net_error is not None and net_error.group(0) == "net::ERR_INVALID_AUTH_CREDENTIALS":
+            raise HttpErrorStatus(
+                "the page answered HTTP 401: it needs (other) http_auth credentials", status=401
+            ) from exc
         if net_error is not None:
             raise NavigationFailed(f"could not load {url}: {net_error.group(0)}") from exc
         if "Download is starting" in message:
