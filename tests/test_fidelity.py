@@ -265,6 +265,8 @@ def test_block_resources_by_type(shooter: Shooter) -> None:
     shot = picture(capture)
     assert count(shot, RED) == count(shot, BLUE) == 0
     assert capture.blocked_requests == 2
+    sockets = shooter.capture("/index.html", block_resources=["websocket", "font"])
+    assert count(picture(sockets), RED) == 300 * 200 and sockets.blocked_requests == 0
 
 
 # --- Page control ---------------------------------------------------------------------------
