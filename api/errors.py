@@ -15,6 +15,7 @@ from shared.errors import (
     InvalidSignature,
     JobNotFinished,
     JobNotFound,
+    OptionNotSupported,
     ShotlineError,
     StorageError,
     StoreUnavailable,
@@ -28,6 +29,7 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     JobNotFound: 404,
     JobNotFinished: 409,
     UrlBlocked: 422,
+    OptionNotSupported: 422,
     InvalidSignature: 403,
     StoreUnavailable: 503,
     StorageError: 502,
@@ -75,6 +77,8 @@ async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     details = [{"field": "url", "message": exc.message}] if isinstance(exc, UrlBlocked) else None
+    if isinstance(exc, OptionNotSupported):
+        details = [{"field": name, "message": exc.message} for name in exc.fields]
     if status >= 500:
         log.warning("request failed", error_code=exc.code, error=exc.message, status=status)
     return error_response(request, status, exc.code, exc.message, details=details, headers=headers)

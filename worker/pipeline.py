@@ -6,6 +6,7 @@ passed in, so the pipeline knows nothing of Celery or of where settings come fro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import random
@@ -30,6 +31,7 @@ from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
+from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
 
@@ -78,7 +80,8 @@ def backoff_delay(attempt: int, *, base: float = 2.0) -> float:
 
 
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
-    """The result record of ``capture``: size, digest and pixel dimensions (images only)."""
+    """The result record of ``capture``: size, digest, pixel dimensions (images only) and
+    what the engine learned about the page."""
     width = height = None
     if fmt is not ImageFormat.pdf:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
@@ -90,6 +93,10 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         width=width,
         height=height,
         sha256=hashlib.sha256(capture.data).hexdigest(),
+        final_url=capture.final_url,
+        http_status=capture.http_status,
+        title=capture.title,
+        blocked_requests=capture.blocked_requests,
     )
 
 
@@ -111,6 +118,11 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
     try:
         await deps.policy.acheck_url(job.options.url)
         capture = await deps.engine.capture(job.options, request_id=job.request_id)
+        if job.options.thumbnail_width is not None:
+            capture = dataclasses.replace(capture, data=thumbnail(
+                capture.data, job.options.format, job.options.thumbnail_width,
+                quality=job.options.quality,
+            ))
         if len(capture.data) > deps.max_result_bytes:
             raise ResultTooLarge(
                 f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
