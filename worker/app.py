@@ -3,21 +3,33 @@
 Builds the settings once, configures logging, and registers the tasks.
 """
 
+# ruff: noqa: E402  (the metrics directory must be set before the imports below)
+
 from __future__ import annotations
+
+from shared.settings import get_settings
+from worker.metrics_dir import prepare_metrics_dir, remove_metrics_dir
+
+settings = get_settings()
+# prometheus_client chooses in-memory or per-process file values when first imported,
+# which the imports below do: the pool's metrics directory is set before them.
+metrics_dir = prepare_metrics_dir(settings)
 
 from typing import Any
 
-from celery import signals
+import structlog
+from celery import Task, signals
 
+from shared.correlation import bind_task_context
 from shared.logging import configure_logging
 from shared.queue import make_celery
-from shared.settings import get_settings
+from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.runtime import close_runtime
 from worker.tasks import register_tasks
 
-settings = get_settings()
 app = make_celery(settings)
 register_tasks(app)
+_exporter: WorkerExporter | None = None
 
 
 @signals.setup_logging.connect
@@ -29,3 +41,42 @@ def _setup_logging(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _close_runtime(**_: Any) -> None:
     close_runtime()
+
+
+@signals.task_prerun.connect
+def _bind_log_context(task: Task[Any, Any], **_: Any) -> None:
+    # The request id and trace context the API put in the task's headers, for every line
+    # logged while the task runs.
+    bind_task_context(task.request)
+
+
+@signals.task_postrun.connect
+def _clear_log_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+@signals.worker_init.connect
+def _start_exporter(**_: Any) -> None:
+    global _exporter
+    if metrics_dir is not None:
+        _exporter = start_exporter(settings, metrics_dir)
+
+
+@signals.worker_process_init.connect
+def _count_pool_child(**_: Any) -> None:
+    if metrics_dir is not None:
+        pool_child_started()
+
+
+@signals.worker_process_shutdown.connect
+def _forget_pool_child(**_: Any) -> None:
+    if metrics_dir is not None:
+        pool_child_stopping()
+
+
+@signals.worker_shutdown.connect
+def _stop_exporter(**_: Any) -> None:
+    if _exporter is not None:
+        _exporter.close()
+    if metrics_dir is not None:
+        remove_metrics_dir(metrics_dir)
