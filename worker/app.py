@@ -55,8 +55,10 @@ def _clear_log_context(**_: Any) -> None:
     structlog.contextvars.clear_contextvars()
 
 
-@signals.worker_init.connect
+@signals.worker_ready.connect
 def _start_exporter(**_: Any) -> None:
+    # Once logging is set up and the pool has started (its children need no copy of the
+    # listening socket).
     global _exporter
     if metrics_dir is not None:
         _exporter = start_exporter(settings, metrics_dir)

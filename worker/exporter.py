@@ -27,6 +27,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK, WEBHOOK_QUEUE, job_key
 from shared.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE, WORKER_PROCESSES
@@ -196,15 +198,24 @@ class WorkerExporter:
             client.close()
 
 
+def scrape_client(url: str) -> redis.Redis:
+    """A blocking Redis client for scrapes: short timeouts and no retries, so a scrape while
+    Redis is down answers at once (without the queue gauges)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
 def start_exporter(settings: Settings, metrics_dir: Path) -> WorkerExporter:
     """Serve the pool's metrics and the queue gauges on ``settings.worker_metrics_port``."""
     registry = CollectorRegistry()
     PoolCollector(registry, metrics_dir)
-    options: dict[str, Any] = {"socket_timeout": REDIS_TIMEOUT_SECONDS,
-                               "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
-    store = redis.Redis.from_url(settings.redis_url, **options)
+    store = scrape_client(settings.redis_url)
     broker = (store if settings.effective_broker_url == settings.redis_url
-              else redis.Redis.from_url(settings.effective_broker_url, **options))
+              else scrape_client(settings.effective_broker_url))
     registry.register(QueueCollector(broker, store))
     server, thread = start_http_server(settings.worker_metrics_port, registry=registry)
     exporter = WorkerExporter(server, thread, tuple({id(c): c for c in (store, broker)}.values()))
