@@ -86,6 +86,11 @@ def bind_task_context(request: Any) -> None:
     structlog.contextvars.bind_contextvars(**values)
 
 
+def unbind_task_context() -> None:
+    """Forget what :func:`bind_task_context` bound (when the task ends)."""
+    structlog.contextvars.unbind_contextvars(*CORRELATION_KEYS, "task_id")
+
+
 def http_headers(*, request_id: str | None = None) -> dict[str, str]:
     """HTTP headers forwarding the correlation to a third party (SnapAPI, webhook receivers).
 

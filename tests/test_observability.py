@@ -55,7 +55,7 @@ def stack(module_processes: ProcessFactory, snapapi: SnapApiStandIn) -> Stack:
     env = {
         "SHOTLINE_ENGINE": "snapapi", "SHOTLINE_SNAPAPI_KEY": "sk_test_observability",
         "SHOTLINE_SNAPAPI_BASE_URL": snapapi.base_url, "SHOTLINE_LOG_FORMAT": "json",
-        "SHOTLINE_CAPTURE_MAX_ATTEMPTS": "1", "SHOTLINE_WORKER_METRICS_PORT": str(port),
+        "SHOTLINE_CAPTURE_MAX_ATTEMPTS": "2", "SHOTLINE_WORKER_METRICS_PORT": str(port),
     }
     worker, worker_log = module_processes.worker(concurrency=2, **env)
     wait_for_port(port, process=worker)
@@ -169,6 +169,27 @@ def test_a_failed_capture_logs_its_error_code_under_the_request_id(
     assert failed["request_id"] == "complaint-4712" and failed["traceparent"] == TRACEPARENT
     assert failed["error_code"] == "engine_rejected" and failed["status"] == "failed"
     assert "400" in failed["error"] and failed["url"] == "http://127.0.0.1:9/refused"
+
+
+def test_a_retried_capture_keeps_its_correlation(
+    stack: Stack, client: httpx.Client, snapapi: SnapApiStandIn
+) -> None:
+    snapapi.reset()
+    snapapi.script([(503, {"Retry-After": "1"})])
+    job = submit_traced(client, stack.base, "complaint-4713", url="http://127.0.0.1:9/retry")
+    assert job["status"] == "succeeded" and job["attempts"] == 2, job
+
+    lines = wait_for_line(stack.worker_log, job_id=job["id"], event="job succeeded")
+    mine = [line for line in lines if line.get("job_id") == job["id"]]
+    assert [(line["event"], line["attempt"]) for line in mine] == [
+        ("job running", 1), ("SnapAPI answered.", 1), ("job attempt failed; retrying", 1),
+        ("job running", 2), ("SnapAPI answered.", 2), ("result stored", 2),
+        ("job succeeded", 2),
+    ]
+    # The retry is a new Celery message: the trace context came along in its headers.
+    assert all(line["request_id"] == "complaint-4713" for line in mine)
+    assert all(line["traceparent"] == TRACEPARENT for line in mine)
+    assert [call.headers["traceparent"] for call in snapapi.requests] == [TRACEPARENT] * 2
 
 
 def test_a_request_without_id_gets_one_that_reaches_the_worker(

@@ -28,6 +28,7 @@ from shared.correlation import (
     http_headers,
     parse_traceparent,
     task_headers,
+    unbind_task_context,
     valid_request_id,
 )
 from shared.jobs import CaptureOptions, ImageFormat, Job, JobError, JobStatus, utcnow
@@ -158,9 +159,12 @@ def test_task_context_binds_only_valid_values() -> None:
     bind_task_context(FakeTaskRequest(request_id="req-9", traceparent=TRACEPARENT))
     assert structlog.contextvars.get_contextvars() == {
         "request_id": "req-9", "traceparent": TRACEPARENT, "task_id": "task-1"}
-    structlog.contextvars.clear_contextvars()
+    unbind_task_context()
+    structlog.contextvars.bind_contextvars(worker="w1")  # bound by someone else: kept
     bind_task_context(FakeTaskRequest(request_id="bad id", traceparent="nope"))
-    assert structlog.contextvars.get_contextvars() == {"task_id": "task-1"}
+    assert structlog.contextvars.get_contextvars() == {"worker": "w1", "task_id": "task-1"}
+    unbind_task_context()
+    assert structlog.contextvars.get_contextvars() == {"worker": "w1"}
 
 
 # --- The queue collector ----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Entry point of the Celery worker: ``celery -A worker.app worker``.
 
-Builds the settings once, configures logging, and registers the tasks.
+Builds the settings once, configures logging, registers the tasks, binds each task's
+correlation (request id, trace context) to its log lines and, with
+``SHOTLINE_WORKER_METRICS_PORT`` set, serves the pool's Prometheus metrics.
 """
 
 # ruff: noqa: E402  (the metrics directory must be set before the imports below)
@@ -17,10 +19,9 @@ metrics_dir = prepare_metrics_dir(settings)
 
 from typing import Any
 
-import structlog
 from celery import Task, signals
 
-from shared.correlation import bind_task_context
+from shared.correlation import bind_task_context, unbind_task_context
 from shared.logging import configure_logging
 from shared.queue import make_celery
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
@@ -52,7 +53,7 @@ def _bind_log_context(task: Task[Any, Any], **_: Any) -> None:
 
 @signals.task_postrun.connect
 def _clear_log_context(**_: Any) -> None:
-    structlog.contextvars.clear_contextvars()
+    unbind_task_context()
 
 
 @signals.worker_ready.connect
