@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.metrics import install_metrics
 from api.middleware import RequestIdMiddleware
 from api.routes import files, health, jobs, screenshots
 from api.services import Services
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
+    install_metrics(app)
     install_error_handlers(app)
     for module in (screenshots, jobs, files, health):
         app.include_router(module.router)

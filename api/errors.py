@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.constants import REQUEST_ID_HEADER
 from shared.errors import (
     ConfigurationError,
     InvalidSignature,
@@ -111,8 +112,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path)
-    return error_response(request, 500, "internal_error", "internal server error")
+    # Starlette runs this outside every middleware: the request id is no longer bound to
+    # the log context, nor added to the response headers, so both are done here.
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled error", path=request.url.path, request_id=request_id, status=500)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return error_response(request, 500, "internal_error", "internal server error",
+                          headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -30,6 +30,9 @@ MAX_URL_LENGTH: Final = 2048
 #: Header the API takes the correlation id from and echoes back.
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 
+#: W3C Trace Context header taken from the caller and passed along (queue, SnapAPI, webhooks).
+TRACEPARENT_HEADER: Final = "traceparent"
+
 
 def job_key(job_id: str) -> str:
     """Redis key of the status record of ``job_id``."""

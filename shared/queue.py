@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery
 
 from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK
+from shared.correlation import task_headers
 from shared.settings import Settings
 
 #: Longest capture a request may ask for (CaptureOptions.timeout_ms upper bound), in seconds.
@@ -72,6 +73,9 @@ def make_celery(settings: Settings) -> ShotlineCelery:
 
 
 def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None:
-    """Send the capture task for ``job_id`` (blocking; call it from a thread in async code)."""
-    headers = {"request_id": request_id} if request_id else {}
+    """Send the capture task for ``job_id`` (blocking; call it from a thread in async code).
+
+    The task's headers carry ``request_id`` and the caller's trace context to the worker.
+    """
+    headers = task_headers(request_id=request_id)
     app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the worker's Prometheus exporter (all interfaces); 0 = off.",
+    )
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

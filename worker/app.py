@@ -1,23 +1,36 @@
 """Entry point of the Celery worker: ``celery -A worker.app worker``.
 
-Builds the settings once, configures logging, and registers the tasks.
+Builds the settings once, configures logging, registers the tasks, binds each task's
+correlation (request id, trace context) to its log lines and, with
+``SHOTLINE_WORKER_METRICS_PORT`` set, serves the pool's Prometheus metrics.
 """
+
+# ruff: noqa: E402  (the metrics directory must be set before the imports below)
 
 from __future__ import annotations
 
+from shared.settings import get_settings
+from worker.metrics_dir import prepare_metrics_dir, remove_metrics_dir
+
+settings = get_settings()
+# prometheus_client chooses in-memory or per-process file values when first imported,
+# which the imports below do: the pool's metrics directory is set before them.
+metrics_dir = prepare_metrics_dir(settings)
+
 from typing import Any
 
-from celery import signals
+from celery import Task, signals
 
+from shared.correlation import bind_task_context, unbind_task_context
 from shared.logging import configure_logging
 from shared.queue import make_celery
-from shared.settings import get_settings
+from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.runtime import close_runtime
 from worker.tasks import register_tasks
 
-settings = get_settings()
 app = make_celery(settings)
 register_tasks(app)
+_exporter: WorkerExporter | None = None
 
 
 @signals.setup_logging.connect
@@ -29,3 +42,44 @@ def _setup_logging(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _close_runtime(**_: Any) -> None:
     close_runtime()
+
+
+@signals.task_prerun.connect
+def _bind_log_context(task: Task[Any, Any], **_: Any) -> None:
+    # The request id and trace context the API put in the task's headers, for every line
+    # logged while the task runs.
+    bind_task_context(task.request)
+
+
+@signals.task_postrun.connect
+def _clear_log_context(**_: Any) -> None:
+    unbind_task_context()
+
+
+@signals.worker_ready.connect
+def _start_exporter(**_: Any) -> None:
+    # Once logging is set up and the pool has started (its children need no copy of the
+    # listening socket).
+    global _exporter
+    if metrics_dir is not None:
+        _exporter = start_exporter(settings, metrics_dir)
+
+
+@signals.worker_process_init.connect
+def _count_pool_child(**_: Any) -> None:
+    if metrics_dir is not None:
+        pool_child_started()
+
+
+@signals.worker_process_shutdown.connect
+def _forget_pool_child(**_: Any) -> None:
+    if metrics_dir is not None:
+        pool_child_stopping()
+
+
+@signals.worker_shutdown.connect
+def _stop_exporter(**_: Any) -> None:
+    if _exporter is not None:
+        _exporter.close()
+    if metrics_dir is not None:
+        remove_metrics_dir(metrics_dir)

@@ -111,9 +111,29 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
     if job is None:
         log.info("job already finished or gone; nothing to do", job_id=job_id)
         return Outcome(status=None)
-    bound = log.bind(job_id=job.id, request_id=job.request_id, url=job.options.url,
-                     attempt=job.attempts, engine=deps.engine.name)
-    bound.info("job running")
+    with structlog.contextvars.bound_contextvars(
+        **job_log_context(job), url=job.options.url, engine=deps.engine.name, attempt=job.attempts
+    ):
+        return await _attempt(job, deps)
+
+
+def job_log_context(job: Job) -> dict[str, str]:
+    """What every log line about ``job`` carries: its id, request id and owner (when set).
+
+    Bound to structlog's context for an attempt, so the engine's, storage's and listeners'
+    lines carry it too.
+    """
+    context = {"job_id": job.id}
+    if job.request_id is not None:
+        context["request_id"] = job.request_id
+    if job.api_key_id is not None:
+        context["api_key_id"] = job.api_key_id
+    return context
+
+
+async def _attempt(job: Job, deps: PipelineDeps) -> Outcome:
+    """One attempt of ``job`` (already marked running): capture, store, record the outcome."""
+    log.info("job running", status=JobStatus.running.value)
     started = time.perf_counter()
     try:
         await deps.policy.acheck_url(job.options.url)
@@ -129,7 +149,10 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
             )
         key = result_key(job)
         result = describe(capture, key, job.options.format)
+        storing = time.perf_counter()
         await deps.storage.put(key, capture.data, content_type=capture.content_type)
+        log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
+                 duration_ms=round((time.perf_counter() - storing) * 1000))
     except UrlBlocked as exc:
         return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
     except CaptureError as exc:
@@ -138,16 +161,16 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
         return await _fail(deps, job, ResultNotStored(f"could not store the result: {exc.message}"),
                            started)
     except Exception as exc:  # a bug must still end the job, never leave it running
-        bound.exception("capture crashed unexpectedly")
+        log.exception("capture crashed unexpectedly")
         return await _fail(deps, job, CaptureError(f"unexpected error: {type(exc).__name__}"),
                            started)
     duration_ms = round((time.perf_counter() - started) * 1000)
     finished = await deps.store.mark_succeeded(job.id, result)
     if finished is None:
-        bound.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
+        log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
-    bound.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-               status=JobStatus.succeeded.value)
+    log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
+             status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 
@@ -164,12 +187,12 @@ async def _notify(deps: PipelineDeps, job: Job) -> None:
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
     error = JobError(code=exc.code, message=exc.message, status=exc.status)
-    bound = log.bind(job_id=job.id, request_id=job.request_id, error_code=exc.code,
-                     duration_ms=duration_ms, attempt=job.attempts)
+    bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
     if exc.retryable and job.attempts < deps.max_attempts:
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(job.attempts))
         await deps.store.mark_retrying(job.id, error)
-        bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message)
+        bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,
+                   status=JobStatus.queued.value)
         return Outcome(status=None, retry_in=delay)
     finished = await deps.store.mark_failed(job.id, error)
     if finished is None:

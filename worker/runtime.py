@@ -17,6 +17,7 @@ from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
 from worker.engines import make_engine
+from worker.job_metrics import MetricsListener
 from worker.pipeline import PipelineDeps
 
 T = TypeVar("T")
@@ -29,13 +30,15 @@ class WorkerRuntime:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
+        engine = make_engine(settings)
         self.deps = PipelineDeps(
             store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
-            engine=make_engine(settings),
+            engine=engine,
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
+            listeners=(MetricsListener(engine=engine.name),),
         )
         self._started = False
 

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import ConfigurationError, EngineError
+from shared.metrics import record_browser_restart
 
 log = structlog.get_logger("shotline.engines.browser")
 
@@ -109,6 +110,7 @@ class SharedBrowser:
         self._launching: asyncio.Task[Browser] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._launches = 0
 
     @property
     def started(self) -> bool:
@@ -198,6 +200,9 @@ class SharedBrowser:
             raise EngineError(f"Chromium failed to start: {first_line(exc.message)}") from exc
         browser.on("disconnected", self._on_disconnected)
         self._browser = browser
+        self._launches += 1
+        if self._launches > 1:
+            record_browser_restart()
         log.info(
             "Chromium started.",
             executable=self._executable,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from shared.constants import REQUEST_ID_HEADER
+from shared.correlation import http_headers
 from shared.devices import DEVICES
 from shared.errors import (
     CaptureError,
@@ -32,6 +32,7 @@ from shared.errors import (
     ResultTooLarge,
 )
 from shared.jobs import CaptureOptions
+from shared.metrics import record_snapapi_response
 from shared.options import ResourceType
 from worker.engines.base import Capture
 
@@ -367,22 +368,23 @@ class SnapApiEngine:
         client = self._client
         assert client is not None
         deadline = options.timeout_ms / 1000 + self._timeout_margin
-        headers = {API_KEY_HEADER: self._api_key}
-        if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
+        headers = {API_KEY_HEADER: self._api_key, **http_headers(request_id=request_id)}
         body = snapapi_request_body(options)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(deadline):
                 response, data = await self._post(client, body, headers, deadline)
         except (TimeoutError, httpx.TimeoutException) as exc:
+            record_snapapi_response("timeout", time.perf_counter() - started)
             raise CaptureTimeout(f"SnapAPI did not answer within {deadline:g}s") from exc
         except httpx.HTTPError as exc:
+            record_snapapi_response("error", time.perf_counter() - started)
             reason = str(exc) or type(exc).__name__
             raise EngineError(f"could not get an answer from SnapAPI: {reason}") from exc
+        record_snapapi_response(response.status_code, time.perf_counter() - started)
         duration_ms = round((time.perf_counter() - started) * 1000)
-        log.debug("SnapAPI answered.", status=response.status_code, duration_ms=duration_ms,
-                  request_id=request_id, bytes=len(data))
+        log.info("SnapAPI answered.", status=response.status_code, duration_ms=duration_ms,
+                 bytes=len(data), snapapi_request_id=response.headers.get("x-request-id"))
         if response.status_code != 200:
             raise error_for_response(response, data)
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
