@@ -129,3 +129,9 @@ class SelectorNotFound(CaptureError):
     """Raised when ``selector`` or ``wait_for_selector`` matches nothing in time."""
 
     code = "selector_not_found"
+
+
+class JobLost(CaptureError):
+    """Raised when a job cannot be recovered after its workers died (``error.code`` lost)."""
+
+    code = "lost"

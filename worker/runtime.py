@@ -12,6 +12,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from shared.connections import create_redis
+from shared.constants import SNAPAPI_SEMAPHORE
+from shared.queue import max_countdown
+from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
@@ -30,12 +33,21 @@ class WorkerRuntime:
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
         self.deps = PipelineDeps(
-            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
+                              queued_deadline=settings.queued_deadline_seconds),
             engine=make_engine(settings),
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
+            slots=(
+                FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
+                               limit=settings.snapapi_max_concurrency)
+                if settings.engine == "snapapi" else None
+            ),
+            slot_wait=settings.snapapi_slot_wait_seconds,
+            running_grace=settings.running_grace_seconds,
+            max_countdown=max_countdown(settings),
         )
         self._started = False
 
