@@ -24,6 +24,9 @@ from worker.pipeline import PipelineDeps
 
 T = TypeVar("T")
 
+#: How long cancelled captures may take to unwind when the process shuts down.
+CANCEL_TIMEOUT_S = 5.0
+
 
 class WorkerRuntime:
     """The long-lived objects one worker process runs its captures with."""
@@ -59,8 +62,19 @@ class WorkerRuntime:
         return self.loop.run_until_complete(coro)
 
     def close(self) -> None:
-        """Stop the engine (and its browser), close clients and the loop."""
+        """Stop the engine (and its browser), close clients and the loop.
+
+        A capture still pending on the loop (the process is being terminated mid-task) is
+        cancelled first: it must not go on against a closing browser and record the
+        resulting error as the job's outcome. Its job stays running and its message,
+        never acknowledged, is delivered again.
+        """
         try:
+            pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S))
             self.loop.run_until_complete(self._aclose())
         finally:
             self.loop.close()
