@@ -130,7 +130,7 @@ def test_sigterm_lets_running_captures_finish_and_requeues_the_rest(
 ) -> None:
     marked = Marked()
     base = processes.api(**CHAOS_ENV)
-    worker, log = processes.worker(concurrency=1, SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS="20",
+    worker, _log = processes.worker(concurrency=1, SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS="20",
                                    **CHAOS_ENV, **marked.env)
     urls = submit_many(client, base, 4, url=page_server.url("/slow?ms=2500"), timeout_ms=15000)
     assert wait_for(lambda: count_status(client, urls, "running") == 1, timeout=30)
@@ -155,7 +155,7 @@ def test_sigterm_requeues_captures_still_running_at_the_shutdown_timeout(
 ) -> None:
     marked = Marked()
     base = processes.api(**CHAOS_ENV)
-    worker, log = processes.worker(concurrency=1, SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS="2",
+    worker, _log = processes.worker(concurrency=1, SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS="2",
                                    **CHAOS_ENV, **marked.env)
     [url] = submit_many(client, base, 1, url=page_server.url("/slow?ms=9000"), timeout_ms=30000)
     assert wait_for(lambda: count_status(client, [url], "running") == 1, timeout=30)

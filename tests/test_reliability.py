@@ -26,7 +26,7 @@ from shared.queue import (
 )
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
-from shared.status_store import Recovery, StatusStore
+from shared.status_store import StatusStore
 from worker.pipeline import MAX_BACKOFF_SECONDS
 from worker.shutdown import bound_warm_shutdown
 from worker.sweeper import Sweeper
