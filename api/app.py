@@ -29,7 +29,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         redis=redis,
-        store=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds),
+        store=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
+                          queued_deadline=settings.queued_deadline_seconds),
         storage=make_storage(settings),
         celery=make_celery(settings),
         policy=UrlPolicy.from_settings(settings),

@@ -145,3 +145,9 @@ class PageScriptFailed(CaptureError):
     """Raised when the request's ``js`` throws or does not parse in the page."""
 
     code = "script_error"
+
+
+class JobLost(CaptureError):
+    """Raised when a job cannot be recovered after its workers died (``error.code`` lost)."""
+
+    code = "lost"

@@ -47,7 +47,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
               help="Capture processes (default SHOTLINE_WORKER_CONCURRENCY, i.e. the CPU count).")
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None) -> None:
-    """Run a Celery worker that captures queued jobs."""
+    """Run a Celery worker that captures queued jobs (and sweeps stuck ones, one worker at a time)."""
     from shared.constants import CAPTURE_QUEUE
     from worker.app import app
 
@@ -74,7 +74,8 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
     configure_logging(level=settings.log_level, fmt="console")
     with local_redis(settings) as redis_url:
         settings = settings.model_copy(update={"redis_url": redis_url})
-        with worker_process(redis_url, concurrency):
+        with worker_process(redis_url, concurrency,
+                            shutdown_timeout=settings.shutdown_timeout_seconds):
             base = f"http://{host}:{port}"
             click.echo(f"\nShotline is up: API {base}  docs {base}/docs\n"
                        f"  curl -s -X POST {base}/v1/screenshots -H 'Content-Type: application/json'"

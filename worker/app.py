@@ -2,7 +2,9 @@
 
 Builds the settings once, configures logging, registers the tasks, binds each task's
 correlation (request id, trace context) to its log lines and, with
-``SHOTLINE_WORKER_METRICS_PORT`` set, serves the pool's Prometheus metrics.
+``SHOTLINE_WORKER_METRICS_PORT`` set, serves the pool's Prometheus metrics. The worker's main
+process also runs the sweeper (:mod:`worker.sweeper`) and bounds a warm shutdown
+(:mod:`worker.shutdown`); its pool processes close their browser when they end.
 """
 
 # ruff: noqa: E402  (the metrics directory must be set before the imports below)
@@ -26,16 +28,42 @@ from shared.logging import configure_logging
 from shared.queue import make_celery
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.runtime import close_runtime
+from worker.shutdown import bound_warm_shutdown
+from worker.sweeper import SweeperThread, sweeper_thread
 from worker.tasks import register_tasks
 
 app = make_celery(settings)
 register_tasks(app)
 _exporter: WorkerExporter | None = None
 
+_sweeper: SweeperThread | None = None
+
 
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+
+
+@signals.worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    global _sweeper
+    if settings.sweeper and _sweeper is None:
+        _sweeper = sweeper_thread(settings)
+        _sweeper.start()
+
+
+@signals.worker_shutting_down.connect
+def _bound_shutdown(how: str = "", **_: Any) -> None:
+    if how == "Warm":
+        bound_warm_shutdown(settings.shutdown_timeout_seconds)
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    global _sweeper
+    if _sweeper is not None:
+        sweeper, _sweeper = _sweeper, None
+        sweeper.stop()
 
 
 @signals.worker_process_shutdown.connect

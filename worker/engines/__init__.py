@@ -50,4 +50,6 @@ def make_engine(settings: Settings) -> CaptureEngine:
         executable_path=settings.chromium_path,
         no_sandbox=settings.chromium_no_sandbox,
         max_result_bytes=settings.max_result_bytes,
+        recycle_after=settings.chromium_recycle_captures,
+        recycle_rss_mb=settings.chromium_recycle_rss_mb,
     )

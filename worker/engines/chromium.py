@@ -114,7 +114,8 @@ class ChromiumEngine:
 
     ``executable_path`` None means Playwright's own Chromium when installed, else the
     system's; ``no_sandbox`` None means ``--no-sandbox`` only when running as root.
-    Results larger than ``max_result_bytes`` raise :class:`ResultTooLarge`.
+    Results larger than ``max_result_bytes`` raise :class:`ResultTooLarge`. The browser is
+    relaunched after ``recycle_after`` captures or beyond ``recycle_rss_mb`` MB of memory.
     """
 
     name = "chromium"
@@ -125,16 +126,28 @@ class ChromiumEngine:
         executable_path: str | None = None,
         no_sandbox: bool | None = None,
         max_result_bytes: int,
+        recycle_after: int | None = None,
+        recycle_rss_mb: int | None = None,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
         self.max_result_bytes = max_result_bytes
-        self._browser = SharedBrowser(executable_path=executable_path, no_sandbox=no_sandbox)
+        self._browser = SharedBrowser(
+            executable_path=executable_path,
+            no_sandbox=no_sandbox,
+            recycle_after=recycle_after,
+            recycle_rss_bytes=None if recycle_rss_mb is None else recycle_rss_mb * 2**20,
+        )
 
     @property
     def open_contexts(self) -> int:
         """Browser contexts open right now: one per capture in progress, 0 when idle."""
         return self._browser.open_contexts
+
+    @property
+    def launches(self) -> int:
+        """Browsers launched so far (relaunches after crashes and recycling included)."""
+        return self._browser.launches
 
     async def start(self) -> None:
         """Start Playwright and launch Chromium. Idempotent.
