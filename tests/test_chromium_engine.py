@@ -16,12 +16,12 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from shared.errors import (
     CaptureTimeout,
@@ -33,16 +33,12 @@ from shared.errors import (
     SelectorNotFound,
 )
 from shared.jobs import CaptureOptions
-from shared.url_policy import UrlPolicy
-from tests.servers import PageServer, free_port
+from tests.servers import LOOPBACK_POLICY, PageServer, free_port
 from worker.engines.base import Capture
 from worker.engines.browser import CLOSE_GRACE_S, SYSTEM_CHROMIUM, chromium_args, find_chromium
 from worker.engines.chromium import ChromiumEngine
 
 T = TypeVar("T")
-
-#: The policy of the engines under test: the page server's loopback range is allowed.
-LOOPBACK_POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
 
 #: Environment variable whose value marks the processes of one engine under test.
 MARK_VARIABLE = "CHROMIUM_ENGINE_TEST_MARK"
@@ -432,6 +428,7 @@ def test_renderer_crash_is_a_retryable_engine_error(chromium: EngineUnderTest) -
 
 
 def test_killed_browser_is_relaunched(chromium: EngineUnderTest) -> None:
+    restarts_before = REGISTRY.get_sample_value("shotline_browser_restarts_total")
     [browser] = [proc for proc in chromium.processes() if proc.is_browser]
     os.kill(browser.pid, signal.SIGKILL)
     assert wait_until(lambda: all(proc.pid != browser.pid for proc in chromium.processes()))
@@ -439,6 +436,7 @@ def test_killed_browser_is_relaunched(chromium: EngineUnderTest) -> None:
     assert chromium.capture("/index.html").http_status == 200
     [relaunched] = [proc for proc in chromium.processes() if proc.is_browser]
     assert relaunched.pid != browser.pid
+    assert REGISTRY.get_sample_value("shotline_browser_restarts_total") == (restarts_before or 0) + 1
 
 
 def test_aclose_leaves_no_process_behind(runner: asyncio.Runner, page_server: PageServer) -> None:

@@ -17,11 +17,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
 import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import ConfigurationError, EngineError
+from shared.metrics import record_browser_restart
 from worker.engines.egress import EgressGate
 
 log = structlog.get_logger("shotline.engines.browser")
@@ -127,6 +129,25 @@ def memory_capped_launcher(executable: str, memory_mb: int, directory: Path) -> 
     return launcher
 
 
+def browser_rss_bytes(*, pid: int | None = None) -> int:
+    """Resident memory of the Chromium processes this process started (its descendants).
+
+    Playwright's driver (``node``) is left out: it is not the browser and is not recycled.
+    """
+    total = 0
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return 0
+    for child in children:
+        try:
+            if child.name() != "node":
+                total += child.memory_info().rss
+        except psutil.Error:
+            continue  # gone meanwhile
+    return total
+
+
 def first_line(message: str) -> str:
     """The first line of a Playwright error message (the rest is its call log)."""
     return message.strip().splitlines()[0] if message.strip() else "unknown error"
@@ -151,16 +172,24 @@ class SharedBrowser:
         *,
         executable_path: str | None,
         no_sandbox: bool,
+        recycle_after: int | None = None,
+        recycle_rss_bytes: int | None = None,
         js_heap_mb: int | None = None,
         memory_mb: int | None = None,
     ) -> None:
         self._configured_path = executable_path
         self._no_sandbox = no_sandbox
+        self._recycle_after = recycle_after
+        self._recycle_rss_bytes = recycle_rss_bytes
         self._js_heap_mb = js_heap_mb
         self._memory_mb = memory_mb
         self._launcher_dir: Path | None = None
         self._launcher: str | None = None
         self._outside_gate = EgressGate(None)
+        #: Contexts opened in the current browser since it was launched.
+        self.served = 0
+        #: Browsers launched so far (the first one included).
+        self.launches = 0
         self._start_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
         self._executable: str | None = None
@@ -237,12 +266,14 @@ class SharedBrowser:
         """
         browser = await self.connected()
         try:
-            return await open_context(browser)
+            context = await open_context(browser)
         except PlaywrightError as exc:
             if browser.is_connected() and "has been closed" not in exc.message:
                 raise
-        self.discard(browser)
-        return await open_context(await self.connected())
+            self.discard(browser)
+            context = await open_context(await self.connected())
+        self.served += 1
+        return context
 
     async def _launch(self) -> Browser:
         if self._playwright is None or self._launcher is None:
@@ -268,6 +299,10 @@ class SharedBrowser:
             raise EngineError(f"Chromium failed to start: {first_line(exc.message)}") from exc
         browser.on("disconnected", self._on_disconnected)
         self._browser = browser
+        self.served = 0
+        self.launches += 1
+        if self.launches > 1:
+            record_browser_restart()
         log.info(
             "Chromium started.",
             executable=self._executable,
@@ -301,6 +336,7 @@ class SharedBrowser:
                 if creating.cancelled() or creating.exception() is not None:
                     return
                 await creating.result().close()
+            self._maybe_recycle()
         except TimeoutError:
             creating.cancel()
             browser = self._browser
@@ -311,6 +347,24 @@ class SharedBrowser:
                 self.discard(browser)
         except PlaywrightError:
             pass  # the browser is gone already, and the context with it
+
+    def _maybe_recycle(self) -> None:
+        """Close the browser if it is idle and served its share or grew too big."""
+        browser = self._browser
+        if browser is None or not browser.is_connected() or browser.contexts:
+            return
+        reason = None
+        rss = 0
+        if self._recycle_after is not None and self.served >= self._recycle_after:
+            reason = "captures"
+        elif self._recycle_rss_bytes is not None:
+            rss = browser_rss_bytes()
+            if rss >= self._recycle_rss_bytes:
+                reason = "memory"
+        if reason is not None:
+            log.info("Recycling Chromium.", reason=reason, captures=self.served,
+                     rss_mb=round(rss / 2**20) if rss else None)
+            self.discard(browser)
 
     def discard(self, browser: Browser) -> None:
         """Stop using ``browser`` (it hangs) and close it in the background."""
