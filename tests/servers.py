@@ -22,8 +22,9 @@ from shared.url_policy import UrlPolicy
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
-#: The URL policy of engines under test: the page server's loopback range is allowed.
-LOOPBACK_POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
+#: The URL policy of engines under test: loopback is allowed (``localhost`` too, which
+#: needs both ``127.0.0.1`` and ``::1``), so pages on the page server can be captured.
+LOOPBACK_POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")))
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
