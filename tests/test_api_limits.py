@@ -99,7 +99,12 @@ def test_malformed_bodies_are_4xx(
         ("delay_ms", -1),
         ("max_height", 20001),
         ("timeout_ms", 10**9),
+        ("hide_selectors", ["a"] * 51),
+        ("headers", {f"x-h{i}": "v" for i in range(51)}),
+        ("cookies", [{"name": f"c{i}", "value": "v"} for i in range(51)]),
     ],
+    ids=["url", "selector", "wait_for_selector", "width", "delay_ms", "max_height",
+         "timeout_ms", "hide_selectors", "headers", "cookies"],
 )
 def test_fields_over_their_caps_are_422(
     base: str, client: httpx.Client, field: str, value: Any

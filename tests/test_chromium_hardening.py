@@ -27,7 +27,7 @@ from tests.canary import Canary
 from tests.hostile_pages import HostilePages
 from worker.engines.base import Capture
 from worker.engines.browser import chromium_args, memory_capped_launcher
-from worker.engines.chromium import ChromiumEngine, full_page_clip
+from worker.engines.chromium import ChromiumEngine, bounded_clip, full_page_clip
 
 POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.1/32"),))
 
@@ -145,6 +145,15 @@ def test_full_page_clip_bounds_width_height_and_pixels(
         assert kept is not None
         assert (kept["width"], kept["height"]) == clip
         assert kept["width"] * kept["height"] * scale * scale <= MAX_CAPTURE_PIXELS
+
+
+def test_explicit_clips_beyond_the_viewport_are_bounded_too() -> None:
+    kept = bounded_clip({"x": 10, "y": 20, "width": 20000, "height": 20000},
+                        max_height=None, scale=3)
+    assert (kept["x"], kept["y"], kept["width"]) == (10, 20, MAX_FULL_PAGE_WIDTH)
+    assert kept["width"] * kept["height"] * 9 <= MAX_CAPTURE_PIXELS
+    small = {"x": 0.0, "y": 0.0, "width": 300.0, "height": 200.0}
+    assert bounded_clip(small, max_height=None, scale=2) == small
 
 
 def test_each_engine_has_a_fresh_profile_without_extensions(limited: Limited) -> None:

@@ -382,6 +382,8 @@ async def _output(page: Page, run: _Run) -> bytes:
     if options.clip is not None:
         clip = {"x": options.clip.x, "y": options.clip.y,
                 "width": options.clip.width, "height": options.clip.height}
+        if options.full_page:  # beyond the viewport: bounded like a full page
+            clip = bounded_clip(clip, max_height=None, scale=options.device_scale_factor)
     elif options.full_page:
         clip = await _max_height_clip(page, options)
     return await page.screenshot(
@@ -441,22 +443,26 @@ def full_page_clip(
     width: int, height: int, *, max_height: int | None, scale: float
 ) -> FloatRect | None:
     """The top of a ``width`` x ``height`` page (CSS pixels) a full-page capture keeps, or
-    None when it keeps the whole page.
-
-    At most ``max_height`` (else :data:`MAX_FULL_PAGE_HEIGHT`) tall, at most
-    :data:`MAX_FULL_PAGE_WIDTH` wide and at most :data:`MAX_CAPTURE_PIXELS` device pixels
-    (``scale`` is the device scale factor): an endless page cannot make a screenshot of
-    unbounded size.
-    """
-    kept_width = min(width, MAX_FULL_PAGE_WIDTH)
-    kept_height = min(
-        height,
-        max_height or MAX_FULL_PAGE_HEIGHT,
-        int(MAX_CAPTURE_PIXELS / (max(kept_width, 1) * scale * scale)),
+    None when it keeps the whole page (see :func:`bounded_clip`)."""
+    kept = bounded_clip(
+        {"x": 0, "y": 0, "width": width, "height": height}, max_height=max_height, scale=scale
     )
-    if (kept_width, kept_height) == (width, height):
-        return None
-    return {"x": 0, "y": 0, "width": kept_width, "height": kept_height}
+    return None if (kept["width"], kept["height"]) == (width, height) else kept
+
+
+def bounded_clip(clip: FloatRect, *, max_height: int | None, scale: float) -> FloatRect:
+    """``clip`` cut to at most ``max_height`` (else :data:`MAX_FULL_PAGE_HEIGHT`) CSS pixels
+    tall, :data:`MAX_FULL_PAGE_WIDTH` wide and :data:`MAX_CAPTURE_PIXELS` device pixels
+    (``scale`` is the device scale factor): a capture beyond the viewport (a full page, or
+    a clip in one) cannot make a screenshot of unbounded size, whatever the page's size.
+    """
+    width = min(clip["width"], MAX_FULL_PAGE_WIDTH)
+    height = min(
+        clip["height"],
+        max_height or MAX_FULL_PAGE_HEIGHT,
+        int(MAX_CAPTURE_PIXELS / (max(width, 1) * scale * scale)),
+    )
+    return {"x": clip["x"], "y": clip["y"], "width": width, "height": height}
 
 
 def _selector_error(exc: PlaywrightError, option: str, selector: str) -> Exception:
