@@ -303,3 +303,24 @@ def test_the_policy_check_the_gate_uses() -> None:
         run(POLICY.acheck_host("0x7f000002", 80))
     with pytest.raises(UrlBlocked, match="invalid host name"):
         run(POLICY.acheck_host("a b", 80))
+
+
+def test_a_failure_inside_the_gate_cuts_that_connection_only() -> None:
+    async def broken_resolver(host: str, port: int) -> list[IPAddress]:
+        raise RuntimeError("resolver bug")
+
+    async def scenario() -> None:
+        server, port = await echo_server()
+        async with server, EgressGate(POLICY, resolver=broken_resolver) as gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gate.port)
+            writer.write(b"\x05\x01\x00\x05\x01\x00\x03" + domain("example.test") + b"\x00\x50")
+            assert await reader.read() == b"\x05\x00"  # greeted, then cut without a reply
+            writer.close()
+            code, _, writer = await socks_connect(
+                gate, ATYP_IPV4, IPv4Address("127.0.0.1").packed, port
+            )
+            writer.close()
+            assert code == REPLY_SUCCEEDED
+            assert gate.tunnels == 1
+
+    run(scenario())

@@ -263,6 +263,9 @@ class EgressGate:
             # Only aclose() cancels a connection; ending normally keeps Python 3.11's stream
             # protocol from logging the cancellation as an error.
             pass
+        except Exception:  # a bug must cut this connection (fail closed), never the gate
+            log.exception("The egress gate failed on a connection; it was cut.",
+                          request_id=self._request_id)
         finally:
             for stream in (writer, upstream):
                 if stream is not None:
