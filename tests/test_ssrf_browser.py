@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, ip_address, ip_network
 from typing import Any
 
 import pytest
+from playwright.async_api import async_playwright
 
 from shared.errors import CaptureUrlBlocked, NavigationFailed
 from shared.jobs import CaptureOptions
@@ -21,7 +22,10 @@ from shared.url_policy import IPAddress, UrlPolicy
 from tests.canary import Canary
 from tests.hostile_pages import HostilePages
 from worker.engines.base import Capture
+from worker.engines.browser import chromium_args, find_chromium
 from worker.engines.chromium import ChromiumEngine
+from worker.engines.egress import EgressGate
+from worker.engines.navigation import NavigationGuard
 
 POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.1/32"),))
 
@@ -222,3 +226,30 @@ def test_local_scheme_navigations_never_show(
         assert capture.title in ("first", "javascript-url")
         assert capture.final_url is not None
         assert capture.final_url.startswith("http://127.0.0.1:")
+
+
+def test_the_guard_refuses_main_frame_documents_of_other_schemes() -> None:
+    """Chromium already keeps web content from navigating to these; the guard also catches
+    a main frame that gets there any other way (here: the automation itself)."""
+
+    async def scenario() -> list[str]:
+        reasons = []
+        async with async_playwright() as playwright, EgressGate(POLICY) as gate:
+            browser = await playwright.chromium.launch(
+                executable_path=find_chromium(None), args=chromium_args(no_sandbox=True)
+            )
+            try:
+                for target in ("data:text/html,<title>data</title>", "file:///etc/hostname"):
+                    page = await browser.new_page()
+                    guard = NavigationGuard(page, gate)
+                    await page.goto(target)
+                    async with asyncio.timeout(5):
+                        reasons.append(await guard.blocked)
+                    await page.close()
+            finally:
+                await browser.close()
+        return reasons
+
+    data, file = asyncio.run(scenario())
+    assert "data: documents are not allowed" in data
+    assert "file: documents are not allowed" in file
