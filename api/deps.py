@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.auth import Principal, authenticate
+from api.ratelimit import RateLimitState
 from api.services import Services
+from shared.errors import RateLimited
+
+#: Where the rate-limit state of a request is kept for :class:`api.middleware.RateLimitHeadersMiddleware`.
+RATE_LIMIT_STATE = "rate_limit"
 
 
 def get_services(request: Request) -> Services:
@@ -22,3 +28,43 @@ def get_request_id(request: Request) -> str | None:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 RequestIdDep = Annotated[str | None, Depends(get_request_id)]
+
+
+async def get_principal(request: Request, services: ServicesDep) -> Principal:
+    """The caller's API key (401 when one is required and missing, unknown or revoked)."""
+    return await authenticate(services.settings, services.keys, request)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def enforce_rate_limit(request: Request, services: Services, principal: Principal) -> None:
+    """Count the request against ``principal``'s rate limit; :class:`RateLimited` (429) when
+    over it. The ``X-RateLimit-*`` headers go on the response either way."""
+    state: RateLimitState = await services.limiter.hit(principal)
+    setattr(request.state, RATE_LIMIT_STATE, state)
+    if not state.allowed:
+        raise RateLimited(
+            f"Rate limit of {state.limit} requests exceeded; retry in {state.retry_after} s.",
+            retry_after=state.retry_after,
+        )
+
+
+async def rate_limited_principal(
+    request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Principal:
+    """The caller, after counting the request against its rate limit."""
+    await enforce_rate_limit(request, services, principal)
+    return principal
+
+
+#: The authenticated, rate-limited caller: what every ``/v1`` route of a key uses.
+CallerDep = Annotated[Principal, Depends(rate_limited_principal)]
+
+
+async def idempotent(request: Request, services: ServicesDep, caller: CallerDep) -> None:
+    """Honour ``Idempotency-Key`` (replay, 409, 422), scoped to the caller's key."""
+    await services.idempotency.begin(request, owner=caller.owner)
+
+
+IdempotentDep = Depends(idempotent)

@@ -91,3 +91,38 @@ def worker_process(redis_url: str, concurrency: int | None) -> Iterator[subproce
         yield process
     finally:
         _stop(process, 30)
+
+
+#: File (under the data dir) holding the development API key that `shotline dev` creates.
+DEV_KEY_FILE = "dev-api-key"
+
+
+def ensure_dev_key(settings: Settings) -> Path:
+    """The development API key's file, creating the key on first start.
+
+    The key is kept in ``DATA_DIR`` (mode 0600, like any client credential file), so it stays
+    the same across restarts; its record (hashed) is written to Redis when missing.
+    """
+    import asyncio
+
+    from shared.apikeys import KeyStore, generate_key
+    from shared.connections import create_redis
+
+    path = settings.data_dir / DEV_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _key_id, key = generate_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    key = path.read_text().strip()
+
+    async def register() -> None:
+        redis = create_redis(settings.redis_url, max_connections=2)
+        try:
+            await KeyStore(redis).ensure(key, "development")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(register())
+    return path

@@ -11,7 +11,10 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from shared.batches import BatchStore
+from shared.completion import Completion
 from shared.connections import create_redis
+from shared.result_cache import ResultCache
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
@@ -29,13 +32,22 @@ class WorkerRuntime:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
+        store = StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
+        # Result cache index, single-flight followers and batch counts; the hooks of other
+        # features (webhooks) go into its job_hooks/batch_hooks so followers reach them too.
+        completion = Completion(
+            store,
+            ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
+            BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+        )
         self.deps = PipelineDeps(
-            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            store=store,
             engine=make_engine(settings),
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
+            listeners=(completion,),
         )
         self._started = False
 
