@@ -9,6 +9,7 @@ the event loop.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,11 +34,7 @@ class RateLimitState:
     remaining: int
     reset: int  # Unix time (seconds) at which the window has room again
     allowed: bool = True
-
-    @property
-    def retry_after(self) -> int:
-        """Seconds until the window has room again."""
-        return max(1, self.reset - int(time.time()))
+    retry_after: int = 1  # seconds until then
 
     def headers(self) -> dict[str, str]:
         """The response headers."""
@@ -75,9 +72,10 @@ class RateLimiter:
             stats = await self.strategy.get_window_stats(item, principal.client)
         except LimitsStorageError as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
-        reset = int(stats.reset_time) + 1
-        return RateLimitState(limit=item.amount, remaining=max(0, stats.remaining), reset=reset,
-                              allowed=allowed)
+        return RateLimitState(
+            limit=item.amount, remaining=max(0, stats.remaining), reset=math.ceil(stats.reset_time),
+            allowed=allowed, retry_after=max(1, math.ceil(stats.reset_time - time.time())),
+        )
 
 
 def _next_month(now: datetime) -> datetime:

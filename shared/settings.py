@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         " 'off' never (a trusted network).",
     )
     rate_limit: str = Field(
-        default="60/minute",
+        default="600/minute",
         description="Default per-key request rate (moving window), e.g. '60/minute', '10/second'.",
     )
     monthly_quota: int | None = Field(

@@ -66,6 +66,8 @@ def base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
         # Tests capture the same page many times and count captures: no reuse unless a test
         # turns the result cache on (tests/test_multitenant_*.py do).
         "SHOTLINE_CACHE_TTL_SECONDS": "0",
+        # Tests poll fast from one address; rate limits are tested with their own keys.
+        "SHOTLINE_RATE_LIMIT": "100000/minute",
     }
 
 
