@@ -86,7 +86,8 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
             base = f"http://{host}:{port}"
             auth = ""
             if key_file is not None:
-                click.echo(f"\nDevelopment API key (kept in {key_file}):\n"
+                click.echo(f"\nDevelopment API key: {key_file.read_text().strip()}"
+                           f" (kept in {key_file})\n"
                            f"  export SHOTLINE_KEY=$(cat {key_file})")
                 auth = ' -H "Authorization: Bearer $SHOTLINE_KEY"'
             click.echo(f"\nShotline is up: API {base}  docs {base}/docs\n"

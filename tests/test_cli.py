@@ -69,7 +69,13 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: Page
     try:
         wait_for_port(port, process=process, timeout=60)
         base = f"http://127.0.0.1:{port}"
-        with httpx.Client(timeout=30) as client:
+        # The development key `shotline dev` created (and printed) is required from now on.
+        key = (tmp_path / "data" / "dev-api-key").read_text().strip()
+        assert key.startswith("sl_")
+        with httpx.Client(timeout=30) as anonymous:
+            refused = anonymous.post(f"{base}/v1/screenshots", json={"url": page_server.url("/")})
+            assert refused.status_code == 401
+        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
             accepted = submit(client, base, url=page_server.url("/index.html"))
             job = wait_for_job(client, accepted["status_url"], timeout=90)
             assert job["status"] == "succeeded", job
@@ -82,6 +88,8 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: Page
         log.close()
     output = (tmp_path / "dev.log").read_text()
     assert "Started redis-server" in output
+    assert f"export SHOTLINE_KEY=$(cat {tmp_path / 'data' / 'dev-api-key'})" in output
+    assert f"Development API key: {key}" in output
     deadline = time.monotonic() + 10
     while _chromium_pids() - before and time.monotonic() < deadline:
         time.sleep(0.2)
