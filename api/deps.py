@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, authenticate
 from api.ratelimit import RateLimitState
@@ -30,7 +31,18 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 RequestIdDep = Annotated[str | None, Depends(get_request_id)]
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
+# Declared for the OpenAPI document (the "Authorize" button of /docs); the key itself is read
+# by api.auth.credential, which accepts either header.
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: KEY")
+
+
+async def get_principal(
+    request: Request,
+    services: ServicesDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    _api_key: Annotated[str | None, Depends(_API_KEY)],
+) -> Principal:
     """The caller's API key (401 when one is required and missing, unknown or revoked)."""
     return await authenticate(services.settings, services.keys, request)
 

@@ -28,7 +28,7 @@ from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
 from shared.signing import render_link
 from tests.conftest import ProcessFactory
-from tests.fakes.snapapi_server import HANG, SnapApiStandIn
+from tests.fakes.snapapi_server import HANG, Reply, SnapApiStandIn
 from tests.polling import wait_for_job
 from tests.servers import REPO_ROOT, child_env, python_command
 
@@ -284,6 +284,26 @@ def test_concurrent_retry_is_409_then_replays_the_image(stack: Stack) -> None:
         assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
         assert replay.content == original.content
         assert replay.headers["x-shotline-job-id"] == original.headers["x-shotline-job-id"]
+    assert len(stack.snap.bodies) == 1
+
+
+def test_large_sync_response_is_replayed_from_its_job(stack: Stack) -> None:
+    """An image too large to keep with the idempotency record is streamed again from
+    storage on replay, without a second capture."""
+    noise = Image.effect_noise((400, 400), 100).convert("RGB")
+    out = io.BytesIO()
+    noise.save(out, "PNG")
+    big = out.getvalue()
+    assert len(big) > 256 * 1024
+    stack.snap.script([Reply(status=200, headers={"Content-Type": "image/png"}, body=big)])
+    body = {"url": unique_url(), "width": 400, "height": 400}
+    headers = {"Idempotency-Key": "big-1"}
+    with client_for(stack.key()) as http:
+        first = http.post(f"{stack.api_a}/v1/screenshots/sync", json=body, headers=headers)
+        assert first.status_code == 200 and first.content == big
+        replay = http.post(f"{stack.api_b}/v1/screenshots/sync", json=body, headers=headers)
+        assert replay.status_code == 200 and replay.content == big
+        assert replay.headers["x-shotline-job-id"] == first.headers["x-shotline-job-id"]
     assert len(stack.snap.bodies) == 1
 
 
