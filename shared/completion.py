@@ -4,7 +4,12 @@ In the worker, :class:`Completion` is a pipeline ``JobListener``: it indexes a s
 capture in the result cache, finishes the jobs that shared the capture (single-flight
 followers) with the same outcome, and counts the job in its batch. In the API, the same
 object settles the jobs that end there (cache hits, jobs refused inside a batch, followers
-repaired on read). Hooks let other features react (webhooks for jobs and batches).
+repaired on read).
+
+Other features react to finished jobs and batches through its ``job_hooks`` and
+``batch_hooks`` (give the same hooks to both the worker's and the API's instance), not as
+separate pipeline listeners: many jobs end without a capture of their own, and only this
+object sees them all. Each job reaches the hooks once.
 """
 
 from __future__ import annotations
@@ -46,11 +51,7 @@ class Completion:
         self.batch_hooks = tuple(batch_hooks)
 
     async def job_finished(self, job: Job) -> None:
-        """The worker pipeline's listener: ``job`` was just captured (or failed for good).
-
-        The pipeline tells its other listeners about ``job`` itself; followers finished here
-        go through :meth:`settled` and so reach :attr:`job_hooks`.
-        """
+        """The worker pipeline's listener: ``job`` was just captured (or failed for good)."""
         if not job.cached:
             await self.cache.remember(job)
         for follower_id in await self.cache.release(job):
@@ -59,7 +60,7 @@ class Completion:
                 log.info("job finished with a shared capture", job_id=finished.id,
                          capture_of=job.id, status=finished.status.value)
                 await self.settled(finished)
-        await self.settled(job, notify=False)
+        await self.settled(job)
 
     async def finish_from(self, job_id: str, source: Job) -> Job | None:
         """End ``job_id`` with ``source``'s outcome; ``None`` if it had already ended."""
@@ -91,14 +92,13 @@ class Completion:
         await self.settled(finished)
         return finished
 
-    async def settled(self, job: Job, *, notify: bool = True) -> None:
+    async def settled(self, job: Job) -> None:
         """``job`` just reached its final status: run the hooks, count it in its batch."""
-        if notify:
-            for hook in self.job_hooks:
-                try:
-                    await hook(job)
-                except Exception:
-                    log.exception("job hook failed", job_id=job.id)
+        for hook in self.job_hooks:
+            try:
+                await hook(job)
+            except Exception:
+                log.exception("job hook failed", job_id=job.id)
         if job.batch_id is None:
             return
         batch = await self.batches.job_finished(job.batch_id)

@@ -13,12 +13,23 @@ from pydantic import ValidationError
 
 from api.idempotency import fingerprint
 from shared.apikeys import KeyStore, hash_key, parse_key_id
-from shared.batches import BatchRequest
+from shared.batches import Batch, BatchRequest, BatchStore, new_batch_id
+from shared.completion import Completion
 from shared.connections import create_redis
 from shared.errors import AuthenticationFailed, InvalidSignature
-from shared.jobs import ScreenshotRequest
-from shared.result_cache import options_digest
+from shared.jobs import (
+    CaptureOptions,
+    Job,
+    JobError,
+    JobStatus,
+    ScreenshotRequest,
+    StoredResult,
+    new_job_id,
+    utcnow,
+)
+from shared.result_cache import ResultCache, options_digest
 from shared.signing import canonical_render_query, render_link, sign_render, verify_render
+from shared.status_store import StatusStore
 
 
 def test_key_format_and_hash() -> None:
@@ -106,3 +117,93 @@ def test_batch_request_validates_shared_options() -> None:
             BatchRequest(urls=["https://a.example"], options=options)
     with pytest.raises(ValidationError):
         BatchRequest(urls=[])
+
+
+def test_completion_settles_followers_and_batches_once(redis_url: str) -> None:
+    """A leader's outcome reaches the jobs that joined it, each job reaches the hooks once,
+    and the batch hook fires once when the batch's last job ends."""
+
+    async def run() -> None:
+        redis = create_redis(redis_url)
+        store = StatusStore(redis, ttl_seconds=600)
+        cache = ResultCache(redis, store, index_ttl_seconds=600)
+        batches = BatchStore(redis, ttl_seconds=600)
+        seen_jobs: list[str] = []
+        seen_batches: list[str] = []
+
+        async def job_hook(job: Job) -> None:
+            seen_jobs.append(job.id)
+
+        async def batch_hook(batch: Batch) -> None:
+            seen_batches.append(batch.id)
+
+        completion = Completion(store, cache, batches, job_hooks=[job_hook],
+                                batch_hooks=[batch_hook])
+        try:
+            options = CaptureOptions(url="https://example.com")
+            digest = options_digest(options)
+            ids = [new_job_id() for _ in range(3)]
+            batch = Batch(id=new_batch_id(), created_at=utcnow(), job_ids=ids[:2],
+                          urls=[options.url] * 2)
+            await batches.create(batch)
+            for job_id, batch_id in zip(ids, [batch.id, batch.id, None], strict=True):
+                await store.create(Job(id=job_id, status=JobStatus.queued, created_at=utcnow(),
+                                       options=options, batch_id=batch_id))
+            assert await cache.lead_or_join("anon", digest, ids[0]) is None
+            assert await cache.lead_or_join("anon", digest, ids[1]) == ids[0]
+            assert await cache.lead_or_join("anon", digest, ids[2]) == ids[0]
+            follower = await store.get(ids[2])
+            assert follower.cached and follower.capture_of == ids[0]
+
+            result = StoredResult(key="results/x.png", content_type="image/png", bytes=3,
+                                  sha256="0" * 64)
+            leader = await store.mark_succeeded(ids[0], result)
+            assert leader is not None
+            await completion.job_finished(leader)
+            for job_id in ids:
+                job = await store.get(job_id)
+                assert job.status is JobStatus.succeeded and job.result == result
+            assert sorted(seen_jobs) == sorted(ids)
+            assert seen_batches == [batch.id]
+            assert (await batches.get(batch.id)).finished_at is not None
+            hit = await cache.lookup("anon", digest, max_age=60)
+            assert hit is not None and hit.id == ids[0]
+            assert await cache.lookup("anon", digest, max_age=-1) is None
+            assert await cache.lookup("someone-else", digest, max_age=60) is None
+
+            # The leader is done: an identical request now leads a capture of its own.
+            late = new_job_id()
+            await store.create(Job(id=late, status=JobStatus.queued, created_at=utcnow(),
+                                   options=options))
+            assert await cache.lead_or_join("anon", digest, late) is None
+            await completion.job_finished(leader)  # a repeated call finds no followers
+            assert len(seen_jobs) == 4 and seen_batches == [batch.id]
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_follower_is_repaired_on_read_when_its_leader_ended_alone(redis_url: str) -> None:
+    async def run() -> None:
+        redis = create_redis(redis_url)
+        store = StatusStore(redis, ttl_seconds=600)
+        cache = ResultCache(redis, store, index_ttl_seconds=600)
+        completion = Completion(store, cache, BatchStore(redis, ttl_seconds=600))
+        try:
+            options = CaptureOptions(url="https://example.com")
+            leader_id, follower_id = new_job_id(), new_job_id()
+            for job_id in (leader_id, follower_id):
+                await store.create(Job(id=job_id, status=JobStatus.queued, created_at=utcnow(),
+                                       options=options))
+            await cache.lead_or_join("anon", options_digest(options), leader_id)
+            await cache.lead_or_join("anon", options_digest(options), follower_id)
+            # The leader fails, and its worker dies before telling the followers.
+            await store.mark_failed(leader_id, JobError(code="timeout", message="too slow"))
+            repaired = await completion.repair(await store.get(follower_id))
+            assert repaired.status is JobStatus.failed and repaired.error is not None
+            assert repaired.error.code == "timeout"
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())

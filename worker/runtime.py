@@ -33,8 +33,9 @@ class WorkerRuntime:
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
         store = StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
-        # Result cache index, single-flight followers and batch counts; the hooks of other
-        # features (webhooks) go into its job_hooks/batch_hooks so followers reach them too.
+        # Result cache index, single-flight followers and batch counts. Other reactions to
+        # finished jobs (webhooks) go into its job_hooks/batch_hooks, here and in api/app.py:
+        # jobs that share a capture end here without a pipeline run of their own.
         completion = Completion(
             store,
             ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
