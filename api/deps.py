@@ -50,10 +50,12 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def enforce_rate_limit(request: Request, services: Services, principal: Principal) -> None:
-    """Count the request against ``principal``'s rate limit; :class:`RateLimited` (429) when
-    over it. The ``X-RateLimit-*`` headers go on the response either way."""
-    state: RateLimitState = await services.limiter.hit(principal)
+async def enforce_rate_limit(request: Request, services: Services, principal: Principal, *,
+                             cost: int = 1) -> None:
+    """Count the request (as ``cost`` requests) against ``principal``'s rate limit;
+    :class:`RateLimited` (429) when over it. The ``X-RateLimit-*`` headers go on the
+    response either way."""
+    state: RateLimitState = await services.limiter.hit(principal, cost=cost)
     setattr(request.state, RATE_LIMIT_STATE, state)
     if not state.allowed:
         raise RateLimited(

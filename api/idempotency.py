@@ -177,12 +177,15 @@ class IdempotencyMiddleware:
             return
         status = 0
         headers: dict[str, str] = {}
-        chunks: list[bytes] | None = []
+        chunks: list[bytes] | None = None  # None: nothing to keep (no ticket, or too large)
         size = 0
 
         async def capture(message: Message) -> None:
             nonlocal status, chunks, size
             if message["type"] == "http.response.start":
+                # The dependency has run by now: only a ticket holder's response is kept.
+                if isinstance(_ticket_of(scope), Ticket):
+                    chunks = []
                 status = message["status"]
                 for name, value in message.get("headers", []):
                     decoded = name.decode("latin-1").lower()
@@ -202,7 +205,7 @@ class IdempotencyMiddleware:
         except BaseException:
             await self._abandon(scope)
             raise
-        ticket = scope.get("state", {}).get(_STATE_KEY)
+        ticket = _ticket_of(scope)
         if isinstance(ticket, Ticket):
             store = _store_of(scope)
             body = b"".join(chunks) if chunks is not None else None
@@ -212,12 +215,16 @@ class IdempotencyMiddleware:
                 await store.finish(ticket, status, headers, body)
 
     async def _abandon(self, scope: Scope) -> None:
-        ticket = scope.get("state", {}).get(_STATE_KEY)
+        ticket = _ticket_of(scope)
         if isinstance(ticket, Ticket):
             try:
                 await _store_of(scope).abandon(ticket)
             except Exception:
                 log.warning("could not release an idempotency key")
+
+
+def _ticket_of(scope: Scope) -> object:
+    return scope.get("state", {}).get(_STATE_KEY)
 
 
 def _store_of(scope: Scope) -> IdempotencyStore:

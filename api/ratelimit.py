@@ -63,12 +63,12 @@ class RateLimiter:
             self._parsed[override] = parse(override)
         return self._parsed[override]
 
-    async def hit(self, principal: Principal) -> RateLimitState:
-        """Count one request of ``principal``; ``allowed`` is false when it is over its limit
-        (and then it was not counted)."""
+    async def hit(self, principal: Principal, *, cost: int = 1) -> RateLimitState:
+        """Count ``cost`` requests of ``principal``; ``allowed`` is false when that would go
+        over its limit (and then nothing was counted)."""
         item = self._item(principal.key.rate_limit if principal.key else None)
         try:
-            allowed = await self.strategy.hit(item, principal.client)
+            allowed = await self.strategy.hit(item, principal.client, cost=cost)
             stats = await self.strategy.get_window_stats(item, principal.client)
         except LimitsStorageError as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc

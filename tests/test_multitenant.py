@@ -215,6 +215,20 @@ def test_rate_limit_is_shared_by_two_api_processes(stack: Stack) -> None:
     assert stack.snap.bodies == []
 
 
+def test_a_batch_counts_one_request_per_url(stack: Stack) -> None:
+    with client_for(stack.key("batcher", rate_limit="5/minute")) as http:
+        refused = http.post(f"{stack.api_a}/v1/batches",
+                            json={"urls": [unique_url() for _ in range(6)]})
+        assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+        accepted = http.post(f"{stack.api_b}/v1/batches",
+                             json={"urls": [unique_url() for _ in range(4)]})
+        assert accepted.status_code == 202 and accepted.headers["x-ratelimit-remaining"] == "0"
+    deadline = time.monotonic() + 30
+    while len(stack.snap.bodies) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(stack.snap.bodies) == 4
+
+
 def test_monthly_quota_counts_captures_not_cache_hits(stack: Stack) -> None:
     key = stack.key("small plan", monthly_quota=2)
     url = unique_url()

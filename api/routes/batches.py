@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from api.batches import batch_view, submit_batch
-from api.deps import CallerDep, IdempotentDep, RequestIdDep, ServicesDep
+from api.deps import CallerDep, IdempotentDep, RequestIdDep, ServicesDep, enforce_rate_limit
 from api.schemas import BatchAccepted, BatchView, ErrorBody
 from shared.batches import BatchRequest
 
@@ -30,7 +30,10 @@ async def create_batch(
     request_id: RequestIdDep,
 ) -> BatchAccepted:
     """Capture up to 100 URLs with the same options; follow them at ``status_url``. A URL the
-    URL policy refuses becomes a failed job of the batch instead of failing the batch."""
+    URL policy refuses becomes a failed job of the batch instead of failing the batch. Counts
+    as one request per URL against the rate limit."""
+    if len(body.urls) > 1:
+        await enforce_rate_limit(request, services, caller, cost=len(body.urls) - 1)
     batch = await submit_batch(services, body, principal=caller, request_id=request_id)
     status_url = str(request.url_for("get_batch", batch_id=batch.id))
     response.headers["Location"] = status_url
