@@ -4,6 +4,9 @@ A link carries ``expires`` (a Unix time in whole seconds) and ``signature``: the
 HMAC-SHA256, under the server's signing key, of the object key and that expiry. Whoever
 holds a link can fetch the object until it expires; changing the key or the expiry breaks
 the signature.
+
+Signed render links (``GET /v1/render``) work the same way with a customer's key: the
+signature covers the whole canonical query under that API key's signing secret.
 """
 
 from __future__ import annotations
