@@ -145,12 +145,16 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
 
 
 def _run_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
-    """Run ``action`` with a key store on the configured Redis; errors as CLI errors."""
+    """Run ``action`` with a key store on the configured Redis (or, when none is configured,
+    the one a running ``shotline dev`` started); errors as CLI errors."""
     from shared.connections import create_redis
     from shared.errors import ShotlineError
+    from shotline.devstack import dev_redis_url
+
+    redis_url = dev_redis_url(settings) or settings.redis_url
 
     async def run() -> T:
-        redis = create_redis(settings.redis_url, max_connections=2)
+        redis = create_redis(redis_url, max_connections=2)
         try:
             return await action(KeyStore(redis))
         finally:

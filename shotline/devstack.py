@@ -66,6 +66,7 @@ def local_redis(settings: Settings) -> Iterator[str]:
         start_new_session=True,  # Ctrl-C goes to us; we stop Redis last
     )
     url = f"redis://127.0.0.1:{port}/0"
+    url_file = directory / DEV_REDIS_URL_FILE
     try:
         deadline = time.monotonic() + 10
         while not _reachable(url):
@@ -73,9 +74,26 @@ def local_redis(settings: Settings) -> Iterator[str]:
                 raise click.ClickException(f"redis-server did not start; see {directory}/redis.log")
             time.sleep(0.05)
         click.echo(f"Started redis-server on {url} (data in {directory}).")
+        url_file.write_text(url)  # so that `shotline keys ...` finds it
         yield url
     finally:
+        url_file.unlink(missing_ok=True)
         _stop(process, 10)
+
+
+#: File (under DATA_DIR/redis) naming the URL of the redis-server `shotline dev` runs.
+DEV_REDIS_URL_FILE = "url"
+
+
+def dev_redis_url(settings: Settings) -> str | None:
+    """The URL of the Redis a running `shotline dev` started, when REDIS_URL is not set."""
+    if "redis_url" in settings.model_fields_set:
+        return None
+    path = (settings.data_dir / "redis" / DEV_REDIS_URL_FILE)
+    if not path.exists():
+        return None
+    url = path.read_text().strip()
+    return url if _reachable(url) else None
 
 
 @contextlib.contextmanager

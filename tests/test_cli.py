@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,13 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: Page
             job = wait_for_job(client, accepted["status_url"], timeout=90)
             assert job["status"] == "succeeded", job
             assert client.get(job["result"]["url"]).status_code == 200
+        # `shotline keys` finds the Redis `shotline dev` started; the new key works at once.
+        created = subprocess.run(python_command(*CLI, "keys", "create", "second", "--json"),
+                                 env=env, cwd=REPO_ROOT, capture_output=True, timeout=60)
+        assert created.returncode == 0, created.stderr.decode()
+        second = json.loads(created.stdout)["key"]
+        with httpx.Client(timeout=30, headers={"X-API-Key": second}) as client:
+            assert client.get(f"{base}/v1/jobs/{job['id']}").status_code == 404  # not its job
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(60) == 0
     finally:
