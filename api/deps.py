@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, authenticate
@@ -76,7 +76,15 @@ async def rate_limited_principal(
 CallerDep = Annotated[Principal, Depends(rate_limited_principal)]
 
 
-async def idempotent(request: Request, services: ServicesDep, caller: CallerDep) -> None:
+async def idempotent(
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    _key: Annotated[str | None, Header(
+        alias="Idempotency-Key", min_length=1, max_length=255,
+        description="Retry safely: the first response to this key is replayed for 24 h.",
+    )] = None,
+) -> None:
     """Honour ``Idempotency-Key`` (replay, 409, 422), scoped to the caller's key."""
     await services.idempotency.begin(request, owner=caller.owner)
 
