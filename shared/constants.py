@@ -23,6 +23,38 @@ SEMAPHORE_KEY_PREFIX: Final = "shotline:semaphore:"
 #: Name of the semaphore bounding concurrent SnapAPI calls across the fleet.
 SNAPAPI_SEMAPHORE: Final = "snapapi"
 
+#: Redis set of every API key id ever created (revoked ones included): ``shotline:apikeys``.
+API_KEY_IDS: Final = "shotline:apikeys"
+
+#: Redis string mapping a key's hash to its id: ``shotline:apikey-hash:<sha256 hex>``.
+API_KEY_HASH_PREFIX: Final = "shotline:apikey-hash:"
+
+#: Owner name of work done without an API key (single-tenant mode).
+ANONYMOUS_OWNER: Final = "anon"
+
+#: Prefix of the rate limiter's moving-window keys (``limits`` appends its own suffix).
+RATE_LIMIT_PREFIX: Final = "shotline:ratelimit"
+
+#: Redis counter of one key's captures in one month: ``shotline:quota:<key_id>:<YYYY-MM>``.
+QUOTA_PREFIX: Final = "shotline:quota:"
+
+#: Redis hash of one idempotent request: ``shotline:idem:<scope>:<sha256 of the header>``.
+IDEMPOTENCY_PREFIX: Final = "shotline:idem:"
+
+#: Redis string pointing at the latest succeeded capture of one owner's options:
+#: ``shotline:cache:<owner>:<options sha256>`` → ``{"job_id", "finished_at"}``.
+CACHE_PREFIX: Final = "shotline:cache:"
+
+#: Redis string naming the job capturing one owner's options right now (single-flight):
+#: ``shotline:inflight:<owner>:<options sha256>`` → job id.
+INFLIGHT_PREFIX: Final = "shotline:inflight:"
+
+#: Redis set of the jobs waiting for another job's capture: ``shotline:followers:<job_id>``.
+FOLLOWERS_PREFIX: Final = "shotline:followers:"
+
+#: Redis hash of one batch: ``shotline:batch:<batch_id>``.
+BATCH_KEY_PREFIX: Final = "shotline:batch:"
+
 #: Celery queue for capture tasks.
 CAPTURE_QUEUE: Final = "shotline.capture"
 

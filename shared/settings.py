@@ -135,6 +135,26 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_WEBHOOK_SCHEDULE)
     )
 
+    # --- Multi-tenant edge: API keys, limits, reuse of captures ------------------------
+    auth: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="API keys: 'auto' requires one as soon as any key exists, 'required' always,"
+        " 'off' never (a trusted network).",
+    )
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Default per-key request rate (moving window), e.g. '60/minute', '10/second'.",
+    )
+    monthly_quota: int | None = Field(
+        default=None, ge=0, description="Default captures per key and calendar month (UTC); none: unlimited."
+    )
+    cache_ttl_seconds: int = Field(
+        default=3600, ge=0, le=30 * 24 * 3600,
+        description="Default age up to which a stored capture answers an identical request; 0 disables"
+        " reuse (result cache and single-flight).",
+    )
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+
     # --- Processes and logs -----------------------------------------------------------
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     log_level: str = "INFO"
@@ -156,6 +176,17 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_int_list(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '60/minute': {value!r}") from exc
+        return value
 
     @field_validator("snapapi_base_url", "public_base_url")
     @classmethod

@@ -63,6 +63,11 @@ def base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
         "SHOTLINE_SECRET_KEY": "test-signing-secret",
         "SHOTLINE_LOG_FORMAT": "console",
         "SHOTLINE_WORKER_CONCURRENCY": "1",
+        # Tests capture the same page many times and count captures: no reuse unless a test
+        # turns the result cache on (tests/test_multitenant_*.py do).
+        "SHOTLINE_CACHE_TTL_SECONDS": "0",
+        # Tests poll fast from one address; rate limits are tested with their own keys.
+        "SHOTLINE_RATE_LIMIT": "100000/minute",
     }
 
 

@@ -11,9 +11,12 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from shared.batches import BatchStore
+from shared.completion import Completion
 from shared.connections import create_redis
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
+from shared.result_cache import ResultCache
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
 from shared.status_store import StatusStore
@@ -36,16 +39,25 @@ class WorkerRuntime:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
+        store = StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
+                            queued_deadline=settings.queued_deadline_seconds)
         engine = make_engine(settings)
+        # Result cache index, single-flight followers and batch counts. Other reactions to
+        # finished jobs (webhooks) go into its job_hooks/batch_hooks, here and in api/app.py:
+        # jobs that share a capture end here without a pipeline run of their own.
+        completion = Completion(
+            store,
+            ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
+            BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+        )
         self.deps = PipelineDeps(
-            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
-                              queued_deadline=settings.queued_deadline_seconds),
+            store=store,
             engine=engine,
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
-            listeners=(MetricsListener(engine=engine.name),),
+            listeners=(completion, MetricsListener(engine=engine.name)),
             slots=(
                 FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
                                limit=settings.snapapi_max_concurrency)
