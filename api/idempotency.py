@@ -179,6 +179,21 @@ class IdempotencyMiddleware:
         headers: dict[str, str] = {}
         chunks: list[bytes] | None = None  # None: nothing to keep (no ticket, or too large)
         size = 0
+        recorded = False
+
+        async def record() -> None:
+            # Before the last byte goes out: a client that retries the moment it has the whole
+            # response must find it stored, not "still in flight".
+            nonlocal recorded
+            recorded = True
+            ticket = _ticket_of(scope)
+            if isinstance(ticket, Ticket):
+                store = _store_of(scope)
+                body = b"".join(chunks) if chunks is not None else None
+                if body is None and JOB_ID_HEADER.lower() not in headers:
+                    await store.abandon(ticket)  # nothing to replay it from
+                else:
+                    await store.finish(ticket, status, headers, body)
 
         async def capture(message: Message) -> None:
             nonlocal status, chunks, size
@@ -198,6 +213,8 @@ class IdempotencyMiddleware:
                     chunks = None
                 else:
                     chunks.append(body)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await record()
             await send(message)
 
         try:
@@ -205,14 +222,8 @@ class IdempotencyMiddleware:
         except BaseException:
             await self._abandon(scope)
             raise
-        ticket = _ticket_of(scope)
-        if isinstance(ticket, Ticket):
-            store = _store_of(scope)
-            body = b"".join(chunks) if chunks is not None else None
-            if body is None and JOB_ID_HEADER.lower() not in headers:
-                await store.abandon(ticket)  # nothing to replay it from
-            else:
-                await store.finish(ticket, status, headers, body)
+        if not recorded:
+            await record()
 
     async def _abandon(self, scope: Scope) -> None:
         ticket = _ticket_of(scope)
