@@ -1,12 +1,14 @@
-"""Response bodies of the HTTP API (requests are :class:`shared.jobs.CaptureOptions`)."""
+"""Response bodies of the HTTP API (requests are :class:`shared.jobs.ScreenshotRequest`; the job
+view lives in :mod:`shared.job_view` because webhooks send it too)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from shared.jobs import CaptureOptions, JobError, JobStatus
+from shared.job_view import JobView, ResultView
+from shared.jobs import JobStatus
+
+__all__ = ["Accepted", "ErrorBody", "JobView", "ResultView"]
 
 
 class Accepted(BaseModel):
@@ -15,32 +17,6 @@ class Accepted(BaseModel):
     id: str = Field(examples=["4f0c5c1e0b3a4d8f9a1c2b3d4e5f6a7b"])
     status: JobStatus = Field(examples=["queued"])
     status_url: str = Field(examples=["http://127.0.0.1:8000/v1/jobs/4f0c5c1e0b3a4d8f9a1c2b3d4e5f6a7b"])
-
-
-class ResultView(BaseModel):
-    """A succeeded job's result with a freshly minted, time-limited download URL."""
-
-    url: str
-    expires_at: datetime
-    content_type: str = Field(examples=["image/png"])
-    bytes: int
-    width: int | None = None
-    height: int | None = None
-    sha256: str
-
-
-class JobView(BaseModel):
-    """A job's status record as clients see it."""
-
-    id: str
-    status: JobStatus
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: int
-    error: JobError | None = None
-    result: ResultView | None = None
-    options: CaptureOptions
 
 
 class ErrorBody(BaseModel):
