@@ -20,6 +20,7 @@ from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
     CaptureUrlBlocked,
+    JobNotFound,
     ResultNotStored,
     ResultTooLarge,
     StorageError,
@@ -49,7 +50,12 @@ class JobListener(Protocol):
     """Told about every job that reaches a final status (webhooks, cache, metrics...)."""
 
     async def job_finished(self, job: Job) -> None:
-        """React to ``job`` having just become succeeded or failed (called once per outcome)."""
+        """React to ``job`` having just become succeeded or failed.
+
+        Called once when the final transition wins, and again whenever a redelivered task
+        finds the job already finished (its worker may have died before telling anyone), so
+        listeners must be idempotent.
+        """
         ...
 
 
@@ -102,7 +108,7 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
     """
     job = await deps.store.mark_running(job_id)
     if job is None:
-        log.info("job already finished or gone; nothing to do", job_id=job_id)
+        await _renotify(deps, job_id)
         return Outcome(status=None)
     bound = log.bind(job_id=job.id, request_id=job.request_id, url=job.options.url,
                      attempt=job.attempts, engine=deps.engine.name)
@@ -138,6 +144,20 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
                status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
+
+
+async def _renotify(deps: PipelineDeps, job_id: str) -> None:
+    """A redelivered task found ``job_id`` finished: tell the listeners again, in case the
+    worker that finished it died before it could (listeners are idempotent)."""
+    try:
+        job = await deps.store.get(job_id)
+    except JobNotFound:
+        log.info("job gone; nothing to do", job_id=job_id)
+        return
+    log.info("job already finished; telling listeners again", job_id=job_id,
+             status=job.status.value)
+    if job.status.is_terminal:
+        await _notify(deps, job)
 
 
 async def _notify(deps: PipelineDeps, job: Job) -> None:

@@ -16,8 +16,10 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
+from shared.webhooks.store import DeliveryStore
 from worker.engines import make_engine
 from worker.pipeline import PipelineDeps
+from worker.webhooks import Enqueue, WebhookListener
 
 T = TypeVar("T")
 
@@ -25,10 +27,14 @@ T = TypeVar("T")
 class WorkerRuntime:
     """The long-lived objects one worker process runs its captures with."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> None:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
+        webhooks = WebhookListener(
+            DeliveryStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            enqueue=enqueue_delivery,
+        )
         self.deps = PipelineDeps(
             store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
             engine=make_engine(settings),
@@ -36,6 +42,7 @@ class WorkerRuntime:
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
+            listeners=(webhooks,),
         )
         self._started = False
 
@@ -64,11 +71,15 @@ class WorkerRuntime:
 _runtime: WorkerRuntime | None = None
 
 
-def get_runtime(settings: Settings) -> WorkerRuntime:
-    """This process's runtime, built on first use."""
+def get_runtime(settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> WorkerRuntime:
+    """This process's runtime, built on first use.
+
+    ``enqueue_delivery`` sends a webhook delivery task; without it, finished jobs' webhooks
+    are left to the dispatcher (about a second later).
+    """
     global _runtime
     if _runtime is None:
-        _runtime = WorkerRuntime(settings)
+        _runtime = WorkerRuntime(settings, enqueue_delivery=enqueue_delivery)
     return _runtime
 
 

@@ -1,15 +1,18 @@
-"""Celery tasks: thin wrappers that decode arguments and call the capture pipeline."""
+"""Celery tasks: thin wrappers that decode arguments and call the pipeline or the deliverer."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from celery import Task
 
-from shared.constants import CAPTURE_TASK
-from shared.queue import ShotlineCelery
+from shared.constants import CAPTURE_TASK, WEBHOOK_TASK
+from shared.queue import ShotlineCelery, enqueue_delivery
+from shared.webhooks.delivery import attempt_delivery
 from worker.pipeline import run_capture_job
 from worker.runtime import get_runtime
+from worker.webhooks import get_webhook_runtime
 
 
 def register_tasks(app: ShotlineCelery) -> None:
@@ -18,7 +21,14 @@ def register_tasks(app: ShotlineCelery) -> None:
     @app.task(bind=True, name=CAPTURE_TASK, max_retries=None)
     def capture(self: Task[Any, Any], job_id: str) -> None:
         """Capture ``job_id``; retryable failures come back after the pipeline's delay."""
-        runtime = get_runtime(app.settings)
+        runtime = get_runtime(app.settings, enqueue_delivery=functools.partial(enqueue_delivery, app))
         outcome = runtime.run(run_capture_job(job_id, runtime.deps))
         if outcome.retry_in is not None:
             raise self.retry(countdown=outcome.retry_in)
+
+    @app.task(name=WEBHOOK_TASK, max_retries=0)
+    def deliver_webhook(job_id: str) -> None:
+        """Make the due attempt of ``job_id``'s webhook delivery. Retries are scheduled in
+        Redis by the attempt itself, never with Celery countdowns."""
+        runtime = get_webhook_runtime(app.settings)
+        runtime.run(attempt_delivery(job_id, runtime.deps))
