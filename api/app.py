@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
-from api.routes import files, health, jobs, screenshots
+from api.routes import files, health, jobs, screenshots, webhooks
 from api.services import Services
 from shared.connections import create_redis
 from shared.queue import make_celery
@@ -17,6 +17,8 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
+from shared.webhooks.secrets import WebhookSecrets
+from shared.webhooks.store import DeliveryStore
 
 DESCRIPTION = """Screenshots of web pages as a service: submit a capture (202 + job id),
 poll the job, download the image from a time-limited URL."""
@@ -32,6 +34,8 @@ def build_services(settings: Settings) -> Services:
         storage=make_storage(settings),
         celery=make_celery(settings),
         policy=UrlPolicy.from_settings(settings),
+        deliveries=DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
+        webhook_secrets=WebhookSecrets.from_settings(settings, redis),
     )
 
 
@@ -52,6 +56,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (screenshots, jobs, files, health):
+    for module in (screenshots, jobs, webhooks, files, health):
         app.include_router(module.router)
     return app

@@ -15,10 +15,12 @@ from shared.errors import (
     InvalidSignature,
     JobNotFinished,
     JobNotFound,
+    NoWebhook,
     ShotlineError,
     StorageError,
     StoreUnavailable,
     UrlBlocked,
+    WebhookSecretMissing,
 )
 
 log = structlog.get_logger("shotline.api")
@@ -27,6 +29,8 @@ log = structlog.get_logger("shotline.api")
 STATUS_OF: dict[type[ShotlineError], int] = {
     JobNotFound: 404,
     JobNotFinished: 409,
+    NoWebhook: 409,
+    WebhookSecretMissing: 422,
     UrlBlocked: 422,
     InvalidSignature: 403,
     StoreUnavailable: 503,
@@ -74,7 +78,7 @@ async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShotlineError)
     status = status_for(exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
-    details = [{"field": "url", "message": exc.message}] if isinstance(exc, UrlBlocked) else None
+    details = [{"field": exc.field, "message": exc.message}] if isinstance(exc, UrlBlocked) else None
     if status >= 500:
         log.warning("request failed", error_code=exc.code, error=exc.message, status=status)
     return error_response(request, status, exc.code, exc.message, details=details, headers=headers)

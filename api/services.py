@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -10,14 +11,29 @@ import redis.asyncio as aioredis
 import structlog
 from celery import Celery
 
-from api.schemas import JobView, ResultView
-from shared.errors import JobNotFinished, StoreUnavailable
+from shared.errors import (
+    JobNotFinished,
+    NoWebhook,
+    StoreUnavailable,
+    UrlBlocked,
+    WebhookSecretMissing,
+    WebhookUrlBlocked,
+)
+from shared.job_view import JobView, render_job
 from shared.jobs import CaptureOptions, Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
-from shared.queue import enqueue_capture
+from shared.queue import enqueue_capture, enqueue_delivery
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
+from shared.webhooks.delivery import open_delivery
+from shared.webhooks.models import DeliveryLog, DeliveryState
+from shared.webhooks.retry import utc_from_timestamp
+from shared.webhooks.secrets import WebhookSecrets
+from shared.webhooks.store import DeliveryStore
+
+#: A redelivery whose task is lost comes due again after this many seconds.
+REDELIVERY_LEASE_SECONDS = 300.0
 
 log = structlog.get_logger("shotline.api")
 
@@ -32,12 +48,14 @@ class Services:
     storage: Storage
     celery: Celery
     policy: UrlPolicy
+    deliveries: DeliveryStore
+    webhook_secrets: WebhookSecrets
 
 
 async def submit_capture(
     services: Services, request: ScreenshotRequest, *, request_id: str | None
 ) -> Job:
-    """Check the URL, record a queued job and enqueue its capture."""
+    """Check the URL (and webhook URL), record a queued job and enqueue its capture."""
     await services.policy.acheck_url(request.url)
     options = CaptureOptions.model_validate(request.model_dump(include=set(CaptureOptions.model_fields)))
     job = Job(
@@ -47,6 +65,9 @@ async def submit_capture(
         options=options,
         request_id=request_id,
     )
+    if request.webhook_url is not None:
+        job = job.model_copy(update={"webhook_url": await check_webhook(services, request.webhook_url,
+                                                                         api_key_id=job.api_key_id)})
     await services.store.create(job)
     try:
         await anyio.to_thread.run_sync(
@@ -60,29 +81,26 @@ async def submit_capture(
     return job
 
 
+async def check_webhook(services: Services, url: str, *, api_key_id: str | None) -> str:
+    """The normalised ``url`` once the URL policy accepts it and a secret exists to sign with.
+
+    Raises :class:`WebhookUrlBlocked` or :class:`WebhookSecretMissing` (both 422).
+    """
+    try:
+        checked = await services.policy.acheck_url(url)
+    except UrlBlocked as exc:
+        raise WebhookUrlBlocked(f"webhook_url: {exc.message}") from exc
+    if not await services.webhook_secrets.signing_keys(api_key_id):
+        where = ("this API key has no webhook secret" if api_key_id else
+                 "the server has no SHOTLINE_WEBHOOK_SECRET (generate one with"
+                 " `python -c 'import shotline.webhooks as w; print(w.generate_secret())'`)")
+        raise WebhookSecretMissing(f"webhook_url needs a signing secret, but {where}")
+    return checked.url
+
+
 def job_view(services: Services, job: Job) -> JobView:
     """The client-facing view of ``job``, with a fresh download URL when it succeeded."""
-    result = None
-    if job.result is not None and job.status is JobStatus.succeeded:
-        signed = services.storage.signed_url(
-            job.result.key, expires_in=services.settings.url_ttl_seconds
-        )
-        result = ResultView(
-            url=signed.url,
-            expires_at=signed.expires_at,
-            **job.result.model_dump(exclude={"key"}),
-        )
-    return JobView(
-        id=job.id,
-        status=job.status,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        attempts=job.attempts,
-        error=job.error,
-        result=result,
-        options=job.options,
-    )
+    return render_job(job, services.storage, url_ttl_seconds=services.settings.url_ttl_seconds)
 
 
 async def result_url(services: Services, job_id: str) -> str:
@@ -95,3 +113,53 @@ async def result_url(services: Services, job_id: str) -> str:
             detail += f" ({job.error.code}: {job.error.message})"
         raise JobNotFinished(f"{detail}; no result to download")
     return view.result.url
+
+
+async def delivery_log(services: Services, job_id: str) -> DeliveryLog:
+    """The state of ``job_id``'s webhook and every attempt so far."""
+    job = await services.store.get(job_id)
+    return await _delivery_log(services, job)
+
+
+async def _delivery_log(services: Services, job: Job) -> DeliveryLog:
+    if job.webhook_url is None:
+        return DeliveryLog(job_id=job.id, state=DeliveryState.none)
+    delivery = await services.deliveries.get(job.id)
+    attempts = await services.deliveries.attempts(job.id)
+    if delivery is None:
+        return DeliveryLog(job_id=job.id, webhook_url=job.webhook_url, state=DeliveryState.waiting,
+                           attempts=attempts)
+    next_at = delivery.next_attempt_at if delivery.state is DeliveryState.scheduled else None
+    return DeliveryLog(
+        job_id=job.id, webhook_url=delivery.url, event=delivery.event,
+        webhook_id=delivery.webhook_id, state=delivery.state,
+        next_attempt_at=None if next_at is None else utc_from_timestamp(next_at),
+        attempts=attempts,
+    )
+
+
+async def redeliver(services: Services, job_id: str) -> DeliveryLog:
+    """Send ``job_id``'s event again now, with a fresh retry schedule (same ``webhook-id``).
+
+    Lifts a 410 disabling of the endpoint: asking for a redelivery says it is back.
+    Raises :class:`NoWebhook` or :class:`JobNotFinished` (409) when there is nothing to send.
+    """
+    job = await services.store.get(job_id)
+    if job.webhook_url is None:
+        raise NoWebhook(f"job {job_id} has no webhook_url; there is nothing to redeliver")
+    if not job.status.is_terminal:
+        raise JobNotFinished(f"job {job_id} is {job.status.value}; its webhook is sent when it ends")
+    now = time.time()
+    due_if_lost = now + REDELIVERY_LEASE_SECONDS
+    if not await open_delivery(services.deliveries, job, due=due_if_lost, now=now):
+        await services.deliveries.restart(job.id, now=now, due=due_if_lost)
+    if await services.deliveries.enable_endpoint(job.api_key_id, job.webhook_url):
+        log.info("webhook endpoint enabled again", job_id=job.id, url=job.webhook_url)
+    try:
+        await anyio.to_thread.run_sync(functools.partial(enqueue_delivery, services.celery, job.id))
+    except Exception as exc:  # the worker-side dispatcher picks it up instead
+        log.warning("could not enqueue a redelivery; left to the dispatcher", job_id=job.id,
+                    error=str(exc))
+        await services.deliveries.set_due(job.id, at=now)
+    log.info("webhook redelivery requested", job_id=job.id, url=job.webhook_url)
+    return await _delivery_log(services, job)

@@ -130,6 +130,13 @@ class ScreenshotRequest(CaptureOptions):
     part of a result's cache key).
     """
 
+    webhook_url: HttpUrlStr | None = Field(
+        default=None,
+        description="Endpoint told when the job ends (events job.succeeded / job.failed),"
+        " signed the Standard Webhooks way; checked by the same URL policy as `url`.",
+        examples=["https://example.com/hooks/shotline"],
+    )
+
 
 class JobError(BaseModel):
     """Why a job failed."""

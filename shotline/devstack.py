@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -78,9 +79,28 @@ def local_redis(settings: Settings) -> Iterator[str]:
         _stop(process, 10)
 
 
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if this process dies, even by SIGKILL.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def child_process(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``args`` running beside this process (same terminal, same process group, so Ctrl-C
+    reaches both), stopped with SIGTERM (a warm shutdown) when the block ends."""
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    process = subprocess.Popen(args, cwd=Path.cwd(), preexec_fn=preexec)
+    try:
+        yield process
+    finally:
+        _stop(process, 30)
+
+
 @contextlib.contextmanager
 def worker_process(redis_url: str, concurrency: int | None) -> Iterator[subprocess.Popen[bytes]]:
-    """A ``shotline worker`` child using ``redis_url``; stopped (warm shutdown) on exit."""
+    """A ``shotline worker`` child using ``redis_url`` (capture and webhook workers);
+    stopped (warm shutdown) on exit."""
     env = dict(os.environ, SHOTLINE_REDIS_URL=redis_url)
     env.setdefault("SHOTLINE_LOG_FORMAT", "console")
     args = [sys.executable, "-m", "shotline.cli", "worker"]
