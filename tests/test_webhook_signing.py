@@ -186,3 +186,28 @@ def test_schedule_with_jitter_and_retry_after() -> None:
     assert later is not None and later >= 240
     plain = next_delay(1, schedule, status=500, retry_after=120, rng=rng)
     assert plain is not None and plain <= 6
+
+
+def test_the_readme_receiver_works() -> None:
+    """The receiver example in the README, run as written, accepts a signed delivery and
+    refuses a tampered one."""
+    from pathlib import Path
+
+    import httpx
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = next(block for block in readme.split("```python\n")[1:] if "verify(" in block)
+    secret = generate_secret()
+    namespace: dict[str, object] = {}
+    exec(example.split("```")[0].replace('"whsec_..."', repr(secret)), namespace)
+    body = json.dumps({"type": "job.succeeded", "timestamp": "2030-01-01T00:00:00Z",
+                       "data": {"id": "abc", "result": {"url": "http://files/x.png"}}}).encode()
+    headers = signature_headers("msg_readme", int(time.time()), body, [parse_secret(secret)])
+
+    async def post(body: bytes) -> int:
+        transport = httpx.ASGITransport(app=namespace["app"])  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            return (await client.post("/shotline", content=body, headers=headers)).status_code
+
+    assert asyncio.run(post(body)) == 200
+    assert asyncio.run(post(body + b" ")) == 400

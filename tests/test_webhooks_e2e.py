@@ -19,7 +19,7 @@ from shared.constants import WEBHOOK_DUE_KEY
 from shared.status_store import StatusStore
 from shared.webhooks.delivery import open_delivery
 from shared.webhooks.store import DeliveryStore
-from shotline.webhooks import generate_secret
+from shotline.webhooks import generate_secret, verify
 from tests.conftest import ProcessFactory
 from tests.polling import submit, wait_for_job
 from tests.servers import PageServer, python_command
@@ -78,7 +78,7 @@ def test_deliveries_verify_with_a_stock_library_across_a_secret_rotation(
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     events = [Webhook(secret).verify(request.body, request.headers)
               for secret in (OLD_SECRET, NEW_SECRET)]
-    assert events[0] == events[1]
+    assert events[0] == events[1] == verify(request.body, request.headers, NEW_SECRET)
     event = events[0]
     assert event["type"] == "job.succeeded"
     assert request.headers["webhook-id"] == f"msg_{job['id']}_job_succeeded"
