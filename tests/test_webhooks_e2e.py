@@ -187,8 +187,8 @@ def test_a_dead_endpoint_costs_captures_nothing(
     processes: ProcessFactory, page_server: PageServer
 ) -> None:
     """`shotline worker` (both queues, one capture process, one delivery slot) against an
-    endpoint that holds every request for up to 30 s: captures finish at their own pace."""
-    env = {**WEBHOOK_ENV, "SHOTLINE_WEBHOOK_TIMEOUT_SECONDS": "30",
+    endpoint that holds every request for up to 60 s: captures finish at their own pace."""
+    env = {**WEBHOOK_ENV, "SHOTLINE_WEBHOOK_TIMEOUT_SECONDS": "60",
            "SHOTLINE_WEBHOOK_CONCURRENCY": "1"}
     base = processes.api(**env)
     worker, log_path = processes._spawn("shotline-worker", python_command(
@@ -200,13 +200,14 @@ def test_a_dead_endpoint_costs_captures_nothing(
     with WebhookReceiver(default=Reply(hang=True)) as receiver, httpx.Client(timeout=30) as client:
         started = time.monotonic()
         jobs = [submit(client, base, url=page_server.url("/index.html"), webhook_url=receiver.url())
-                for _ in range(4)]
+                for _ in range(3)]
         finished = [wait_for_job(client, job["status_url"]) for job in jobs]
         elapsed = time.monotonic() - started
         assert all(job["status"] == "succeeded" for job in finished)
         receiver.wait_for(1)
-        # Had deliveries shared the capture process, each hung webhook would hold it for 30 s.
-        assert elapsed < 25, elapsed
+        # Had deliveries shared the capture process, each hung webhook would hold it for 60 s.
+        print(f"3 captures with a dead webhook endpoint: {elapsed:.1f} s")
+        assert elapsed < 45, elapsed
         assert not receiver.release.is_set()  # every request so far is still unanswered
         receiver.release.set()
         for job in jobs:

@@ -42,8 +42,9 @@ T = TypeVar("T")
 #: An enqueued or claimed delivery comes due again after this many seconds unless its
 #: attempt records an outcome first (the task was lost with its worker).
 LEASE_SECONDS = 300.0
-#: How often the dispatcher looks for due deliveries.
+#: How often the dispatcher looks for due deliveries, and how many it takes at a time.
 DISPATCH_INTERVAL_SECONDS = 1.0
+DISPATCH_BATCH = 100
 
 Enqueue = Callable[[str], None]
 
@@ -127,7 +128,10 @@ class WebhookRuntime:
 
         while True:
             try:
-                await dispatch_due(self.deps.deliveries, send, lease_seconds=lease_seconds)
+                sent = await dispatch_due(self.deps.deliveries, send, lease_seconds=lease_seconds,
+                                          limit=DISPATCH_BATCH)
+                if len(sent) == DISPATCH_BATCH:
+                    continue  # a backlog: keep handing it out
             except Exception as exc:  # Redis or broker away: keep trying, entries stay due
                 log.warning("webhook dispatcher pass failed", error=str(exc))
             await asyncio.sleep(interval)
