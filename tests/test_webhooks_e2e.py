@@ -157,6 +157,19 @@ def test_an_endpoint_that_never_answers_is_retried_per_schedule_then_failed(
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
 
 
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(
+    base: str, client: httpx.Client, page_server: PageServer
+) -> None:
+    with WebhookReceiver(default=Reply(301, {"Location": "/elsewhere"})) as receiver:
+        accepted = submit(client, base, url=page_server.url("/index.html"),
+                          webhook_url=receiver.url("/hook"))
+        log = wait_for_delivery(client, base, accepted["id"], "failed")
+    assert [(a["status"], a["outcome"]) for a in log["attempts"]] == [
+        (301, "retrying"), (301, "retrying"), (301, "failed")]
+    assert "redirect not followed" in log["attempts"][0]["error"]
+    assert {r.path for r in receiver.received} == {"/hook"}
+
+
 def test_webhook_urls_are_checked_at_submit(base: str, client: httpx.Client,
                                             page_server: PageServer) -> None:
     for url, code in [("http://10.0.0.1/hook", "url_blocked"),
