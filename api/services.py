@@ -66,8 +66,8 @@ async def submit_capture(
         request_id=request_id,
     )
     if request.webhook_url is not None:
-        job = job.model_copy(update={"webhook_url": await check_webhook(services, request.webhook_url,
-                                                                         api_key_id=job.api_key_id)})
+        webhook_url = await check_webhook(services, request.webhook_url, api_key_id=job.api_key_id)
+        job = job.model_copy(update={"webhook_url": webhook_url})
     await services.store.create(job)
     try:
         await anyio.to_thread.run_sync(

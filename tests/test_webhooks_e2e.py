@@ -7,6 +7,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -83,6 +84,9 @@ def test_deliveries_verify_with_a_stock_library_across_a_secret_rotation(
     assert event["type"] == "job.succeeded"
     assert request.headers["webhook-id"] == f"msg_{job['id']}_job_succeeded"
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+    latency = request.at - datetime.fromisoformat(job["finished_at"]).timestamp()
+    print(f"webhook arrived {latency:.2f} s after the job finished")
+    assert latency < 10  # sent right away, not left to the dispatcher's five-minute lease
     # data is the job record GET /v1/jobs/{id} returns, with its own fresh download URL.
     record = client.get(accepted["status_url"]).json()
     for volatile in ("url", "expires_at"):
