@@ -352,26 +352,29 @@ def test_a_redelivered_capture_task_tells_the_listeners_again(
     run: Callable[..., Any], make_settings: Callable[..., Any]
 ) -> None:
     """The worker may die after marking the job finished but before its webhook was queued:
-    the redelivered task finds the job finished and tells the (idempotent) listeners again."""
+    the redelivered task finds the job finished and tells the idempotent listeners again."""
     from worker.engines import make_engine
     from worker.pipeline import PipelineDeps, run_capture_job
 
-    told: list[Job] = []
-
     class Recorder:
-        async def job_finished(self, job: Job) -> None:
-            told.append(job)
+        def __init__(self) -> None:
+            self.told: list[Job] = []
 
+        async def job_finished(self, job: Job) -> None:
+            self.told.append(job)
+
+    once, again = Recorder(), Recorder()
     job = finished_job("http://127.0.0.1:9/hook")
 
     async def scenario(deps: DeliveryDeps) -> Any:
         await deps.jobs.create(job)
         pipeline = PipelineDeps(store=deps.jobs, engine=make_engine(make_settings()),
                                 storage=deps.storage, policy=LOOPBACK_POLICY, max_attempts=1,
-                                max_result_bytes=1000, listeners=(Recorder(),))
+                                max_result_bytes=1000, listeners=(once,), renotify=(again,))
         return (await run_capture_job(job.id, pipeline),
                 await run_capture_job(new_job_id(), pipeline))
 
     finished, unknown = run(scenario)
     assert finished.status is None and unknown.status is None
-    assert [one.id for one in told] == [job.id] and told[0].status is JobStatus.succeeded
+    assert [one.id for one in again.told] == [job.id] and again.told[0].status is JobStatus.succeeded
+    assert once.told == []  # listeners that count outcomes hear of each one once

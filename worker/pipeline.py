@@ -50,12 +50,7 @@ class JobListener(Protocol):
     """Told about every job that reaches a final status (webhooks, cache, metrics...)."""
 
     async def job_finished(self, job: Job) -> None:
-        """React to ``job`` having just become succeeded or failed.
-
-        Called once when the final transition wins, and again whenever a redelivered task
-        finds the job already finished (its worker may have died before telling anyone), so
-        listeners must be idempotent.
-        """
+        """React to ``job`` having just become succeeded or failed (called once per outcome)."""
         ...
 
 
@@ -70,6 +65,9 @@ class PipelineDeps:
     max_attempts: int
     max_result_bytes: int
     listeners: tuple[JobListener, ...] = ()
+    #: Idempotent listeners told again when a redelivered task finds its job already
+    #: finished: the worker that finished it may have died before they heard of it.
+    renotify: tuple[JobListener, ...] = ()
 
 
 def result_key(job: Job) -> str:
@@ -147,22 +145,23 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
 
 
 async def _renotify(deps: PipelineDeps, job_id: str) -> None:
-    """A redelivered task found ``job_id`` finished: tell the listeners again, in case the
-    worker that finished it died before it could (listeners are idempotent)."""
+    """A redelivered task found ``job_id`` finished: tell the idempotent ``renotify``
+    listeners again, in case the worker that finished it died before they heard of it."""
     try:
         job = await deps.store.get(job_id)
     except JobNotFound:
         log.info("job gone; nothing to do", job_id=job_id)
         return
-    log.info("job already finished; telling listeners again", job_id=job_id,
+    log.info("job already finished; telling idempotent listeners again", job_id=job_id,
              status=job.status.value)
     if job.status.is_terminal:
-        await _notify(deps, job)
+        await _notify(deps, job, deps.renotify)
 
 
-async def _notify(deps: PipelineDeps, job: Job) -> None:
+async def _notify(deps: PipelineDeps, job: Job,
+                  listeners: tuple[JobListener, ...] | None = None) -> None:
     """Tell every listener that ``job`` finished; one failing listener does not stop the rest."""
-    for listener in deps.listeners:
+    for listener in deps.listeners if listeners is None else listeners:
         try:
             await listener.job_finished(job)
         except Exception:

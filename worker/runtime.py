@@ -43,6 +43,7 @@ class WorkerRuntime:
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
             listeners=(webhooks,),
+            renotify=(webhooks,),  # idempotent: a second call opens and enqueues nothing
         )
         self._started = False
 
