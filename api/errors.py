@@ -23,6 +23,7 @@ from shared.errors import (
     InvalidSignature,
     JobNotFinished,
     JobNotFound,
+    NoWebhook,
     OptionNotSupported,
     RateLimited,
     ShotlineError,
@@ -30,6 +31,7 @@ from shared.errors import (
     StoreUnavailable,
     UrlBlocked,
     WaitTimeout,
+    WebhookSecretMissing,
 )
 
 log = structlog.get_logger("shotline.api")
@@ -46,6 +48,8 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     IdempotencyKeyReused: 422,
     InvalidRequest: 422,
     WaitTimeout: 504,
+    NoWebhook: 409,
+    WebhookSecretMissing: 422,
     UrlBlocked: 422,
     OptionNotSupported: 422,
     InvalidSignature: 403,
@@ -102,7 +106,7 @@ async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer realm="shotline"'}
     details: list[dict[str, Any]] | None = None
     if isinstance(exc, UrlBlocked):
-        details = [{"field": "url", "message": exc.message}]
+        details = [{"field": exc.field, "message": exc.message}]
     elif isinstance(exc, WaitTimeout):
         details = [{"job_id": exc.job_id}]
     elif isinstance(exc, OptionNotSupported):

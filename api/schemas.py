@@ -1,4 +1,5 @@
-"""Response bodies of the HTTP API (requests are :class:`shared.jobs.CaptureOptions`)."""
+"""Response bodies of the HTTP API (requests are :class:`shared.jobs.ScreenshotRequest`; the job
+view lives in :mod:`shared.job_view` because webhooks send it too)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from shared.jobs import CaptureOptions, JobError, JobStatus
+from shared.job_view import JobView, ResultView
+from shared.jobs import JobError, JobStatus
+
+__all__ = ["Accepted", "ErrorBody", "JobView", "ResultView"]
 
 
 class Accepted(BaseModel):
@@ -20,38 +24,6 @@ class Accepted(BaseModel):
         description="Answered by a stored capture (status succeeded) or sharing one in flight: no"
         " capture is charged.",
     )
-
-
-class ResultView(BaseModel):
-    """A succeeded job's result with a freshly minted, time-limited download URL."""
-
-    url: str
-    expires_at: datetime
-    content_type: str = Field(examples=["image/png"])
-    bytes: int
-    width: int | None = None
-    height: int | None = None
-    sha256: str
-    final_url: str | None = Field(default=None, description="Page URL after redirects.")
-    http_status: int | None = Field(default=None, description="HTTP status of the page.")
-    title: str | None = Field(default=None, description="The page's title.")
-    blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
-
-
-class JobView(BaseModel):
-    """A job's status record as clients see it."""
-
-    id: str
-    status: JobStatus
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: int
-    error: JobError | None = None
-    result: ResultView | None = None
-    options: CaptureOptions
-    cached: bool = Field(default=False, description="Reused another job's capture at no cost.")
-    batch_id: str | None = None
 
 
 class ErrorBody(BaseModel):

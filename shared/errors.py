@@ -41,6 +41,14 @@ class UrlBlocked(ShotlineError):
     """Raised when a URL or address is refused by the URL policy."""
 
     code = "url_blocked"
+    #: The request field the refused URL came from.
+    field: str = "url"
+
+
+class WebhookUrlBlocked(UrlBlocked):
+    """Raised when a request's ``webhook_url`` is refused by the URL policy."""
+
+    field = "webhook_url"
 
 
 class InvalidSignature(ShotlineError):
@@ -216,3 +224,24 @@ class WaitTimeout(ShotlineError):
     def __init__(self, message: str = "", *, job_id: str) -> None:
         super().__init__(message)
         self.job_id = job_id
+
+
+# --- Webhooks ---------------------------------------------------------------------------
+
+
+class WebhookSecretMissing(ShotlineError):
+    """Raised when a webhook is asked for but no signing secret is configured for its owner."""
+
+    code = "webhook_secret_missing"
+
+
+class NoWebhook(ShotlineError):
+    """Raised when a job's deliveries are to be resent but the job has no ``webhook_url``."""
+
+    code = "no_webhook"
+
+
+class WebhookVerificationError(ShotlineError):
+    """Raised when a received webhook's signature, id or timestamp does not verify."""
+
+    code = "invalid_webhook_signature"

@@ -245,6 +245,13 @@ class ScreenshotRequest(CaptureOptions):
     part of a result's cache key).
     """
 
+    webhook_url: HttpUrlStr | None = Field(
+        default=None,
+        description="Endpoint told when the job ends (events job.succeeded / job.failed),"
+        " signed the Standard Webhooks way; checked by the same URL policy as `url`.",
+        examples=["https://example.com/hooks/shotline"],
+    )
+
     cache_ttl: int | None = Field(
         default=None, ge=0, le=30 * 24 * 3600,
         description="Accept a stored capture of the same options up to this many seconds old"

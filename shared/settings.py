@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.constants import SECRET_KEY_FILE
+from shared.webhooks.signing import parse_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -130,9 +132,25 @@ class Settings(BaseSettings):
     allowed_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [80, 443, 8080, 8443])
 
     # --- Webhooks ---------------------------------------------------------------------
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="whsec_ secret signing webhooks of jobs without an API key."
+    )
+    webhook_previous_secret: SecretStr | None = Field(
+        default=None, description="The secret being rotated out: it signs too until it expires."
+    )
+    webhook_previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description="When the previous secret stops signing (ISO 8601 or Unix seconds);"
+        " unset: until it is removed.",
+    )
     webhook_retry_schedule: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_WEBHOOK_SCHEDULE)
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15, gt=0, le=60, description="Limit of one delivery attempt, connection included."
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Deliveries in flight per webhook worker."
     )
 
     # --- Multi-tenant edge: API keys, limits, reuse of captures ------------------------
@@ -186,6 +204,20 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '60/minute': {value!r}") from exc
+        return value
+
+    @field_validator("webhook_secret", "webhook_previous_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret(value.get_secret_value(), strict=True)
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: list[int]) -> list[int]:
+        if len(value) > 20 or any(delay < 0 or delay > 7 * 24 * 3600 for delay in value):
+            raise ValueError("at most 20 delays, each 0 to 604800 seconds")
         return value
 
     @field_validator("snapapi_base_url", "public_base_url")

@@ -49,20 +49,49 @@ def api(ctx: click.Context, host: str, port: int) -> None:
                 proxy_headers=True, access_log=False)
 
 
+_QUEUE_ALIASES = {"capture": "capture", "shotline.capture": "capture",
+                  "webhooks": "webhooks", "shotline.webhooks": "webhooks"}
+
+
+def _parse_queues(value: str) -> set[str]:
+    names = {part.strip() for part in value.split(",") if part.strip()}
+    unknown = sorted(names - _QUEUE_ALIASES.keys())
+    if unknown or not names:
+        raise click.BadParameter(f"choose from capture, webhooks (got {value!r})")
+    return {_QUEUE_ALIASES[name] for name in names}
+
+
 @main.command()
 @click.option("--concurrency", "-c", type=int, default=None,
-              help="Capture processes (default SHOTLINE_WORKER_CONCURRENCY, i.e. the CPU count).")
+              help="Capture processes (default SHOTLINE_WORKER_CONCURRENCY, i.e. the CPU count);"
+              " with --queues webhooks alone, deliveries in flight.")
+@click.option("--queues", "-Q", default="capture,webhooks", show_default=True,
+              help="What to work on: capture, webhooks, or both (a capture worker plus a"
+              " webhook worker process beside it, so slow endpoints never hold a capture slot).")
 @click.pass_context
-def worker(ctx: click.Context, concurrency: int | None) -> None:
-    """Run a Celery worker that captures queued jobs (and sweeps stuck ones, one worker at a time)."""
-    from shared.constants import CAPTURE_QUEUE
+def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
+    """Run Celery workers that capture queued jobs (sweeping stuck ones) and deliver webhooks."""
+    from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
     from worker.app import app
 
     settings = _settings(ctx)
-    argv = ["worker", "--loglevel", settings.log_level, "-Q", CAPTURE_QUEUE,
-            "--concurrency", str(concurrency or settings.worker_concurrency),
-            "--without-gossip", "--without-mingle"]
-    app.worker_main(argv=argv)
+    wanted = _parse_queues(queues)
+    common = ["--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
+    if wanted == {"webhooks"}:
+        # Deliveries wait on the network: threads, with one event loop shared by all.
+        app.worker_main(argv=["worker", *common, "-Q", WEBHOOK_QUEUE, "--pool", "threads",
+                              "--concurrency", str(concurrency or settings.webhook_concurrency),
+                              "--hostname", "webhooks@%h"])
+        return
+    argv = ["worker", *common, "-Q", CAPTURE_QUEUE,
+            "--concurrency", str(concurrency or settings.worker_concurrency)]
+    if "webhooks" not in wanted:
+        app.worker_main(argv=argv)
+        return
+    from shotline.devstack import child_process
+
+    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks"]):
+        app.worker_main(argv=argv)
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -96,11 +97,30 @@ def dev_redis_url(settings: Settings) -> str | None:
     return url if _reachable(url) else None
 
 
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if this process dies, even by SIGKILL.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def child_process(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``args`` running beside this process (same terminal, same process group, so Ctrl-C
+    reaches both), stopped with SIGTERM (a warm shutdown) when the block ends."""
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    process = subprocess.Popen(args, cwd=Path.cwd(), preexec_fn=preexec)
+    try:
+        yield process
+    finally:
+        _stop(process, 30)
+
+
 @contextlib.contextmanager
 def worker_process(
     redis_url: str, concurrency: int | None, *, shutdown_timeout: float = 70.0
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A ``shotline worker`` child using ``redis_url`` (its sweeper included); stopped on exit.
+    """A ``shotline worker`` child using ``redis_url`` (capture and webhook workers, the
+    sweeper included); stopped on exit.
 
     The worker gets SIGTERM: running captures finish for up to ``shutdown_timeout`` seconds,
     the rest is requeued; only a worker that is still there well after that is killed.

@@ -16,7 +16,7 @@ import pytest
 import redis
 from botocore.config import Config
 
-from shared.constants import CAPTURE_QUEUE
+from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
 from shared.settings import Settings
 from tests.moto import run_moto
 from tests.servers import (
@@ -142,6 +142,21 @@ class ProcessFactory:
         while b"ready." not in log_path.read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return process, log_path
+
+    def webhook_worker(self, *, concurrency: int = 4, **env: str
+                       ) -> tuple[subprocess.Popen[bytes], Path]:
+        """A Celery worker for the webhook queue (threads pool, dispatcher), waited for."""
+        process, log_path = self._spawn("webhooks", python_command(
+            "-m", "celery", "-A", "worker.app", "worker", "--pool", "threads",
+            "--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname", "webhooks@%h",
+            "--without-gossip", "--without-mingle", "-Q", WEBHOOK_QUEUE,
+        ), env)
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"webhook worker did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.1)
         return process, log_path
 

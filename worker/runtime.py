@@ -22,6 +22,8 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
+from shared.webhooks.listener import Enqueue, WebhookListener
+from shared.webhooks.store import DeliveryStore
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
 from worker.pipeline import PipelineDeps
@@ -35,7 +37,7 @@ CANCEL_TIMEOUT_S = 5.0
 class WorkerRuntime:
     """The long-lived objects one worker process runs its captures with."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> None:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
@@ -45,10 +47,15 @@ class WorkerRuntime:
         # Result cache index, single-flight followers and batch counts. Other reactions to
         # finished jobs (webhooks) go into its job_hooks/batch_hooks, here and in api/app.py:
         # jobs that share a capture end here without a pipeline run of their own.
+        webhooks = WebhookListener(
+            DeliveryStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            enqueue=enqueue_delivery,
+        )
         completion = Completion(
             store,
             ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
             BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            job_hooks=(webhooks.job_finished,),
         )
         self.deps = PipelineDeps(
             store=store,
@@ -66,6 +73,7 @@ class WorkerRuntime:
             slot_wait=settings.snapapi_slot_wait_seconds,
             running_grace=settings.running_grace_seconds,
             max_countdown=max_countdown(settings),
+            renotify=(webhooks,),  # idempotent: a second call opens and enqueues nothing
         )
         self._started = False
 
@@ -105,11 +113,15 @@ class WorkerRuntime:
 _runtime: WorkerRuntime | None = None
 
 
-def get_runtime(settings: Settings) -> WorkerRuntime:
-    """This process's runtime, built on first use."""
+def get_runtime(settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> WorkerRuntime:
+    """This process's runtime, built on first use.
+
+    ``enqueue_delivery`` sends a webhook delivery task; without it, finished jobs' webhooks
+    are left to the dispatcher (about a second later).
+    """
     global _runtime
     if _runtime is None:
-        _runtime = WorkerRuntime(settings)
+        _runtime = WorkerRuntime(settings, enqueue_delivery=enqueue_delivery)
     return _runtime
 
 
