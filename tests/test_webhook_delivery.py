@@ -31,7 +31,7 @@ from shared.webhooks.store import DeliveryStore
 from shotline.webhooks import generate_secret
 from tests.test_safe_http import ScriptedDns
 from tests.webhook_receiver import Reply, WebhookReceiver
-from worker.webhooks import WebhookListener
+from shared.webhooks.listener import WebhookListener
 
 T = TypeVar("T")
 SECRET = generate_secret()
