@@ -28,6 +28,7 @@ from shared.errors import (
 )
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
+from shared.metrics import record_cache_lookup
 from shared.queue import enqueue_capture, enqueue_delivery
 from shared.result_cache import ResultCache, options_digest
 from shared.settings import Settings
@@ -94,6 +95,7 @@ async def submit_capture(
     digest = options_digest(options) if ttl > 0 else None
     if digest is not None and not request.fresh:
         source = await services.cache.lookup(principal.owner, digest, max_age=ttl)
+        record_cache_lookup(hit=source is not None)
         if source is not None:
             job = job.model_copy(update={
                 "status": JobStatus.succeeded, "started_at": now, "finished_at": now,

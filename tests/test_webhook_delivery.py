@@ -25,13 +25,13 @@ from shared.status_store import StatusStore
 from shared.storage.local import LocalStorage
 from shared.url_policy import UrlPolicy
 from shared.webhooks.delivery import DeliveryDeps, attempt_delivery, dispatch_due, open_delivery
+from shared.webhooks.listener import WebhookListener
 from shared.webhooks.models import AttemptOutcome, DeliveryState
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.store import DeliveryStore
 from shotline.webhooks import generate_secret
 from tests.test_safe_http import ScriptedDns
 from tests.webhook_receiver import Reply, WebhookReceiver
-from shared.webhooks.listener import WebhookListener
 
 T = TypeVar("T")
 SECRET = generate_secret()

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from shared.correlation import http_headers
 from shared.errors import JobNotFound, UrlBlocked
 from shared.job_view import render_job
 from shared.jobs import Job
+from shared.metrics import record_webhook_attempt
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.webhooks.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryState
@@ -148,6 +150,10 @@ async def _attempt(delivery: Delivery, deps: DeliveryDeps, started: float) -> De
     )
     applied = await deps.deliveries.record(delivery, attempt, state=state, failures=failures,
                                            next_attempt_at=next_at)
+    record_webhook_attempt(
+        "delivered" if outcome is AttemptOutcome.delivered
+        else "failed" if outcome is AttemptOutcome.retrying else "gave_up"
+    )
     bound.info("webhook attempt finished", outcome=outcome.value, status=answer.status,
                error=answer.error, duration_ms=answer.duration_ms,
                next_attempt_at=attempt.next_attempt_at.isoformat() if attempt.next_attempt_at else None,
@@ -174,6 +180,7 @@ async def _send(delivery: Delivery, deps: DeliveryDeps, started: float) -> _Answ
     view = render_job(job, deps.storage, url_ttl_seconds=deps.url_ttl_seconds)
     body = event_body(delivery.event, view, occurred_at=job.finished_at or job.created_at)
     headers = {
+        **http_headers(request_id=job.request_id),
         **signature_headers(delivery.webhook_id, int(started), body, keys),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
