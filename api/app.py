@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
-from api.routes import files, health, jobs, screenshots
+from api.routes import console, files, health, jobs, screenshots
 from api.services import Services
 from shared.connections import create_redis
 from shared.queue import make_celery
@@ -52,6 +52,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (screenshots, jobs, files, health):
+    for module in (screenshots, jobs, files, health, console):
         app.include_router(module.router)
     return app

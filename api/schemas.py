@@ -43,6 +43,12 @@ class JobView(BaseModel):
     options: CaptureOptions
 
 
+class JobList(BaseModel):
+    """The caller's most recent jobs, newest first."""
+
+    jobs: list[JobView]
+
+
 class ErrorBody(BaseModel):
     """The one error shape of the whole API."""
 

@@ -85,6 +85,12 @@ def job_view(services: Services, job: Job) -> JobView:
     )
 
 
+async def recent_jobs(services: Services, *, api_key_id: str | None, limit: int) -> list[JobView]:
+    """The owner's ``limit`` most recent jobs, newest first, as clients see them."""
+    jobs = await services.store.recent(api_key_id, limit=limit)
+    return [job_view(services, job) for job in jobs]
+
+
 async def result_url(services: Services, job_id: str) -> str:
     """A fresh download URL for a succeeded job; :class:`JobNotFinished` otherwise."""
     job = await services.store.get(job_id)

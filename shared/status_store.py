@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.constants import job_key
+from shared.constants import RECENT_JOBS_CAP, job_key, recent_jobs_key
 from shared.errors import JobNotFound, StoreUnavailable
 from shared.jobs import Job, JobError, JobStatus, StoredResult, utcnow
 
@@ -72,13 +72,38 @@ class StatusStore:
         self._transition = redis.register_script(_TRANSITION)
 
     async def create(self, job: Job) -> None:
-        """Write a new job's record with the configured TTL."""
+        """Write a new job's record with the configured TTL, and list it first among its
+        owner's recent jobs (a set trimmed to :data:`RECENT_JOBS_CAP`), in one round trip."""
         key = job_key(job.id)
+        recent = recent_jobs_key(job.api_key_id)
         with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))  # type: ignore[arg-type]
                 pipe.expire(key, self.ttl_seconds)
+                pipe.zadd(recent, {job.id: job.created_at.timestamp()})
+                pipe.zremrangebyrank(recent, 0, -RECENT_JOBS_CAP - 1)
+                pipe.expire(recent, self.ttl_seconds)
                 await pipe.execute()
+
+    async def recent(self, api_key_id: str | None, *, limit: int) -> list[Job]:
+        """Up to ``limit`` of the owner's jobs, most recent first.
+
+        Ids whose record has expired or was deleted are skipped and dropped from the set.
+        """
+        recent = recent_jobs_key(api_key_id)
+        with redis_errors():
+            members = await self.redis.zrevrange(recent, 0, limit - 1)
+            ids = [member.decode() for member in members if isinstance(member, bytes)]
+            if not ids:
+                return []
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(job_key(job_id))
+                records = await pipe.execute()
+            stale = [job_id for job_id, raw in zip(ids, records, strict=True) if not raw]
+            if stale:
+                await self.redis.zrem(recent, *stale)
+        return [_decode(raw) for raw in records if raw]
 
     async def delete(self, job_id: str) -> None:
         """Remove a record (used when a job could not be enqueued at all)."""
