@@ -42,6 +42,7 @@ from shotline.models import (
     Accepted,
     Batch,
     BatchAccepted,
+    CaptureOptions,
     JobList,
     JobStatus,
     JobView,
@@ -84,6 +85,7 @@ _ERROR_BY_STATUS: dict[int, type[ApiError]] = {
     httpx.codes.TOO_MANY_REQUESTS: ApiRateLimited,
 }
 _AUTH_HEADERS = ("authorization", "x-api-key")
+_KNOWN_OPTIONS = frozenset(CaptureOptions.model_fields)
 
 
 class Backoff:
@@ -141,10 +143,26 @@ def _unreachable(exc: httpx.TransportError) -> ApiUnavailable:
     return ApiUnavailable(f"{type(exc).__name__}: {exc}", code="connection_error")
 
 
+def _without_unknown_options(data: Any) -> Any:
+    """Drop capture options this client does not know (a newer server added them), so that
+    version skew between client and server never breaks reading a job."""
+
+    def clean(job: Any) -> None:
+        if isinstance(job, dict) and isinstance(job.get("options"), dict):
+            job["options"] = {k: v for k, v in job["options"].items() if k in _KNOWN_OPTIONS}
+
+    if isinstance(data, dict):
+        clean(data)
+        jobs = data.get("jobs")
+        for job in jobs if isinstance(jobs, list) else []:
+            clean(job)
+    return data
+
+
 def _parse(model: type[_M], response: httpx.Response) -> _M:
     if response.is_error:
         raise api_error(response)
-    return model.model_validate_json(response.content)
+    return model.model_validate(_without_unknown_options(response.json()))
 
 
 def capture_body(url: str | ScreenshotRequest, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -283,3 +283,21 @@ def test_checksum_mismatch_is_an_error(client: Client, page_server: PageServer) 
     with pytest.raises(ApiError) as excinfo:
         client.download(tampered)
     assert excinfo.value.code == "checksum_mismatch"
+
+
+def test_a_newer_servers_extra_fields_do_not_break_reading_jobs(
+    client: Client, page_server: PageServer
+) -> None:
+    from shotline.client import _parse
+    from shotline.models import JobList, JobView
+
+    record = client.get(client.submit(page_server.url("/index.html"))).model_dump(mode="json")
+    record["options"]["block_ads"] = True  # an option this client does not know yet
+    record["cached"] = False
+    parsed = _parse(JobView, httpx.Response(200, json=record))
+    assert parsed.id == record["id"] and parsed.options.url == record["options"]["url"]
+    listing = _parse(JobList, httpx.Response(200, json={"jobs": [record]}))
+    assert listing.jobs[0].id == record["id"]
+    with pytest.raises(ApiNotFound):
+        _parse(JobView, httpx.Response(404, json={"error": "not_found", "message": "gone",
+                                                  "request_id": "r1"}))

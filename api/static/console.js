@@ -172,7 +172,8 @@ async function loadGallery() {
     }
   } catch (error) {
     const failed = document.createElement("li");
-    failed.textContent = error.code + ": " + error.message;
+    failed.textContent = error.code + ": " + error.message +
+      (error.code === "unauthorized" ? " (paste your API key above)" : "");
     gallery.replaceChildren(failed);
   }
 }
