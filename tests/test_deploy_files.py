@@ -250,6 +250,28 @@ def test_images_are_slim_cache_friendly_and_unprivileged(dockerfile: Path) -> No
     assert from_dockerignore[-1] == "**/*.pyc" and "*" in from_dockerignore
 
 
+def _requirements(*args: str) -> list[str]:
+    completed = subprocess.run([sys.executable, str(REPO_ROOT / "deploy" / "requirements.py"),
+                                "--pyproject", str(REPO_ROOT / "pyproject.toml"), *args],
+                               capture_output=True, text=True, timeout=60, check=True)
+    return completed.stdout.split()
+
+
+def test_api_image_leaves_out_only_what_the_api_never_imports() -> None:
+    everything = _requirements()
+    api_only = _requirements("--without", "playwright,pillow")
+    assert len(everything) == len(api_only) + 2
+    assert not any(r.lower().startswith(("playwright", "pillow")) for r in api_only)
+    assert "--without playwright,pillow" in DOCKERFILES[0].read_text()
+    code = ("import sys; from shared.settings import Settings; from api.app import build_services;"
+            " import shotline.cli, api.main; build_services(Settings(_env_file=None));"
+            " print(sorted({m.split('.')[0] for m in sys.modules} & {'playwright', 'PIL', 'worker'}))")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                               text=True, timeout=60, check=True,
+                               env={"PATH": "/usr/bin:/bin", "SHOTLINE_LOG_LEVEL": "WARNING"})
+    assert completed.stdout.strip() == "[]"
+
+
 def test_api_image_checks_its_health() -> None:
     final = _final_stage(_instructions(DOCKERFILES[0]))
     healthcheck = " ".join(args for op, args in final if op == "HEALTHCHECK")
