@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.metrics import install_metrics
 from api.middleware import RequestIdMiddleware
 from api.routes import console, files, health, jobs, screenshots
 from api.services import Services
@@ -28,7 +29,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         redis=redis,
-        store=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds),
+        store=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
+                          queued_deadline=settings.queued_deadline_seconds),
         storage=make_storage(settings),
         celery=make_celery(settings),
         policy=UrlPolicy.from_settings(settings),
@@ -51,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
+    install_metrics(app)
     install_error_handlers(app)
     for module in (screenshots, jobs, files, health, console):
         app.include_router(module.router)

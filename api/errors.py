@@ -10,11 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.constants import REQUEST_ID_HEADER
 from shared.errors import (
     ConfigurationError,
     InvalidSignature,
     JobNotFinished,
     JobNotFound,
+    OptionNotSupported,
     ShotlineError,
     StorageError,
     StoreUnavailable,
@@ -28,6 +30,7 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     JobNotFound: 404,
     JobNotFinished: 409,
     UrlBlocked: 422,
+    OptionNotSupported: 422,
     InvalidSignature: 403,
     StoreUnavailable: 503,
     StorageError: 502,
@@ -75,6 +78,8 @@ async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     details = [{"field": "url", "message": exc.message}] if isinstance(exc, UrlBlocked) else None
+    if isinstance(exc, OptionNotSupported):
+        details = [{"field": name, "message": exc.message} for name in exc.fields]
     if status >= 500:
         log.warning("request failed", error_code=exc.code, error=exc.message, status=status)
     return error_response(request, status, exc.code, exc.message, details=details, headers=headers)
@@ -107,8 +112,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path)
-    return error_response(request, 500, "internal_error", "internal server error")
+    # Starlette runs this outside every middleware: the request id is no longer bound to
+    # the log context, nor added to the response headers, so both are done here.
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled error", path=request.url.path, request_id=request_id, status=500)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return error_response(request, 500, "internal_error", "internal server error",
+                          headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+from shared.correlation import parse_traceparent, valid_request_id
 
 
 class RequestIdMiddleware:
     """Takes ``X-Request-ID`` from the caller (or makes one), binds it to the log context,
-    keeps it in ``request.state.request_id`` and returns it in the response headers."""
+    keeps it in ``request.state.request_id`` and returns it in the response headers.
+
+    A valid W3C ``traceparent`` from the caller is bound too (and so travels with the job).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -22,11 +24,14 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
-        )
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        received = dict(scope["headers"])
+        incoming = received.get(b"x-request-id", b"").decode("latin-1")
+        request_id = valid_request_id(incoming) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        context = {"request_id": request_id}
+        traceparent = parse_traceparent(received.get(b"traceparent", b"").decode("latin-1") or None)
+        if traceparent is not None:
+            context["traceparent"] = traceparent
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -35,5 +40,5 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with structlog.contextvars.bound_contextvars(**context):
             await self.app(scope, receive, send_with_id)

@@ -27,6 +27,10 @@ class ResultView(BaseModel):
     width: int | None = None
     height: int | None = None
     sha256: str
+    final_url: str | None = Field(default=None, description="Page URL after redirects.")
+    http_status: int | None = Field(default=None, description="HTTP status of the page.")
+    title: str | None = Field(default=None, description="The page's title.")
+    blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
 
 
 class JobView(BaseModel):

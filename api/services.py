@@ -18,6 +18,7 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
+from worker.engines import check_engine_supports
 
 log = structlog.get_logger("shotline.api")
 
@@ -40,6 +41,7 @@ async def submit_capture(
     """Check the URL, record a queued job and enqueue its capture."""
     await services.policy.acheck_url(request.url)
     options = CaptureOptions.model_validate(request.model_dump(include=set(CaptureOptions.model_fields)))
+    check_engine_supports(services.settings.engine, options)
     job = Job(
         id=new_job_id(),
         status=JobStatus.queued,
@@ -81,7 +83,7 @@ def job_view(services: Services, job: Job) -> JobView:
         attempts=job.attempts,
         error=job.error,
         result=result,
-        options=job.options,
+        options=job.options.redacted(),
     )
 
 

@@ -19,6 +19,20 @@ RECENT_JOBS_CAP: Final = 1000
 #: Owner name of jobs created without an API key (single-tenant mode).
 ANONYMOUS_OWNER: Final = "anon"
 
+#: Sorted set of every non-terminal job, scored by its deadline (unix seconds, Redis clock):
+#: the sweeper's index of jobs that may be stuck. Kept by the status store's Lua scripts.
+PENDING_JOBS_KEY: Final = "shotline:jobs:pending"
+
+#: Lock (SET NX PX) held by the one worker whose sweeper runs right now.
+SWEEPER_LOCK_KEY: Final = "shotline:sweeper:leader"
+
+#: Sorted set of leases on the fleet-wide slots of one semaphore, scored by expiry:
+#: ``shotline:semaphore:<name>``.
+SEMAPHORE_KEY_PREFIX: Final = "shotline:semaphore:"
+
+#: Name of the semaphore bounding concurrent SnapAPI calls across the fleet.
+SNAPAPI_SEMAPHORE: Final = "snapapi"
+
 #: Celery queue for capture tasks.
 CAPTURE_QUEUE: Final = "shotline.capture"
 
@@ -40,6 +54,9 @@ MAX_URL_LENGTH: Final = 2048
 #: Header the API takes the correlation id from and echoes back.
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 
+#: W3C Trace Context header taken from the caller and passed along (queue, SnapAPI, webhooks).
+TRACEPARENT_HEADER: Final = "traceparent"
+
 
 def job_key(job_id: str) -> str:
     """Redis key of the status record of ``job_id``."""
@@ -49,3 +66,8 @@ def job_key(job_id: str) -> str:
 def recent_jobs_key(api_key_id: str | None) -> str:
     """Redis key of the recent-jobs set of ``api_key_id`` (``None``: no API key)."""
     return f"{RECENT_JOBS_PREFIX}{api_key_id or ANONYMOUS_OWNER}"
+
+
+def semaphore_key(name: str) -> str:
+    """Redis key of the fleet-wide semaphore ``name``."""
+    return f"{SEMAPHORE_KEY_PREFIX}{name}"

@@ -133,6 +133,28 @@ class SelectorNotFound(CaptureError):
     code = "selector_not_found"
 
 
+class OptionNotSupported(ShotlineError):
+    """Raised when the configured engine cannot honour a capture option; ``fields`` names them."""
+
+    code = "option_not_supported"
+
+    def __init__(self, message: str = "", *, fields: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
+
+
+class PageScriptFailed(CaptureError):
+    """Raised when the request's ``js`` throws or does not parse in the page."""
+
+    code = "script_error"
+
+
+class JobLost(CaptureError):
+    """Raised when a job cannot be recovered after its workers died (``error.code`` lost)."""
+
+    code = "lost"
+
+
 # --- Raised by the Python client (shotline.client) -------------------------------------
 
 

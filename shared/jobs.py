@@ -6,11 +6,29 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from shared.constants import MAX_URL_LENGTH
+from shared.devices import DEVICES, Device
+from shared.options import (
+    MAX_COOKIES,
+    MAX_HEADERS,
+    MAX_HIDE_SELECTORS,
+    MAX_INJECTED_CHARS,
+    REDACTED,
+    Clip,
+    Cookie,
+    HeaderName,
+    HeaderValue,
+    HttpAuth,
+    Locale,
+    PdfOptions,
+    ResourceType,
+    Selector,
+    Timezone,
+)
 
 
 class ImageFormat(StrEnum):
@@ -112,6 +130,83 @@ class CaptureOptions(BaseModel):
     )
     dark_mode: bool = Field(default=False, description="Emulate prefers-color-scheme: dark.")
 
+    # --- Device -------------------------------------------------------------------------
+    device: Device | None = Field(
+        default=None,
+        description="Device preset: sets width, height, device_scale_factor, is_mobile, "
+        "has_touch and user_agent unless given explicitly.",
+        examples=["iphone-15-pro"],
+    )
+    is_mobile: bool = Field(default=False, description="Mobile browser (meta viewport honoured).")
+    has_touch: bool = Field(default=False, description="Touch events supported.")
+    landscape: bool = Field(default=False, description="Turn a portrait viewport sideways.")
+
+    # --- Page cleanup -------------------------------------------------------------------
+    block_ads: bool = Field(default=False, description="Refuse requests to ad servers.")
+    block_trackers: bool = Field(default=False, description="Refuse requests to trackers.")
+    block_cookie_banners: bool = Field(
+        default=False, description="Accept or hide known cookie-consent banners."
+    )
+    hide_selectors: list[Selector] = Field(
+        default_factory=list, max_length=MAX_HIDE_SELECTORS,
+        description="Elements hidden (display: none) before capture.",
+    )
+    block_resources: list[ResourceType] = Field(
+        default_factory=list, max_length=len(ResourceType),
+        description="Kinds of sub-requests refused (images, fonts, scripts...).",
+    )
+
+    # --- Page control -------------------------------------------------------------------
+    css: str | None = Field(
+        default=None, min_length=1, max_length=MAX_INJECTED_CHARS,
+        description="Style sheet added to the page before capture.",
+    )
+    js: str | None = Field(
+        default=None, min_length=1, max_length=MAX_INJECTED_CHARS,
+        description="Script run in the page before capture (may use await).",
+    )
+    click_selector: Selector | None = Field(default=None, description="Element clicked first.")
+    user_agent: str | None = Field(default=None, min_length=1, max_length=1000)
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=MAX_HEADERS, description="Extra request headers."
+    )
+    cookies: list[Cookie] = Field(default_factory=list, max_length=MAX_COOKIES)
+    http_auth: HttpAuth | None = Field(default=None, description="HTTP basic auth.")
+    locale: Locale | None = Field(default=None, description="Browser language, e.g. de-DE.")
+    timezone: Timezone | None = Field(default=None, description="IANA time zone.")
+    reduced_motion: bool = Field(default=False, description="prefers-reduced-motion: reduce.")
+
+    # --- Output -------------------------------------------------------------------------
+    pdf_options: PdfOptions | None = Field(default=None, description="PDF page setup.")
+    clip: Clip | None = Field(default=None, description="Capture only this rectangle.")
+    omit_background: bool = Field(
+        default=False, description="Transparent background where the page has none (png, webp)."
+    )
+    thumbnail_width: int | None = Field(
+        default=None, ge=16, le=3840, description="Scale the image down to this width."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_device(cls, data: Any) -> Any:
+        """Fill in a device preset's values for the fields the request left out."""
+        if not isinstance(data, dict) or data.get("device") is None:
+            return data
+        try:
+            preset = DEVICES[Device(data["device"])]
+        except ValueError:
+            return data  # the field validation reports the unknown name
+        width, height = preset.oriented(landscape=bool(data.get("landscape")))
+        defaults = {
+            "width": width,
+            "height": height,
+            "device_scale_factor": preset.device_scale_factor,
+            "is_mobile": preset.is_mobile,
+            "has_touch": preset.has_touch,
+            "user_agent": preset.user_agent,
+        }
+        return {**defaults, **data}
+
     @model_validator(mode="after")
     def _check_combinations(self) -> CaptureOptions:
         if self.quality is not None and self.format not in (ImageFormat.jpeg, ImageFormat.webp):
@@ -120,7 +215,27 @@ class CaptureOptions(BaseModel):
             raise ValueError("selector cannot be combined with format pdf")
         if self.selector is not None and self.full_page:
             raise ValueError("selector and full_page are mutually exclusive")
+        if self.pdf_options is not None and self.format is not ImageFormat.pdf:
+            raise ValueError("pdf_options apply to format pdf only")
+        if self.clip is not None and (self.selector is not None or self.format is ImageFormat.pdf):
+            raise ValueError("clip cannot be combined with selector or format pdf")
+        if self.omit_background and self.format not in (ImageFormat.png, ImageFormat.webp):
+            raise ValueError("omit_background applies to png and webp only")
+        if self.thumbnail_width is not None and self.format is ImageFormat.pdf:
+            raise ValueError("thumbnail_width applies to images only")
+        if self.landscape and self.height > self.width:
+            # Idempotent: stored options (already turned) validate to themselves.
+            self.width, self.height = self.height, self.width
         return self
+
+    def redacted(self) -> CaptureOptions:
+        """A copy fit to show: passwords and cookie values replaced by ``***``."""
+        update: dict[str, Any] = {}
+        if self.http_auth is not None:
+            update["http_auth"] = self.http_auth.model_copy(update={"password": REDACTED})
+        if self.cookies:
+            update["cookies"] = [c.model_copy(update={"value": REDACTED}) for c in self.cookies]
+        return self.model_copy(update=update) if update else self
 
 
 class ScreenshotRequest(CaptureOptions):
@@ -148,6 +263,10 @@ class StoredResult(BaseModel):
     width: int | None = None
     height: int | None = None
     sha256: str
+    final_url: str | None = Field(default=None, description="Page URL after redirects.")
+    http_status: int | None = Field(default=None, description="HTTP status of the page.")
+    title: str | None = Field(default=None, description="The page's title.")
+    blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
 
 
 class Job(BaseModel):

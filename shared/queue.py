@@ -13,6 +13,8 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK, WEBHOOK_QUEUE
+from shared.correlation import task_headers
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 
 #: Longest capture a request may ask for (CaptureOptions.timeout_ms upper bound), in seconds.
@@ -21,6 +23,44 @@ MAX_CAPTURE_SECONDS = 60
 MAX_RETRY_DELAY_SECONDS = 60
 #: Broker URL schemes that mean RabbitMQ (AMQP 0-9-1).
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+#: Hard limit of one task run: a capture enforces its own timeout, this only catches a
+#: wedged process (it is killed and the sweeper recovers its job).
+TASK_TIME_LIMIT_SECONDS = MAX_CAPTURE_SECONDS + 60
+#: Countdown of a task that found no free fleet slot (SnapAPI semaphore) and goes back to wait.
+SLOT_RETRY_COUNTDOWN_SECONDS = 1.0
+#: The visibility timeout production needs: the longest countdown plus the longest run, plus
+#: a margin for slot waits and storage.
+RECOMMENDED_VISIBILITY_TIMEOUT_SECONDS = MAX_RETRY_DELAY_SECONDS + TASK_TIME_LIMIT_SECONDS + 60
+
+
+def max_countdown(settings: Settings) -> float:
+    """The longest countdown any task may be (re)sent with: a quarter of the visibility timeout.
+
+    The invariant that keeps Redis from delivering a task twice or forever: a message
+    stays unacknowledged from delivery until its task ends, i.e. for its countdown plus its
+    run. A countdown longer than the visibility timeout would loop (the message comes back
+    while the worker still holds it), so delays beyond this limit do not use countdowns:
+    the job is parked in the status store and the sweeper enqueues it when it is due
+    (:meth:`shared.status_store.StatusStore.mark_retrying` with ``park``). Runs longer than
+    the rest of the timeout may be delivered twice, which capture tasks tolerate (same
+    storage key, one final status); the default timeout (600 s) is above
+    :data:`RECOMMENDED_VISIBILITY_TIMEOUT_SECONDS` so that this does not happen at all.
+    """
+    return settings.visibility_timeout_seconds / 4
+
+
+def check_delivery_invariant(settings: Settings) -> None:
+    """Refuse settings under which a countdown the code uses could outlive the visibility timeout.
+
+    Raises:
+        ConfigurationError: the visibility timeout is too short for the shortest countdown.
+    """
+    if max_countdown(settings) < SLOT_RETRY_COUNTDOWN_SECONDS:
+        raise ConfigurationError(
+            f"SHOTLINE_VISIBILITY_TIMEOUT_SECONDS={settings.visibility_timeout_seconds} is too"
+            f" short: it must be at least {4 * SLOT_RETRY_COUNTDOWN_SECONDS:g} seconds"
+            f" ({RECOMMENDED_VISIBILITY_TIMEOUT_SECONDS} recommended)"
+        )
 
 
 class ShotlineCelery(Celery):
@@ -33,11 +73,26 @@ def make_celery(settings: Settings) -> ShotlineCelery:
     """A Celery app configured for at-least-once delivery without loss.
 
     Late acks plus reject-on-worker-lost mean a task whose worker dies is redelivered;
-    prefetch 1 keeps one slow capture from holding queued jobs hostage.
+    prefetch 1 keeps one slow capture from holding queued jobs hostage. Workers cancel
+    (and so requeue) running tasks when they lose the broker connection, reconnect forever,
+    and a dead worker's messages come back after the visibility timeout (see
+    :func:`max_countdown` for the invariant that timeout must keep).
+
+    Raises:
+        ConfigurationError: the settings break :func:`check_delivery_invariant`.
     """
+    check_delivery_invariant(settings)
     app = ShotlineCelery("shotline", broker=settings.effective_broker_url, set_as_current=False)
+    visibility = settings.visibility_timeout_seconds
     transport_options: dict[str, Any] = {
-        "visibility_timeout": settings.visibility_timeout_seconds,
+        "visibility_timeout": visibility,
+        # kombu looks for messages of dead workers every interval x throttle seconds (100 s
+        # by default); scan every visibility/10 seconds (at most 10) so that recovery
+        # takes about the visibility timeout, not minutes more.
+        "unacked_restore_interval": min(10.0, max(1.0, visibility / 10)),
+        "unacked_restore_throttle": 1,
+        # The restore lock of a worker killed mid-scan blocks restores until it expires.
+        "unacked_mutex_expire": min(300, visibility),
         "socket_connect_timeout": 2,
         "socket_timeout": 10,
         "health_check_interval": 10,
@@ -48,6 +103,8 @@ def make_celery(settings: Settings) -> ShotlineCelery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        # Workers keep reconnecting however long Redis is away (the default gives up after 100).
+        broker_connection_max_retries=None,
         broker_transport_options=transport_options,
         task_default_queue=CAPTURE_QUEUE,
         task_routes={CAPTURE_TASK: {"queue": CAPTURE_QUEUE}},
@@ -62,8 +119,7 @@ def make_celery(settings: Settings) -> ShotlineCelery:
             "interval_step": 0.2,
             "interval_max": 0.5,
         },
-        # A capture enforces its own timeout; the hard limit only catches a wedged process.
-        task_time_limit=MAX_CAPTURE_SECONDS + 60,
+        task_time_limit=TASK_TIME_LIMIT_SECONDS,
         worker_concurrency=settings.worker_concurrency,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
@@ -103,6 +159,9 @@ def amqp_options() -> dict[str, Any]:
 
 
 def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None:
-    """Send the capture task for ``job_id`` (blocking; call it from a thread in async code)."""
-    headers = {"request_id": request_id} if request_id else {}
+    """Send the capture task for ``job_id`` (blocking; call it from a thread in async code).
+
+    The task's headers carry ``request_id`` and the caller's trace context to the worker.
+    """
+    headers = task_headers(request_id=request_id)
     app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)

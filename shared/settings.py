@@ -83,6 +83,53 @@ class Settings(BaseSettings):
         " longest capture plus retry delays).",
     )
 
+    queued_deadline_seconds: int = Field(
+        default=1800,
+        ge=10,
+        description="How long a job may stay queued before the sweeper presumes its queue"
+        " message lost and enqueues it again.",
+    )
+    running_grace_seconds: int = Field(
+        default=60,
+        ge=5,
+        description="Seconds past a running job's own timeout after which the sweeper presumes"
+        " its worker dead.",
+    )
+    sweeper: bool = Field(
+        default=True, description="Run the sweeper in this worker (one worker leads at a time)."
+    )
+    sweep_interval_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often the sweeper looks for stuck jobs."
+    )
+    sweep_max_recoveries: int = Field(
+        default=3,
+        ge=1,
+        description="Recoveries (re-enqueues by the sweeper) before a stuck job fails as lost.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=70.0,
+        ge=0,
+        description="On SIGTERM a worker lets running captures finish for at most this long,"
+        " then requeues them.",
+    )
+
+    # --- Fleet-wide limits and browser hygiene -------------------------------------------
+    snapapi_slot_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="How long a task waits for a free SnapAPI slot before it goes back to the"
+        " queue (without counting an attempt).",
+    )
+    chromium_recycle_captures: int = Field(
+        default=200, ge=1, description="Relaunch Chromium after this many captures."
+    )
+    chromium_recycle_rss_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="Relaunch Chromium once it (with its children) uses this many MB of RSS.",
+    )
+
     # --- URL policy -------------------------------------------------------------------
     allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     allowed_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [80, 443, 8080, 8443])
@@ -97,6 +144,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the worker's Prometheus exporter (all interfaces); 0 = off.",
+    )
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

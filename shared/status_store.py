@@ -3,6 +3,12 @@
 Each hash field holds one JSON-encoded top-level field of :class:`shared.jobs.Job`, so a
 transition only writes the fields it changes. Transitions run as one Lua script each, which
 checks the current status first: a job never moves back from ``succeeded`` or ``failed``.
+
+Every non-terminal job is also a member of one sorted set (:data:`PENDING_JOBS_KEY`) scored
+by its deadline on the Redis clock: a queued job must have started by then, a running one
+must have finished. The same scripts keep that index, so it can never disagree with the
+records; the sweeper (:mod:`worker.sweeper`) reads it to find jobs whose worker or queue
+message was lost.
 """
 
 from __future__ import annotations
@@ -11,22 +17,34 @@ import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.constants import RECENT_JOBS_CAP, job_key, recent_jobs_key
-from shared.errors import JobNotFound, StoreUnavailable
+from shared.constants import PENDING_JOBS_KEY, RECENT_JOBS_CAP, job_key, recent_jobs_key
+from shared.errors import JobLost, JobNotFound, StoreUnavailable
 from shared.jobs import Job, JobError, JobStatus, StoredResult, utcnow
 
-# KEYS[1] job hash. ARGV[1] comma-separated statuses the job may be in; ARGV[2] "1" to count an
-# attempt; ARGV[3..] field/value pairs to write. Returns {flag, HGETALL...}: flag 1 = done,
-# 0 = refused (status not allowed), -1 = no such job.
-_TRANSITION = """
+_NOW = """
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+# KEYS[1] job hash, KEYS[2] pending index. ARGV[1] comma-separated statuses the job may be in;
+# ARGV[2] "1" to count an attempt; ARGV[3] job id; ARGV[4] the job's new deadline in seconds from
+# now, or "" when the transition ends the job (it leaves the index); ARGV[5..] field/value pairs.
+# Returns {flag, HGETALL...}: flag 1 = done, 0 = refused (status not allowed), -1 = no such job.
+_TRANSITION = _NOW + """
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return {-1} end
+if not current then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  return {-1}
+end
 local allowed = false
 for s in string.gmatch(ARGV[1], '[^,]+') do
   if ('"' .. s .. '"') == current then allowed = true end
@@ -36,12 +54,74 @@ if not allowed then
   table.insert(out, 1, 0)
   return out
 end
-if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
 if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+else
+  redis.call('ZADD', KEYS[2], now() + tonumber(ARGV[4]), ARGV[3])
+end
 local out = redis.call('HGETALL', KEYS[1])
 table.insert(out, 1, 1)
 return out
 """
+
+# KEYS[1] job hash, KEYS[2] pending index, KEYS[3] the owner's recent-jobs set. ARGV[1] job id,
+# ARGV[2] TTL, ARGV[3] deadline in seconds from now, ARGV[4] creation time (unix seconds),
+# ARGV[5] most ids the recent-jobs set keeps, ARGV[6..] field/value pairs.
+_CREATE = _NOW + """
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[2], now() + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]), ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+return 1
+"""
+
+# Recovers one job the sweeper found past its deadline, unless it moved meanwhile.
+# KEYS[1] job hash, KEYS[2] pending index. ARGV[1] job id, ARGV[2] recoveries allowed,
+# ARGV[3] attempts allowed, ARGV[4] new deadline (seconds from now) of a re-enqueued job,
+# ARGV[5] JSON error of a lost job, ARGV[6] JSON finished_at.
+# Returns {action, HGETALL...}: action "retry" (a parked retry is due), "requeue", "lost",
+# or {"skip"} when there is nothing to do.
+_RECOVER = _NOW + """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score then return {'skip'} end
+local t = now()
+if tonumber(score) > t then return {'skip'} end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= '"queued"' and status ~= '"running"' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'skip'}
+end
+local action
+if status == '"queued"' and redis.call('HGET', KEYS[1], 'parked') == 'true' then
+  action = 'retry'
+  redis.call('HSET', KEYS[1], 'parked', 'false')
+else
+  local recoveries = tonumber(redis.call('HGET', KEYS[1], 'recoveries') or '0')
+  local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+  if recoveries >= tonumber(ARGV[2])
+      or (status == '"running"' and attempts >= tonumber(ARGV[3])) then
+    action = 'lost'
+    redis.call('HSET', KEYS[1], 'status', '"failed"', 'error', ARGV[5], 'finished_at', ARGV[6])
+    redis.call('ZREM', KEYS[2], ARGV[1])
+  else
+    action = 'requeue'
+    redis.call('HSET', KEYS[1], 'status', '"queued"', 'recoveries', recoveries + 1)
+  end
+end
+if action ~= 'lost' then
+  redis.call('ZADD', KEYS[2], t + tonumber(ARGV[4]), ARGV[1])
+end
+local out = redis.call('HGETALL', KEYS[1])
+table.insert(out, 1, action)
+return out
+"""
+
+#: Error code of a job the sweeper gave up on.
+LOST = JobLost.code
 
 
 @contextlib.contextmanager
@@ -63,27 +143,54 @@ def _decode(raw: Mapping[Any, Any] | list[bytes]) -> Job:
     return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
 
 
-class StatusStore:
-    """Reads and moves job status records. One instance per process, shared by all tasks."""
+#: Default seconds a queued job may wait before the sweeper presumes its message lost.
+DEFAULT_QUEUED_DEADLINE = 1800.0
 
-    def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
+#: Default seconds a running job may take (its own timeout is not known to every caller).
+DEFAULT_RUNNING_DEADLINE = 180.0
+
+
+class Recovery(StrEnum):
+    """What the sweeper did to one job found past its deadline."""
+
+    #: A retry parked for later (:meth:`StatusStore.mark_retrying` with ``park``) is due.
+    retry = "retry"
+    #: The job's worker or queue message is presumed lost: it goes back to the queue.
+    requeue = "requeue"
+    #: Recovered too often (or its last attempt's worker died): failed with ``error.code`` lost.
+    lost = "lost"
+
+
+class StatusStore:
+    """Reads and moves job status records. One instance per process, shared by all tasks.
+
+    ``queued_deadline`` is how long a (re-)queued job may wait before the sweeper looks at it.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        ttl_seconds: int,
+        queued_deadline: float = DEFAULT_QUEUED_DEADLINE,
+    ) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
+        self.queued_deadline = queued_deadline
         self._transition = redis.register_script(_TRANSITION)
+        self._create = redis.register_script(_CREATE)
+        self._recover = redis.register_script(_RECOVER)
 
     async def create(self, job: Job) -> None:
-        """Write a new job's record with the configured TTL, and list it first among its
-        owner's recent jobs (a set trimmed to :data:`RECENT_JOBS_CAP`), in one round trip."""
-        key = job_key(job.id)
-        recent = recent_jobs_key(job.api_key_id)
+        """Write a new job's record with the configured TTL, put it in the pending index and
+        first among its owner's recent jobs (a set trimmed to :data:`RECENT_JOBS_CAP`)."""
+        args: list[str | int | float] = [job.id, self.ttl_seconds, self.queued_deadline,
+                                         job.created_at.timestamp(), RECENT_JOBS_CAP]
+        for name, value in _encode(job.model_dump(mode="json")).items():
+            args += [name, value]
+        keys = [job_key(job.id), PENDING_JOBS_KEY, recent_jobs_key(job.api_key_id)]
         with redis_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))  # type: ignore[arg-type]
-                pipe.expire(key, self.ttl_seconds)
-                pipe.zadd(recent, {job.id: job.created_at.timestamp()})
-                pipe.zremrangebyrank(recent, 0, -RECENT_JOBS_CAP - 1)
-                pipe.expire(recent, self.ttl_seconds)
-                await pipe.execute()
+            await self._create(keys=keys, args=args)
 
     async def recent(self, api_key_id: str | None, *, limit: int) -> list[Job]:
         """Up to ``limit`` of the owner's jobs, most recent first.
@@ -108,7 +215,10 @@ class StatusStore:
     async def delete(self, job_id: str) -> None:
         """Remove a record (used when a job could not be enqueued at all)."""
         with redis_errors():
-            await self.redis.delete(job_key(job_id))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(job_key(job_id))
+                pipe.zrem(PENDING_JOBS_KEY, job_id)
+                await pipe.execute()
 
     async def get(self, job_id: str) -> Job:
         """The current record of ``job_id``; :class:`JobNotFound` when unknown or expired."""
@@ -118,19 +228,36 @@ class StatusStore:
             raise JobNotFound(f"no job with id {job_id!r}")
         return _decode(raw)
 
-    async def mark_running(self, job_id: str, *, now: datetime | None = None) -> Job | None:
+    async def mark_running(
+        self,
+        job_id: str,
+        *,
+        now: datetime | None = None,
+        deadline_in: float = DEFAULT_RUNNING_DEADLINE,
+    ) -> Job | None:
         """Start an attempt: ``queued``/``running`` → ``running``, counting the attempt.
 
+        ``deadline_in`` seconds from now the sweeper presumes the attempt's worker dead.
         Returns the updated job, or ``None`` when the job is already finished (a redelivered
         task must then do nothing) or no longer exists.
         """
         fields = {"status": JobStatus.running.value, "started_at": (now or utcnow()).isoformat()}
-        return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields, count=True)
+        return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields,
+                                deadline_in=deadline_in, count=True)
 
-    async def mark_retrying(self, job_id: str, error: JobError) -> Job | None:
-        """Put a running job back to ``queued`` after a retryable failure, keeping the error."""
-        fields = {"status": JobStatus.queued.value, "error": error.model_dump(mode="json")}
-        return await self._move(job_id, (JobStatus.running,), fields)
+    async def mark_retrying(
+        self, job_id: str, error: JobError, *, retry_in: float = 0.0, park: bool = False
+    ) -> Job | None:
+        """Put a running job back to ``queued`` after a retryable failure, keeping the error.
+
+        ``retry_in`` is the delay before the next attempt. With ``park`` no queue message
+        carries the retry: the sweeper enqueues the job once ``retry_in`` has passed (for
+        delays too long for a broker countdown).
+        """
+        fields = {"status": JobStatus.queued.value, "error": error.model_dump(mode="json"),
+                  "parked": park}
+        deadline_in = retry_in if park else retry_in + self.queued_deadline
+        return await self._move(job_id, (JobStatus.running,), fields, deadline_in=deadline_in)
 
     async def mark_succeeded(
         self, job_id: str, result: StoredResult, *, now: datetime | None = None
@@ -155,19 +282,71 @@ class StatusStore:
         }
         return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields)
 
+    async def overdue(self, *, limit: int = 100) -> list[str]:
+        """Ids of up to ``limit`` non-terminal jobs past their deadline (Redis clock), oldest first."""
+        with redis_errors():
+            seconds, micros = await self.redis.time()
+            members = await self.redis.zrange(
+                PENDING_JOBS_KEY, "-inf", seconds + micros / 1_000_000,
+                byscore=True, offset=0, num=limit,
+            )
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    async def pending_count(self) -> int:
+        """How many jobs are queued or running (the size of the pending index)."""
+        with redis_errors():
+            return int(await self.redis.zcard(PENDING_JOBS_KEY))
+
+    async def recover(
+        self,
+        job_id: str,
+        *,
+        max_recoveries: int,
+        max_attempts: int,
+        now: datetime | None = None,
+    ) -> tuple[Recovery, Job] | None:
+        """Recover ``job_id`` if it is still past its deadline (atomic; see :class:`Recovery`).
+
+        A job is failed with ``error.code`` ``"lost"`` once it was recovered
+        ``max_recoveries`` times, or when the worker of its last allowed attempt died.
+        ``None`` when the job moved on meanwhile, finished, or is gone.
+        """
+        error = JobError(
+            code=LOST,
+            message="the job was lost: its worker died or its queue message vanished, "
+            "and it could not be recovered",
+        )
+        args: list[str | int | float] = [
+            job_id, max_recoveries, max_attempts, self.queued_deadline,
+            json.dumps(error.model_dump(mode="json"), separators=(",", ":")),
+            json.dumps((now or utcnow()).isoformat()),
+        ]
+        with redis_errors():
+            reply = await self._recover(keys=[job_key(job_id), PENDING_JOBS_KEY], args=args)
+        action = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if action == "skip":
+            return None
+        return Recovery(action), _decode(reply[1:])
+
     async def _move(
         self,
         job_id: str,
         allowed_from: tuple[JobStatus, ...],
         fields: Mapping[str, Any],
         *,
+        deadline_in: float | None = None,
         count: bool = False,
     ) -> Job | None:
-        args: list[str] = [",".join(s.value for s in allowed_from), "1" if count else "0"]
+        args: list[str] = [
+            ",".join(s.value for s in allowed_from),
+            "1" if count else "0",
+            job_id,
+            "" if deadline_in is None else repr(float(deadline_in)),
+        ]
         for name, value in _encode(fields).items():
             args += [name, value]
         with redis_errors():
-            reply = await self._transition(keys=[job_key(job_id)], args=args)
+            reply = await self._transition(keys=[job_key(job_id), PENDING_JOBS_KEY], args=args)
         flag = int(reply[0])
         if flag != 1:
             return None

@@ -48,7 +48,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
               help="Capture processes (default SHOTLINE_WORKER_CONCURRENCY, i.e. the CPU count).")
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None) -> None:
-    """Run a Celery worker that captures queued jobs."""
+    """Run a Celery worker that captures queued jobs (and sweeps stuck ones, one worker at a time)."""
     from shared.constants import CAPTURE_QUEUE
     from worker.app import app
 
@@ -75,7 +75,8 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
     configure_logging(level=settings.log_level, fmt="console")
     with local_redis(settings) as redis_url:
         settings = settings.model_copy(update={"redis_url": redis_url})
-        with worker_process(redis_url, concurrency):
+        with worker_process(redis_url, concurrency,
+                            shutdown_timeout=settings.shutdown_timeout_seconds):
             base = f"http://{host}:{port}"
             click.echo(f"\nShotline is up: API {base}  docs {base}/docs\n"
                        f"  curl -s -X POST {base}/v1/screenshots -H 'Content-Type: application/json'"
@@ -177,6 +178,35 @@ def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, outpu
                 click.echo(f"Wrote {len(data)} bytes to {output}", err=True)
     except ShotlineError as exc:  # API errors print as "code: message (request id)"
         raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def blocklist() -> None:
+    """The ad/tracker host list and cookie-banner rules used by the chromium engine."""
+
+
+@blocklist.command("update")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the data files (default: the engine's data folder).")
+@click.option("--hosts-tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Use this npm tarball of @ghostery/trackerdb instead of npm.")
+@click.option("--consent-tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Use this npm tarball of @duckduckgo/autoconsent instead of npm.")
+def blocklist_update(output_dir: Path | None, hosts_tarball: Path | None,
+                     consent_tarball: Path | None) -> None:
+    """Fetch the latest lists from npm and rebuild blocklist.json and consent_rules.json."""
+    from shared.errors import ShotlineError
+    from shotline.blocklists import update
+
+    if output_dir is None:
+        output_dir = Path(__file__).resolve().parent.parent / "worker" / "engines" / "data"
+    try:
+        written = update(output_dir, hosts_tarball=hosts_tarball, consent_tarball=consent_tarball)
+    except ShotlineError as exc:
+        raise click.ClickException(exc.message) from exc
+    for name, source in written.items():
+        click.echo(f"{output_dir / name}: {source['package']} {source['version']}"
+                   f" ({source['license']})")
 
 
 if __name__ == "__main__":

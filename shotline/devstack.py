@@ -79,8 +79,14 @@ def local_redis(settings: Settings) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def worker_process(redis_url: str, concurrency: int | None) -> Iterator[subprocess.Popen[bytes]]:
-    """A ``shotline worker`` child using ``redis_url``; stopped (warm shutdown) on exit."""
+def worker_process(
+    redis_url: str, concurrency: int | None, *, shutdown_timeout: float = 70.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``shotline worker`` child using ``redis_url`` (its sweeper included); stopped on exit.
+
+    The worker gets SIGTERM: running captures finish for up to ``shutdown_timeout`` seconds,
+    the rest is requeued; only a worker that is still there well after that is killed.
+    """
     env = dict(os.environ, SHOTLINE_REDIS_URL=redis_url)
     env.setdefault("SHOTLINE_LOG_FORMAT", "console")
     args = [sys.executable, "-m", "shotline.cli", "worker"]
@@ -90,4 +96,4 @@ def worker_process(redis_url: str, concurrency: int | None) -> Iterator[subproce
     try:
         yield process
     finally:
-        _stop(process, 30)
+        _stop(process, shutdown_timeout + 20)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import os
 import shutil
 import socket
@@ -95,7 +97,10 @@ class PageHandler(SimpleHTTPRequestHandler):
     """Serves tests/pages plus a few dynamic paths:
 
     ``/status/<code>`` answers that status, ``/slow?ms=N`` answers after N ms,
-    ``/redirect?to=URL`` answers 302 to URL, ``/echo-headers`` returns the request headers.
+    ``/redirect?to=URL`` answers 302 to URL, ``/echo-headers`` returns the request headers,
+    ``/color.png?rgb=RRGGBB&w=W&h=H`` a one-colour PNG (after ``ms`` when given),
+    ``/basic-auth?user=U&password=P`` 401 unless those credentials come with the request.
+    Every request's headers are kept in ``server.headers_seen`` as (path, headers).
     """
 
     server_version = "ShotlineTestPages/1"
@@ -110,6 +115,7 @@ class PageHandler(SimpleHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        self.server.headers_seen.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
         if parts.path.startswith("/status/"):
             code = int(parts.path.rsplit("/", 1)[1])
             self._html(code, f"<h1>status {code}</h1>")
@@ -121,11 +127,44 @@ class PageHandler(SimpleHTTPRequestHandler):
             self.send_header("Location", query["to"][0])
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif parts.path == "/color.png":
+            time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
+            self._png(query.get("rgb", ["ff0000"])[0], int(query.get("w", ["100"])[0]),
+                      int(query.get("h", ["100"])[0]))
+        elif parts.path == "/basic-auth":
+            expected = base64.b64encode(
+                f"{query['user'][0]}:{query['password'][0]}".encode()
+            ).decode()
+            if self.headers.get("Authorization") == f"Basic {expected}":
+                self._html(200, "<h1>welcome</h1>")
+            else:
+                body = b"<!doctype html><h1>401 authentication required</h1>"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="shotline-test"')
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
         elif parts.path == "/echo-headers":
             body = "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items())
             self._html(200, body)
         else:
             super().do_GET()
+
+    def _png(self, rgb: str, width: int, height: int) -> None:
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", (width, height), "#" + rgb).save(out, "PNG")
+        data = out.getvalue()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(data)
 
     def _html(self, code: int, body: str) -> None:
         data = f"<!doctype html><html><body>{body}</body></html>".encode()
@@ -144,6 +183,7 @@ class PageServer:
         self.httpd = ThreadingHTTPServer((host, 0), PageHandler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []  # type: ignore[attr-defined]
+        self.httpd.headers_seen = []  # type: ignore[attr-defined]
         self.host = host
         self.port = int(self.httpd.server_address[1])
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -152,6 +192,11 @@ class PageServer:
     def requests(self) -> list[str]:
         """Paths requested so far."""
         return self.httpd.requests  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def headers_seen(self) -> list[tuple[str, dict[str, str]]]:
+        """(path, request headers) of every request so far."""
+        return self.httpd.headers_seen  # type: ignore[attr-defined, no-any-return]
 
     def url(self, path: str = "/") -> str:
         """Absolute URL of ``path`` on this server."""

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from shared.errors import (
     CaptureTimeout,
@@ -427,6 +428,7 @@ def test_renderer_crash_is_a_retryable_engine_error(chromium: EngineUnderTest) -
 
 
 def test_killed_browser_is_relaunched(chromium: EngineUnderTest) -> None:
+    restarts_before = REGISTRY.get_sample_value("shotline_browser_restarts_total")
     [browser] = [proc for proc in chromium.processes() if proc.is_browser]
     os.kill(browser.pid, signal.SIGKILL)
     assert wait_until(lambda: all(proc.pid != browser.pid for proc in chromium.processes()))
@@ -434,6 +436,7 @@ def test_killed_browser_is_relaunched(chromium: EngineUnderTest) -> None:
     assert chromium.capture("/index.html").http_status == 200
     [relaunched] = [proc for proc in chromium.processes() if proc.is_browser]
     assert relaunched.pid != browser.pid
+    assert REGISTRY.get_sample_value("shotline_browser_restarts_total") == (restarts_before or 0) + 1
 
 
 def test_aclose_leaves_no_process_behind(runner: asyncio.Runner, page_server: PageServer) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -41,12 +42,14 @@ def test_capture_refuses_blocked_urls(tmp_path: Path) -> None:
     assert not (tmp_path / "x.png").exists()
 
 
-def _chromium_pids() -> set[int]:
+def _processes_with(marker: str) -> set[int]:
+    """PIDs of live processes whose environment carries ``marker`` (inherited from our child)."""
+    needle = f"SHOTLINE_TEST_MARKER={marker}".encode()
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"chrom" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                if needle in (entry / "environ").read_bytes():
                     pids.add(int(entry.name))
             except OSError:
                 continue
@@ -55,10 +58,11 @@ def _chromium_pids() -> set[int]:
 
 def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: PageServer) -> None:
     """`shotline dev` with no Redis configured starts its own, a worker and the API;
-    SIGINT (Ctrl-C) stops all of it, leaving no Redis, worker or Chromium behind."""
+    SIGINT (Ctrl-C) stops all of it, leaving no Redis, worker or Chromium behind (every process
+    it starts inherits a marker in its environment, so stragglers are found by that)."""
     port = free_port()
-    before = _chromium_pids()
-    env = child_env({"SHOTLINE_DATA_DIR": str(tmp_path / "data"),
+    marker = uuid.uuid4().hex
+    env = child_env({"SHOTLINE_TEST_MARKER": marker,"SHOTLINE_DATA_DIR": str(tmp_path / "data"),
                      "SHOTLINE_ALLOWED_NETWORKS": "127.0.0.0/8",
                      "SHOTLINE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                      "SHOTLINE_WORKER_CONCURRENCY": "1"})
@@ -83,8 +87,8 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: Page
     output = (tmp_path / "dev.log").read_text()
     assert "Started redis-server" in output
     deadline = time.monotonic() + 10
-    while _chromium_pids() - before and time.monotonic() < deadline:
+    while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not (_chromium_pids() - before), "Chromium outlived `shotline dev`"
+    assert not _processes_with(marker), "a process (Redis, worker, Chromium) outlived `shotline dev`"
     redis_log = tmp_path / "data" / "redis" / "redis.log"
     assert "ready to exit" in redis_log.read_text().lower() or "bye" in redis_log.read_text().lower()

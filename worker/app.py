@@ -1,23 +1,42 @@
 """Entry point of the Celery worker: ``celery -A worker.app worker``.
 
-Builds the settings once, configures logging, and registers the tasks.
+Builds the settings once, configures logging, registers the tasks, binds each task's
+correlation (request id, trace context) to its log lines and, with
+``SHOTLINE_WORKER_METRICS_PORT`` set, serves the pool's Prometheus metrics. The worker's main
+process also runs the sweeper (:mod:`worker.sweeper`) and bounds a warm shutdown
+(:mod:`worker.shutdown`); its pool processes close their browser when they end.
 """
+
+# ruff: noqa: E402  (the metrics directory must be set before the imports below)
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery import signals
-
-from shared.logging import configure_logging
-from shared.queue import make_celery
 from shared.settings import get_settings
-from worker.runtime import close_runtime
-from worker.tasks import register_tasks
+from worker.metrics_dir import prepare_metrics_dir, remove_metrics_dir
 
 settings = get_settings()
+# prometheus_client chooses in-memory or per-process file values when first imported,
+# which the imports below do: the pool's metrics directory is set before them.
+metrics_dir = prepare_metrics_dir(settings)
+
+from typing import Any
+
+from celery import Task, signals
+
+from shared.correlation import bind_task_context, unbind_task_context
+from shared.logging import configure_logging
+from shared.queue import make_celery
+from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
+from worker.runtime import close_runtime
+from worker.shutdown import bound_warm_shutdown
+from worker.sweeper import SweeperThread, sweeper_thread
+from worker.tasks import register_tasks
+
 app = make_celery(settings)
 register_tasks(app)
+_exporter: WorkerExporter | None = None
+
+_sweeper: SweeperThread | None = None
 
 
 @signals.setup_logging.connect
@@ -25,7 +44,70 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
 
 
+@signals.worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    global _sweeper
+    if settings.sweeper and _sweeper is None:
+        _sweeper = sweeper_thread(settings)
+        _sweeper.start()
+
+
+@signals.worker_shutting_down.connect
+def _bound_shutdown(how: str = "", **_: Any) -> None:
+    if how == "Warm":
+        bound_warm_shutdown(settings.shutdown_timeout_seconds)
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    global _sweeper
+    if _sweeper is not None:
+        sweeper, _sweeper = _sweeper, None
+        sweeper.stop()
+
+
 @signals.worker_process_shutdown.connect
 @signals.worker_shutdown.connect
 def _close_runtime(**_: Any) -> None:
     close_runtime()
+
+
+@signals.task_prerun.connect
+def _bind_log_context(task: Task[Any, Any], **_: Any) -> None:
+    # The request id and trace context the API put in the task's headers, for every line
+    # logged while the task runs.
+    bind_task_context(task.request)
+
+
+@signals.task_postrun.connect
+def _clear_log_context(**_: Any) -> None:
+    unbind_task_context()
+
+
+@signals.worker_ready.connect
+def _start_exporter(**_: Any) -> None:
+    # Once logging is set up and the pool has started (its children need no copy of the
+    # listening socket).
+    global _exporter
+    if metrics_dir is not None:
+        _exporter = start_exporter(settings, metrics_dir)
+
+
+@signals.worker_process_init.connect
+def _count_pool_child(**_: Any) -> None:
+    if metrics_dir is not None:
+        pool_child_started()
+
+
+@signals.worker_process_shutdown.connect
+def _forget_pool_child(**_: Any) -> None:
+    if metrics_dir is not None:
+        pool_child_stopping()
+
+
+@signals.worker_shutdown.connect
+def _stop_exporter(**_: Any) -> None:
+    if _exporter is not None:
+        _exporter.close()
+    if metrics_dir is not None:
+        remove_metrics_dir(metrics_dir)

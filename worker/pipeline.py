@@ -6,6 +6,7 @@ passed in, so the pipeline knows nothing of Celery or of where settings come fro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import random
@@ -20,21 +21,31 @@ from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
     CaptureUrlBlocked,
+    JobLost,
+    JobNotFound,
     ResultNotStored,
     ResultTooLarge,
     StorageError,
+    StoreUnavailable,
     UrlBlocked,
 )
 from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult
+from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
+from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
+from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
 
 #: Upper bound of the exponential backoff between capture attempts, in seconds.
 MAX_BACKOFF_SECONDS = 60.0
+
+#: Seconds a fleet slot's lease outlasts the capture's own timeout (the SnapAPI engine waits
+#: up to 5 s past it for an answer).
+SLOT_LEASE_MARGIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,9 @@ class Outcome:
 
     status: JobStatus | None
     retry_in: float | None = None
+    #: True when the job did not run because no fleet slot was free: it stays queued and its
+    #: task comes back after ``retry_in`` without an attempt counted.
+    waiting: bool = False
 
 
 class JobListener(Protocol):
@@ -64,6 +78,15 @@ class PipelineDeps:
     max_attempts: int
     max_result_bytes: int
     listeners: tuple[JobListener, ...] = ()
+    #: Fleet-wide slots every capture must hold (the SnapAPI plan's concurrency), if any.
+    slots: FleetSemaphore | None = None
+    #: How long to wait for a slot before going back to the queue.
+    slot_wait: float = 2.0
+    #: Seconds past the longest capture after which the sweeper presumes a worker dead.
+    running_grace: float = 60.0
+    #: Longest countdown a retry may use (see :func:`shared.queue.max_countdown`); longer
+    #: delays park the job for the sweeper.
+    max_countdown: float = MAX_BACKOFF_SECONDS
 
 
 def result_key(job: Job) -> str:
@@ -78,7 +101,8 @@ def backoff_delay(attempt: int, *, base: float = 2.0) -> float:
 
 
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
-    """The result record of ``capture``: size, digest and pixel dimensions (images only)."""
+    """The result record of ``capture``: size, digest, pixel dimensions (images only) and
+    what the engine learned about the page."""
     width = height = None
     if fmt is not ImageFormat.pdf:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
@@ -90,6 +114,10 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         width=width,
         height=height,
         sha256=hashlib.sha256(capture.data).hexdigest(),
+        final_url=capture.final_url,
+        http_status=capture.http_status,
+        title=capture.title,
+        blocked_requests=capture.blocked_requests,
     )
 
 
@@ -98,26 +126,101 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
 
     Never raises for capture problems: a retryable failure with attempts left returns a
     retry delay (the job goes back to ``queued``); anything else ends the job ``failed``
-    with a specific ``error.code``. A job that already finished is left alone.
+    with a specific ``error.code``. A job that already finished is left alone. With fleet
+    slots configured, a job first waits (briefly) for a slot; without one it stays
+    ``queued`` and the outcome says to come back later, no attempt counted.
     """
-    job = await deps.store.mark_running(job_id)
+    lease: Lease | None = None
+    if deps.slots is not None:
+        job = await _current(deps, job_id)
+        if job is None:
+            return Outcome(status=None)
+        lease = await deps.slots.acquire(
+            lease_seconds=job.options.timeout_ms / 1000 + SLOT_LEASE_MARGIN_SECONDS,
+            wait_seconds=deps.slot_wait,
+        )
+        if lease is None:
+            log.debug("no free engine slot; the job waits in the queue", job_id=job_id,
+                      request_id=job.request_id)
+            return Outcome(status=None, retry_in=SLOT_RETRY_COUNTDOWN_SECONDS, waiting=True)
+    try:
+        return await _attempt(job_id, deps, lease)
+    finally:
+        if lease is not None:
+            await lease.release()
+
+
+async def _current(deps: PipelineDeps, job_id: str) -> Job | None:
+    """The job's record when it still needs work, else ``None`` (finished or gone)."""
+    try:
+        job = await deps.store.get(job_id)
+    except JobNotFound:
+        job = None
+    if job is None or job.status.is_terminal:
+        log.info("job already finished or gone; nothing to do", job_id=job_id)
+        return None
+    return job
+
+
+async def _attempt(job_id: str, deps: PipelineDeps, lease: Lease | None) -> Outcome:
+    job = await deps.store.mark_running(
+        job_id, deadline_in=MAX_CAPTURE_SECONDS + deps.running_grace
+    )
     if job is None:
         log.info("job already finished or gone; nothing to do", job_id=job_id)
         return Outcome(status=None)
-    bound = log.bind(job_id=job.id, request_id=job.request_id, url=job.options.url,
-                     attempt=job.attempts, engine=deps.engine.name)
-    bound.info("job running")
+    with structlog.contextvars.bound_contextvars(
+        **job_log_context(job), url=job.options.url, engine=deps.engine.name, attempt=job.attempts
+    ):
+        return await _capture_and_store(job, deps, lease)
+
+
+def job_log_context(job: Job) -> dict[str, str]:
+    """What every log line about ``job`` carries: its id, request id and owner (when set).
+
+    Bound to structlog's context for an attempt, so the engine's, storage's and listeners'
+    lines carry it too.
+    """
+    context = {"job_id": job.id}
+    if job.request_id is not None:
+        context["request_id"] = job.request_id
+    if job.api_key_id is not None:
+        context["api_key_id"] = job.api_key_id
+    return context
+
+
+async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) -> Outcome:
+    """One attempt of ``job`` (already marked running): capture, store, record the outcome."""
     started = time.perf_counter()
+    if job.attempts > deps.max_attempts:
+        # Only redeliveries get here (retries stop at max_attempts): the worker of every
+        # earlier attempt died, so this page may well be what kills them.
+        return await _fail(deps, job, JobLost(
+            f"the worker running this job died {job.attempts - 1} times; giving up"
+        ), started)
+    log.info("job running", status=JobStatus.running.value)
     try:
         await deps.policy.acheck_url(job.options.url)
-        capture = await deps.engine.capture(job.options, request_id=job.request_id)
+        try:
+            capture = await deps.engine.capture(job.options, request_id=job.request_id)
+        finally:
+            if lease is not None:
+                await lease.release()
+        if job.options.thumbnail_width is not None:
+            capture = dataclasses.replace(capture, data=thumbnail(
+                capture.data, job.options.format, job.options.thumbnail_width,
+                quality=job.options.quality,
+            ))
         if len(capture.data) > deps.max_result_bytes:
             raise ResultTooLarge(
                 f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
             )
         key = result_key(job)
         result = describe(capture, key, job.options.format)
+        storing = time.perf_counter()
         await deps.storage.put(key, capture.data, content_type=capture.content_type)
+        log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
+                 duration_ms=round((time.perf_counter() - storing) * 1000))
     except UrlBlocked as exc:
         return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
     except CaptureError as exc:
@@ -125,17 +228,19 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
     except StorageError as exc:
         return await _fail(deps, job, ResultNotStored(f"could not store the result: {exc.message}"),
                            started)
+    except StoreUnavailable:
+        raise  # Redis is away: the task goes back to the queue, the job is not failed
     except Exception as exc:  # a bug must still end the job, never leave it running
-        bound.exception("capture crashed unexpectedly")
+        log.exception("capture crashed unexpectedly")
         return await _fail(deps, job, CaptureError(f"unexpected error: {type(exc).__name__}"),
                            started)
     duration_ms = round((time.perf_counter() - started) * 1000)
     finished = await deps.store.mark_succeeded(job.id, result)
     if finished is None:
-        bound.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
+        log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
-    bound.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-               status=JobStatus.succeeded.value)
+    log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
+             status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 
@@ -152,13 +257,14 @@ async def _notify(deps: PipelineDeps, job: Job) -> None:
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
     error = JobError(code=exc.code, message=exc.message, status=exc.status)
-    bound = log.bind(job_id=job.id, request_id=job.request_id, error_code=exc.code,
-                     duration_ms=duration_ms, attempt=job.attempts)
+    bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
     if exc.retryable and job.attempts < deps.max_attempts:
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(job.attempts))
-        await deps.store.mark_retrying(job.id, error)
-        bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message)
-        return Outcome(status=None, retry_in=delay)
+        park = delay > deps.max_countdown
+        await deps.store.mark_retrying(job.id, error, retry_in=delay, park=park)
+        bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,
+                   status=JobStatus.queued.value, parked=park)
+        return Outcome(status=None, retry_in=None if park else delay)
     finished = await deps.store.mark_failed(job.id, error)
     if finished is None:
         bound.info("job finished elsewhere meanwhile")

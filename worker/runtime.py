@@ -12,14 +12,21 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from shared.connections import create_redis
+from shared.constants import SNAPAPI_SEMAPHORE
+from shared.queue import max_countdown
+from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
 from worker.engines import make_engine
+from worker.job_metrics import MetricsListener
 from worker.pipeline import PipelineDeps
 
 T = TypeVar("T")
+
+#: How long cancelled captures may take to unwind when the process shuts down.
+CANCEL_TIMEOUT_S = 5.0
 
 
 class WorkerRuntime:
@@ -29,13 +36,24 @@ class WorkerRuntime:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
+        engine = make_engine(settings)
         self.deps = PipelineDeps(
-            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
-            engine=make_engine(settings),
+            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
+                              queued_deadline=settings.queued_deadline_seconds),
+            engine=engine,
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
+            listeners=(MetricsListener(engine=engine.name),),
+            slots=(
+                FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
+                               limit=settings.snapapi_max_concurrency)
+                if settings.engine == "snapapi" else None
+            ),
+            slot_wait=settings.snapapi_slot_wait_seconds,
+            running_grace=settings.running_grace_seconds,
+            max_countdown=max_countdown(settings),
         )
         self._started = False
 
@@ -47,8 +65,19 @@ class WorkerRuntime:
         return self.loop.run_until_complete(coro)
 
     def close(self) -> None:
-        """Stop the engine (and its browser), close clients and the loop."""
+        """Stop the engine (and its browser), close clients and the loop.
+
+        A capture still pending on the loop (the process is being terminated mid-task) is
+        cancelled first: it must not go on against a closing browser and record the
+        resulting error as the job's outcome. Its job stays running and its message,
+        never acknowledged, is delivered again.
+        """
         try:
+            pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S))
             self.loop.run_until_complete(self._aclose())
         finally:
             self.loop.close()

@@ -7,7 +7,8 @@ from typing import Any
 from celery import Task
 
 from shared.constants import CAPTURE_TASK
-from shared.queue import ShotlineCelery
+from shared.errors import StoreUnavailable
+from shared.queue import SLOT_RETRY_COUNTDOWN_SECONDS, ShotlineCelery
 from worker.pipeline import run_capture_job
 from worker.runtime import get_runtime
 
@@ -17,8 +18,16 @@ def register_tasks(app: ShotlineCelery) -> None:
 
     @app.task(bind=True, name=CAPTURE_TASK, max_retries=None)
     def capture(self: Task[Any, Any], job_id: str) -> None:
-        """Capture ``job_id``; retryable failures come back after the pipeline's delay."""
+        """Capture ``job_id``; retryable failures come back after the pipeline's delay.
+
+        Idempotent: a redelivered task of a finished job does nothing, a repeated capture
+        writes the same storage key. A job waiting for a fleet slot comes back shortly,
+        and so does one whose status Redis is unreachable (the job is never failed for it).
+        """
         runtime = get_runtime(app.settings)
-        outcome = runtime.run(run_capture_job(job_id, runtime.deps))
+        try:
+            outcome = runtime.run(run_capture_job(job_id, runtime.deps))
+        except StoreUnavailable as exc:
+            raise self.retry(countdown=SLOT_RETRY_COUNTDOWN_SECONDS, exc=exc) from exc
         if outcome.retry_in is not None:
             raise self.retry(countdown=outcome.retry_in)

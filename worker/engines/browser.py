@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
 import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import ConfigurationError, EngineError
+from shared.metrics import record_browser_restart
 
 log = structlog.get_logger("shotline.engines.browser")
 
@@ -85,6 +87,25 @@ def chromium_args(*, no_sandbox: bool) -> list[str]:
     return [*CHROMIUM_ARGS, *(["--no-sandbox"] if no_sandbox else [])]
 
 
+def browser_rss_bytes(*, pid: int | None = None) -> int:
+    """Resident memory of the Chromium processes this process started (its descendants).
+
+    Playwright's driver (``node``) is left out: it is not the browser and is not recycled.
+    """
+    total = 0
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return 0
+    for child in children:
+        try:
+            if child.name() != "node":
+                total += child.memory_info().rss
+        except psutil.Error:
+            continue  # gone meanwhile
+    return total
+
+
 def first_line(message: str) -> str:
     """The first line of a Playwright error message (the rest is its call log)."""
     return message.strip().splitlines()[0] if message.strip() else "unknown error"
@@ -99,9 +120,22 @@ class SharedBrowser:
     (``is_connected()``, the ``disconnected`` event) and relaunched on the next use.
     """
 
-    def __init__(self, *, executable_path: str | None, no_sandbox: bool) -> None:
+    def __init__(
+        self,
+        *,
+        executable_path: str | None,
+        no_sandbox: bool,
+        recycle_after: int | None = None,
+        recycle_rss_bytes: int | None = None,
+    ) -> None:
         self._configured_path = executable_path
         self._no_sandbox = no_sandbox
+        self._recycle_after = recycle_after
+        self._recycle_rss_bytes = recycle_rss_bytes
+        #: Contexts opened in the current browser since it was launched.
+        self.served = 0
+        #: Browsers launched so far (the first one included).
+        self.launches = 0
         self._start_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
         self._executable: str | None = None
@@ -171,12 +205,14 @@ class SharedBrowser:
         """
         browser = await self.connected()
         try:
-            return await open_context(browser)
+            context = await open_context(browser)
         except PlaywrightError as exc:
             if browser.is_connected() and "has been closed" not in exc.message:
                 raise
-        self.discard(browser)
-        return await open_context(await self.connected())
+            self.discard(browser)
+            context = await open_context(await self.connected())
+        self.served += 1
+        return context
 
     async def _launch(self) -> Browser:
         if self._playwright is None or self._executable is None:
@@ -198,6 +234,10 @@ class SharedBrowser:
             raise EngineError(f"Chromium failed to start: {first_line(exc.message)}") from exc
         browser.on("disconnected", self._on_disconnected)
         self._browser = browser
+        self.served = 0
+        self.launches += 1
+        if self.launches > 1:
+            record_browser_restart()
         log.info(
             "Chromium started.",
             executable=self._executable,
@@ -231,6 +271,7 @@ class SharedBrowser:
                 if creating.cancelled() or creating.exception() is not None:
                     return
                 await creating.result().close()
+            self._maybe_recycle()
         except TimeoutError:
             creating.cancel()
             browser = self._browser
@@ -241,6 +282,24 @@ class SharedBrowser:
                 self.discard(browser)
         except PlaywrightError:
             pass  # the browser is gone already, and the context with it
+
+    def _maybe_recycle(self) -> None:
+        """Close the browser if it is idle and served its share or grew too big."""
+        browser = self._browser
+        if browser is None or not browser.is_connected() or browser.contexts:
+            return
+        reason = None
+        rss = 0
+        if self._recycle_after is not None and self.served >= self._recycle_after:
+            reason = "captures"
+        elif self._recycle_rss_bytes is not None:
+            rss = browser_rss_bytes()
+            if rss >= self._recycle_rss_bytes:
+                reason = "memory"
+        if reason is not None:
+            log.info("Recycling Chromium.", reason=reason, captures=self.served,
+                     rss_mb=round(rss / 2**20) if rss else None)
+            self.discard(browser)
 
     def discard(self, browser: Browser) -> None:
         """Stop using ``browser`` (it hangs) and close it in the background."""

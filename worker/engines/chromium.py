@@ -30,7 +30,18 @@ from shared.errors import (
 )
 from shared.jobs import CaptureOptions, ImageFormat, WaitUntil
 from worker.engines.base import Capture
+from worker.engines.blocking import RequestBlocker
 from worker.engines.browser import SharedBrowser, first_line
+from worker.engines.cookie_banners import dismiss_cookie_banners
+from worker.engines.page_ready import MAX_SCROLL_HEIGHT, scroll_through, wait_for_assets
+from worker.engines.page_setup import (
+    click,
+    context_options,
+    pdf_options,
+    prepare_context,
+    run_script,
+    style_page,
+)
 
 log = structlog.get_logger("shotline.engines.chromium")
 
@@ -103,7 +114,8 @@ class ChromiumEngine:
 
     ``executable_path`` None means Playwright's own Chromium when installed, else the
     system's; ``no_sandbox`` None means ``--no-sandbox`` only when running as root.
-    Results larger than ``max_result_bytes`` raise :class:`ResultTooLarge`.
+    Results larger than ``max_result_bytes`` raise :class:`ResultTooLarge`. The browser is
+    relaunched after ``recycle_after`` captures or beyond ``recycle_rss_mb`` MB of memory.
     """
 
     name = "chromium"
@@ -114,16 +126,28 @@ class ChromiumEngine:
         executable_path: str | None = None,
         no_sandbox: bool | None = None,
         max_result_bytes: int,
+        recycle_after: int | None = None,
+        recycle_rss_mb: int | None = None,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
         self.max_result_bytes = max_result_bytes
-        self._browser = SharedBrowser(executable_path=executable_path, no_sandbox=no_sandbox)
+        self._browser = SharedBrowser(
+            executable_path=executable_path,
+            no_sandbox=no_sandbox,
+            recycle_after=recycle_after,
+            recycle_rss_bytes=None if recycle_rss_mb is None else recycle_rss_mb * 2**20,
+        )
 
     @property
     def open_contexts(self) -> int:
         """Browser contexts open right now: one per capture in progress, 0 when idle."""
         return self._browser.open_contexts
+
+    @property
+    def launches(self) -> int:
+        """Browsers launched so far (relaunches after crashes and recycling included)."""
+        return self._browser.launches
 
     async def start(self) -> None:
         """Start Playwright and launch Chromium. Idempotent.
@@ -157,14 +181,7 @@ class ChromiumEngine:
         try:
             async with asyncio.timeout_at(run.deadline):
                 creating = asyncio.ensure_future(self._browser.new_context(
-                    lambda browser: browser.new_context(
-                        viewport={"width": options.width, "height": options.height},
-                        device_scale_factor=options.device_scale_factor,
-                        color_scheme="dark" if options.dark_mode else "light",
-                        accept_downloads=False,
-                        service_workers="block",
-                        permissions=[],
-                    )
+                    lambda browser: browser.new_context(**context_options(options))
                 ))
                 # Shielded: a context created after the deadline is still closed below.
                 context = await asyncio.shield(creating)
@@ -192,11 +209,15 @@ class ChromiumEngine:
     ) -> Capture:
         """Render in ``context``, racing the work against a renderer crash."""
         context.set_default_timeout(run.remaining_ms())
+        run.stage = "setting up the browser context"
+        blocker = RequestBlocker(run.options)
+        await blocker.install(context)
+        await prepare_context(context, run.options)
         run.stage = "opening a page"
         page = await context.new_page()
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         page.on("crash", lambda _page: None if crashed.done() else crashed.set_result(None))
-        work = asyncio.ensure_future(self._render(page, run))
+        work = asyncio.ensure_future(self._render(page, run, blocker))
         racers: set[asyncio.Future[Any]] = {work, crashed}
         try:
             await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
@@ -214,27 +235,15 @@ class ChromiumEngine:
             raise EngineError(f"the page's renderer crashed while {run.stage}")
         return work.result()
 
-    async def _render(self, page: Page, run: _Run) -> Capture:
-        """Load the page, wait as asked, then take the screenshot or print the PDF."""
+    async def _render(self, page: Page, run: _Run, blocker: RequestBlocker) -> Capture:
+        """Load the page, prepare it as asked, then take the screenshot or print the PDF."""
         options = run.options
         run.stage = "loading the page"
         response = await _navigate(page, run)
         status = response.status if response is not None else None
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
-        if options.wait_for_selector is not None:
-            run.stage = WAITING_FOR_SELECTOR
-            try:
-                await page.wait_for_selector(
-                    options.wait_for_selector, state="visible", timeout=run.remaining_ms()
-                )
-            except PlaywrightTimeoutError as exc:
-                raise run.timeout_error() from exc
-            except PlaywrightError as exc:
-                raise _selector_error(exc, "wait_for_selector", options.wait_for_selector) from exc
-        if options.delay_ms:
-            run.stage = "waiting delay_ms"
-            await asyncio.sleep(options.delay_ms / 1000)
+        await _prepare_page(page, run)
         data = await _output(page, run)
         run.stage = "reading the page title"
         title = await page.title()
@@ -244,7 +253,44 @@ class ChromiumEngine:
             final_url=page.url,
             http_status=status,
             title=title or None,
+            blocked_requests=blocker.blocked,
         )
+
+
+async def _prepare_page(page: Page, run: _Run) -> None:
+    """Between load and capture: CSS, JS, the click, waits, full-page scrolling, cookie
+    banners, then images and fonts, in that order."""
+    options = run.options
+    run.stage = "injecting css"
+    await style_page(page, options)
+    if options.js is not None:
+        run.stage = "running the js option"
+        await run_script(page, options.js)
+    if options.click_selector is not None:
+        run.stage = "clicking click_selector"
+        await click(page, options.click_selector, timeout_ms=min(run.remaining_ms(), 5000))
+    if options.wait_for_selector is not None:
+        run.stage = WAITING_FOR_SELECTOR
+        try:
+            await page.wait_for_selector(
+                options.wait_for_selector, state="visible", timeout=run.remaining_ms()
+            )
+        except PlaywrightTimeoutError as exc:
+            raise run.timeout_error() from exc
+        except PlaywrightError as exc:
+            raise _selector_error(exc, "wait_for_selector", options.wait_for_selector) from exc
+    if options.full_page:
+        run.stage = "scrolling through the page"
+        await scroll_through(page, max_height=options.max_height, remaining_ms=run.remaining_ms())
+    if options.delay_ms:
+        run.stage = "waiting delay_ms"
+        await asyncio.sleep(options.delay_ms / 1000)
+    if options.block_cookie_banners:
+        run.stage = "dismissing cookie banners"
+        await dismiss_cookie_banners(page, timeout_ms=run.remaining_ms())
+    run.stage = "waiting for images and fonts"
+    limit = (options.max_height or MAX_SCROLL_HEIGHT) if options.full_page else options.height
+    await wait_for_assets(page, limit=limit, remaining_ms=run.remaining_ms())
 
 
 async def _navigate(page: Page, run: _Run) -> Response | None:
@@ -259,6 +305,10 @@ async def _navigate(page: Page, run: _Run) -> Response | None:
     except PlaywrightError as exc:
         message = first_line(exc.message)
         net_error = _NET_ERROR.search(message)
+        if net_error is not None and net_error.group(0) == "net::ERR_INVALID_AUTH_CREDENTIALS":
+            raise HttpErrorStatus(
+                "the page answered HTTP 401: it needs (other) http_auth credentials", status=401
+            ) from exc
         if net_error is not None:
             raise NavigationFailed(f"could not load {url}: {net_error.group(0)}") from exc
         if "Download is starting" in message:
@@ -271,17 +321,23 @@ async def _output(page: Page, run: _Run) -> bytes:
     options = run.options
     if options.format is ImageFormat.pdf:
         run.stage = "printing the PDF"
-        return await page.pdf(print_background=True)
+        return await page.pdf(**pdf_options(options))
     image_type = SCREENSHOT_TYPES[options.format]
     if options.selector is not None:
         return await _element_screenshot(page, run, image_type, options.selector)
     run.stage = "taking the screenshot"
-    clip = await _max_height_clip(page, options.max_height) if options.full_page else None
+    clip: FloatRect | None = None
+    if options.clip is not None:
+        clip = {"x": options.clip.x, "y": options.clip.y,
+                "width": options.clip.width, "height": options.clip.height}
+    elif options.full_page:
+        clip = await _max_height_clip(page, options.max_height)
     return await page.screenshot(
         type=image_type,
         quality=options.quality,
         full_page=options.full_page,
         clip=clip,
+        omit_background=options.omit_background,
         timeout=run.remaining_ms(),
     )
 
@@ -316,6 +372,7 @@ async def _element_screenshot(
         quality=run.options.quality,
         full_page=True,
         clip=clip,
+        omit_background=run.options.omit_background,
         timeout=run.remaining_ms(),
     )
 

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from shared.constants import REQUEST_ID_HEADER
+from shared.correlation import http_headers
+from shared.devices import DEVICES
 from shared.errors import (
     CaptureError,
     CaptureTimeout,
@@ -31,6 +32,8 @@ from shared.errors import (
     ResultTooLarge,
 )
 from shared.jobs import CaptureOptions
+from shared.metrics import record_snapapi_response
+from shared.options import ResourceType
 from worker.engines.base import Capture
 
 log = structlog.get_logger("shotline.engines.snapapi")
@@ -57,13 +60,35 @@ class SnapApiField:
 
     ``always`` fields are sent even at their default value (they define the output);
     the others only when set to something other than :class:`CaptureOptions`' default.
-    ``convert`` turns the JSON form of the value into SnapAPI's (e.g. nested camelCase).
+    ``convert`` turns the JSON form of the value into SnapAPI's (e.g. nested camelCase);
+    with ``spread`` it returns several top-level keys (``key`` is then only a label).
     """
 
     option: str
     key: str
     always: bool = False
     convert: Callable[[Any], Any] | None = None
+    spread: bool = False
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _camel_keys(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"page_size": "a4", "scale": None}`` → ``{"pageSize": "a4"}`` (unset keys dropped)."""
+    return {_camel(key): item for key, item in value.items() if item is not None}
+
+
+def _cookies(cookies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SnapAPI's cookie objects carry name, value, domain and path only."""
+    keep = ("name", "value", "domain", "path")
+    return [{k: c[k] for k in keep if c.get(k) is not None} for c in cookies]
+
+
+def _clip(clip: Mapping[str, int]) -> dict[str, int]:
+    return {"clip" + name.title(): clip[name] for name in ("x", "y", "width", "height")}
 
 
 #: The whole option mapping: adding a SnapAPI option is one line here.
@@ -82,7 +107,67 @@ SNAPAPI_FIELDS: Final[tuple[SnapApiField, ...]] = (
     SnapApiField("delay_ms", "delay"),
     SnapApiField("timeout_ms", "timeout", always=True),
     SnapApiField("dark_mode", "darkMode"),
+    SnapApiField("device", "device"),
+    SnapApiField("is_mobile", "isMobile"),
+    SnapApiField("has_touch", "hasTouch"),
+    SnapApiField("block_ads", "blockAds"),
+    SnapApiField("block_trackers", "blockTrackers"),
+    SnapApiField("block_cookie_banners", "blockCookieBanners"),
+    SnapApiField("hide_selectors", "hideSelectors"),
+    SnapApiField("block_resources", "blockResources"),
+    SnapApiField("css", "css"),
+    SnapApiField("js", "javascript"),
+    SnapApiField("click_selector", "clickSelector"),
+    SnapApiField("user_agent", "userAgent"),
+    SnapApiField("headers", "extraHeaders"),
+    SnapApiField("cookies", "cookies", convert=_cookies),
+    SnapApiField("http_auth", "httpAuth"),
+    SnapApiField("locale", "locale"),
+    SnapApiField("timezone", "timezone"),
+    SnapApiField("reduced_motion", "reducedMotion"),
+    SnapApiField("pdf_options", "pdfOptions", convert=_camel_keys),
+    SnapApiField("clip", "clipX/clipY/clipWidth/clipHeight", convert=_clip, spread=True),
 )
+
+#: Options Shotline applies itself whatever the engine (``landscape`` travels with
+#: ``device`` as ``isLandscape``, or is already applied to width and height).
+ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape"})
+
+#: Values SnapAPI has no field for, though the option itself maps.
+_SNAPAPI_RESOURCE_TYPES: Final = frozenset({
+    ResourceType.stylesheet, ResourceType.image, ResourceType.media, ResourceType.font,
+    ResourceType.script, ResourceType.xhr, ResourceType.fetch, ResourceType.websocket,
+})
+_COOKIE_ATTRIBUTES_NOT_SENT: Final = ("secure", "http_only", "same_site")
+
+
+def unsupported_options(options: CaptureOptions) -> list[str]:
+    """The options (dotted paths) set in ``options`` that SnapAPI cannot honour.
+
+    The capability table of this engine is :data:`SNAPAPI_FIELDS` (what maps onto
+    SnapAPI's request) plus :data:`ENGINE_INDEPENDENT_OPTIONS`; anything else set to a
+    non-default value, and values SnapAPI's fields cannot carry, are reported.
+    """
+    mapped = {field.option for field in SNAPAPI_FIELDS} | ENGINE_INDEPENDENT_OPTIONS
+    unsupported = []
+    for name, info in CaptureOptions.model_fields.items():
+        if name not in mapped and getattr(options, name) != info.get_default(
+            call_default_factory=True
+        ):
+            unsupported.append(name)
+    unsupported += [
+        f"block_resources.{index}"
+        for index, kind in enumerate(options.block_resources)
+        if kind not in _SNAPAPI_RESOURCE_TYPES
+    ]
+    defaults = {"secure": False, "http_only": False, "same_site": None}
+    unsupported += [
+        f"cookies.{index}.{attribute}"
+        for index, cookie in enumerate(options.cookies)
+        for attribute in _COOKIE_ATTRIBUTES_NOT_SENT
+        if getattr(cookie, attribute) != defaults[attribute]
+    ]
+    return unsupported
 
 
 def snapapi_request_body(options: CaptureOptions) -> dict[str, Any]:
@@ -98,8 +183,36 @@ def snapapi_request_body(options: CaptureOptions) -> dict[str, Any]:
             if value is None or value == default:
                 continue
         wire = values[field.option]
-        body[field.key] = field.convert(wire) if field.convert is not None else wire
+        converted = field.convert(wire) if field.convert is not None else wire
+        if field.spread:
+            body.update(converted)
+        else:
+            body[field.key] = converted
+    if options.device is not None:
+        _defer_to_device_preset(body, options)
     return body
+
+
+def _defer_to_device_preset(body: dict[str, Any], options: CaptureOptions) -> None:
+    """Let SnapAPI apply its own preset: drop what the preset sets unless overridden."""
+    assert options.device is not None
+    preset = DEVICES[options.device]
+    width, height = preset.oriented(landscape=options.landscape)
+    from_preset: dict[str, tuple[Any, Any]] = {
+        "width": (width, options.width),
+        "height": (height, options.height),
+        "deviceScaleFactor": (preset.device_scale_factor, options.device_scale_factor),
+        "isMobile": (preset.is_mobile, options.is_mobile),
+        "hasTouch": (preset.has_touch, options.has_touch),
+        "userAgent": (preset.user_agent, options.user_agent),
+    }
+    for key, (preset_value, value) in from_preset.items():
+        if value == preset_value:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    if options.landscape:
+        body["isLandscape"] = True
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -248,26 +361,30 @@ class SnapApiEngine:
         :class:`EngineError` for 429/5xx and connection failures, :class:`CaptureTimeout`
         when no answer arrives in time.
         """
+        unsupported = unsupported_options(options)
+        if unsupported:  # the API refuses these; a job queued under another engine may not
+            raise EngineRejected(f"SnapAPI cannot honour: {', '.join(unsupported)}")
         await self.start()
         client = self._client
         assert client is not None
         deadline = options.timeout_ms / 1000 + self._timeout_margin
-        headers = {API_KEY_HEADER: self._api_key}
-        if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
+        headers = {API_KEY_HEADER: self._api_key, **http_headers(request_id=request_id)}
         body = snapapi_request_body(options)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(deadline):
                 response, data = await self._post(client, body, headers, deadline)
         except (TimeoutError, httpx.TimeoutException) as exc:
+            record_snapapi_response("timeout", time.perf_counter() - started)
             raise CaptureTimeout(f"SnapAPI did not answer within {deadline:g}s") from exc
         except httpx.HTTPError as exc:
+            record_snapapi_response("error", time.perf_counter() - started)
             reason = str(exc) or type(exc).__name__
             raise EngineError(f"could not get an answer from SnapAPI: {reason}") from exc
+        record_snapapi_response(response.status_code, time.perf_counter() - started)
         duration_ms = round((time.perf_counter() - started) * 1000)
-        log.debug("SnapAPI answered.", status=response.status_code, duration_ms=duration_ms,
-                  request_id=request_id, bytes=len(data))
+        log.info("SnapAPI answered.", status=response.status_code, duration_ms=duration_ms,
+                 bytes=len(data), snapapi_request_id=response.headers.get("x-request-id"))
         if response.status_code != 200:
             raise error_for_response(response, data)
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -1,0 +1,67 @@
+"""Graceful worker shutdown: running captures may finish, but not forever.
+
+On SIGTERM Celery starts a warm shutdown: it stops taking tasks and waits for the running
+ones, however long they take. :func:`bound_warm_shutdown` puts a limit on that wait: once
+``timeout`` seconds have passed with captures still running, it turns the warm shutdown
+into a cold one (SIGQUIT), which cancels them; being acknowledged late, their messages go
+back to the queue and another worker runs them (tasks not yet started are requeued in
+either case).
+
+Celery's own ``worker_soft_shutdown_timeout`` only applies to a cold shutdown (SIGQUIT, or
+SIGTERM remapped with the ``REMAP_SIGTERM`` environment variable before Celery is imported)
+and then always sleeps the whole timeout, even when the captures are done in a second;
+this watcher ends the wait as soon as nothing runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger("shotline.shutdown")
+
+#: How often the watcher looks at the running tasks, in seconds.
+POLL_SECONDS = 0.2
+
+
+def active_tasks() -> int:
+    """Tasks this Celery worker is running right now."""
+    from celery.worker import state
+
+    return len(state.active_requests)
+
+
+def cold_shutdown() -> None:
+    """Ask this worker process for a cold shutdown (cancel and requeue running tasks)."""
+    os.kill(os.getpid(), signal.SIGQUIT)
+
+
+def bound_warm_shutdown(
+    timeout: float,
+    *,
+    active: Callable[[], int] = active_tasks,
+    escalate: Callable[[], None] = cold_shutdown,
+) -> threading.Thread:
+    """Start a watcher that escalates to ``escalate()`` if tasks still run after ``timeout``."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        running = active()
+        log.info("warm shutdown: waiting for running captures", running=running,
+                 timeout_s=timeout)
+        while running and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+            running = active()
+        if running:
+            log.warning("shutdown timeout reached; cancelling and requeueing running captures",
+                        running=running, timeout_s=timeout)
+            escalate()
+
+    thread = threading.Thread(target=watch, name="shotline-shutdown", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,251 @@
+"""The sweeper: finds jobs stuck in ``queued`` or ``running`` past their deadline and recovers them.
+
+A job's queue message can vanish (a Redis without persistence restarted, a hard time limit
+acked a wedged task) and a job's worker can die; Celery brings back most of these, the
+sweeper catches the rest, so that no job stays non-terminal forever. Every non-terminal
+job sits in the status store's pending index scored by its deadline; each sweep takes the
+overdue ones and, atomically per job (:meth:`StatusStore.recover`), either enqueues it
+again or fails it with ``error.code`` ``"lost"``. Parked retries (delays too long for a
+broker countdown) come due through the same index.
+
+It runs as a thread in every worker's main process rather than as Celery beat: nothing
+more to deploy or forget, it never waits behind a backlog of captures in the queue (a
+beat-sent sweep task would), and it works whatever the pool. One worker at a time sweeps:
+the leader holds a Redis lock with a TTL of a few intervals and renews it on every sweep;
+when the leader dies its lock expires and another worker takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import structlog
+
+from shared.connections import create_redis
+from shared.constants import SWEEPER_LOCK_KEY
+from shared.errors import ShotlineError
+from shared.jobs import Job
+from shared.queue import enqueue_capture, make_celery
+from shared.settings import Settings
+from shared.status_store import Recovery, StatusStore, redis_errors
+from worker.pipeline import JobListener
+
+log = structlog.get_logger("shotline.sweeper")
+
+#: Most overdue jobs handled in one sweep (the rest wait for the next one).
+BATCH = 200
+
+# KEYS[1] lock. ARGV[1] owner, ARGV[2] TTL in ms. Takes the lock, or renews it when ours.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] lock. ARGV[1] owner. Drops the lock only when ours.
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+Enqueue = Callable[[str, "str | None"], None]
+
+
+@dataclass(slots=True)
+class SweepReport:
+    """What one sweep did."""
+
+    leader: bool
+    retried: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+
+class Sweeper:
+    """Recovers overdue jobs while this process leads; see the module docstring.
+
+    ``enqueue(job_id, request_id)`` sends a capture task (blocking; it runs in a thread).
+    """
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        store: StatusStore,
+        enqueue: Enqueue,
+        interval: float,
+        max_recoveries: int,
+        max_attempts: int,
+        listeners: Sequence[JobListener] = (),
+        owner: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.store = store
+        self.enqueue = enqueue
+        self.interval = interval
+        self.max_recoveries = max_recoveries
+        self.max_attempts = max_attempts
+        self.listeners = tuple(listeners)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lock_ttl_ms = max(3000, int(interval * 3000))
+        self._lead = redis.register_script(_LEAD)
+        self._resign = redis.register_script(_RESIGN)
+        self.leading = False
+
+    async def lead(self) -> bool:
+        """Take or renew the leadership; True while this sweeper is the leader."""
+        with redis_errors():
+            leading = bool(await self._lead(keys=[SWEEPER_LOCK_KEY],
+                                            args=[self.owner, self.lock_ttl_ms]))
+        if leading != self.leading:
+            log.info("sweeper leadership changed", owner=self.owner, leading=leading)
+        self.leading = leading
+        return leading
+
+    async def resign(self) -> None:
+        """Give up the leadership (on shutdown) so another worker takes over at once."""
+        if self.leading:
+            with redis_errors():
+                await self._resign(keys=[SWEEPER_LOCK_KEY], args=[self.owner])
+            self.leading = False
+
+    async def sweep(self) -> SweepReport:
+        """One round: lead (or not), then recover every overdue job found."""
+        if not await self.lead():
+            return SweepReport(leader=False)
+        report = SweepReport(leader=True)
+        for job_id in await self.store.overdue(limit=BATCH):
+            recovered = await self.store.recover(
+                job_id, max_recoveries=self.max_recoveries, max_attempts=self.max_attempts
+            )
+            if recovered is None:
+                continue
+            action, job = recovered
+            if action is Recovery.lost:
+                report.lost.append(job_id)
+                log.warning("job lost; failed by the sweeper", job_id=job_id,
+                            request_id=job.request_id, attempts=job.attempts,
+                            status=job.status.value, error_code="lost")
+                await self._notify(job)
+                continue
+            await asyncio.to_thread(self.enqueue, job_id, job.request_id)
+            if action is Recovery.retry:
+                report.retried.append(job_id)
+                log.info("parked retry due; job enqueued", job_id=job_id,
+                         request_id=job.request_id, attempts=job.attempts)
+            else:
+                report.requeued.append(job_id)
+                log.warning("job stuck past its deadline; enqueued again", job_id=job_id,
+                            request_id=job.request_id, attempts=job.attempts)
+        return report
+
+    async def _notify(self, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                await listener.job_finished(job)
+            except Exception:
+                log.exception("job listener failed", job_id=job.id,
+                              listener=type(listener).__name__)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep every ``interval`` seconds until ``stop`` is set; survives Redis outages."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except ShotlineError as exc:
+                self.leading = False
+                log.warning("sweep failed; trying again later", error=exc.message)
+            except Exception:
+                log.exception("sweep crashed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+        with contextlib.suppress(ShotlineError):
+            await self.resign()
+
+
+class SweeperThread:
+    """Runs a :class:`Sweeper` on its own event loop in a daemon thread of this process."""
+
+    def __init__(
+        self, build: Callable[[], tuple[Sweeper, Callable[[], Awaitable[None]]]]
+    ) -> None:
+        """``build()`` (called in the thread) returns the sweeper and what closes its clients."""
+        self._build = build
+        self._thread = threading.Thread(target=self._main, name="shotline-sweeper", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        """Start sweeping in the background."""
+        self._thread.start()
+        self._ready.wait(5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sweeping (resigning the leadership) and wait for the thread."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            sweeper, close = self._build()
+            self._ready.set()
+            try:
+                await sweeper.run(self._stop)
+            finally:
+                await close()
+
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.exception("sweeper thread crashed")
+        finally:
+            self._ready.set()
+
+
+def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) -> SweeperThread:
+    """A (not yet started) sweeper thread with its own Redis client and Celery producer."""
+
+    def build() -> tuple[Sweeper, Callable[[], Awaitable[None]]]:
+        redis = create_redis(settings.redis_url, max_connections=4)
+        producer = make_celery(settings)
+
+        def enqueue(job_id: str, request_id: str | None) -> None:
+            enqueue_capture(producer, job_id, request_id=request_id)
+
+        async def close() -> None:
+            producer.close()
+            await redis.aclose()
+
+        sweeper = Sweeper(
+            redis=redis,
+            store=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
+                              queued_deadline=settings.queued_deadline_seconds),
+            enqueue=enqueue,
+            interval=settings.sweep_interval_seconds,
+            max_recoveries=settings.sweep_max_recoveries,
+            max_attempts=settings.capture_max_attempts,
+            listeners=listeners,
+        )
+        return sweeper, close
+
+    return SweeperThread(build)
