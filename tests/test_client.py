@@ -288,8 +288,8 @@ def test_checksum_mismatch_is_an_error(client: Client, page_server: PageServer) 
 def test_a_newer_servers_extra_fields_do_not_break_reading_jobs(
     client: Client, page_server: PageServer
 ) -> None:
-    from shotline.client import _parse
     from shotline.models import JobList, JobView
+    from shotline.wire import parse_response as _parse
 
     record = client.get(client.submit(page_server.url("/index.html"))).model_dump(mode="json")
     record["options"]["block_ads"] = True  # an option this client does not know yet
