@@ -203,7 +203,7 @@ class Client:
                    backoff: Backoff | None = None) -> Batch:
         """Poll a batch until all its jobs are finished."""
         backoff, deadline = backoff or Backoff(), time.monotonic() + timeout
-        while not (batch := self.get_batch(batch_id)).done:
+        while not (batch := self.get_batch(batch_id)).finished:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise JobWaitTimeout(f"batch {batch_id} is not finished after {timeout:g}s")
@@ -331,7 +331,7 @@ class AsyncClient:
                          backoff: Backoff | None = None) -> Batch:
         """Poll a batch until all its jobs are finished."""
         backoff, deadline = backoff or Backoff(), time.monotonic() + timeout
-        while not (batch := await self.get_batch(batch_id)).done:
+        while not (batch := await self.get_batch(batch_id)).finished:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise JobWaitTimeout(f"batch {batch_id} is not finished after {timeout:g}s")

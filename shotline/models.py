@@ -38,7 +38,7 @@ _FINISHED = {JobStatus.succeeded.value, JobStatus.failed.value}
 
 
 class BatchAccepted(BaseModel):
-    """Answer to ``POST /v1/batches``: the batch id (other fields kept as extras)."""
+    """Answer to ``POST /v1/batches``: the batch id (``job_ids``, ``total``... kept as extras)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -46,27 +46,31 @@ class BatchAccepted(BaseModel):
 
 
 class BatchJob(BaseModel):
-    """One job of a batch as ``GET /v1/batches/{id}`` lists it."""
+    """One job of a batch as ``GET /v1/batches/{id}`` lists it (other fields kept as extras)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
-    status: str
+    status: str | None = Field(default=None, description="None once the job's record expired.")
 
 
 class Batch(BaseModel):
-    """A batch's state: counts per status and its jobs (other fields kept as extras)."""
+    """A batch: whether it is done, counts per status and its jobs (other fields as extras)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
+    done: bool | None = None
     status: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     jobs: list[BatchJob] = Field(default_factory=list)
 
     @property
-    def done(self) -> bool:
-        """True once every job of the batch has succeeded or failed."""
+    def finished(self) -> bool:
+        """True once every job has succeeded or failed: the API's ``done`` when it says so,
+        else read from the batch's status, counts or jobs."""
+        if self.done is not None:
+            return self.done
         if self.status is not None and self.status in _FINISHED | {"completed", "done"}:
             return True
         if self.counts:
@@ -74,7 +78,7 @@ class Batch(BaseModel):
                 JobStatus.running.value, 0
             )
             return pending == 0 and sum(self.counts.values()) > 0
-        return bool(self.jobs) and all(job.status in _FINISHED for job in self.jobs)
+        return bool(self.jobs) and all(job.status in _FINISHED | {None} for job in self.jobs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,7 @@ def test_batch_helpers_against_this_api(client: Client, page_server: PageServer)
         assert exc.code == "not_found"
         pytest.skip("this build of the API has no /v1/batches")
     batch = client.wait_batch(accepted.id, timeout=60)
-    assert batch.done
+    assert batch.finished and len(batch.jobs) == 2
 
 
 @pytest.mark.parametrize(
@@ -177,12 +177,15 @@ def test_batch_helpers_against_this_api(client: Client, page_server: PageServer)
          False),
         ({"id": "b", "jobs": [{"id": "1", "status": "succeeded"}, {"id": "2", "status": "failed"}]},
          True),
+        ({"id": "b", "jobs": [{"id": "1", "status": None}, {"id": "2", "status": "failed"}]},
+         True),
         ({"id": "b", "status": "completed"}, True),
+        ({"id": "b", "done": False, "counts": {"queued": 0, "succeeded": 2}}, False),
         ({"id": "b"}, False),
     ],
 )
-def test_batch_done_reads_counts_jobs_or_status(shape: dict[str, Any], done: bool) -> None:
-    assert Batch.model_validate(shape).done is done
+def test_batch_finished_reads_done_counts_jobs_or_status(shape: dict[str, Any], done: bool) -> None:
+    assert Batch.model_validate(shape).finished is done
 
 
 def test_async_client_captures_many_concurrently(base: str, page_server: PageServer) -> None:
