@@ -135,8 +135,8 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
 @click.argument("url")
 @click.option("--api", "api_url", envvar="SHOTLINE_API_URL", default="http://127.0.0.1:8000",
               show_default=True, help="Base URL of the Shotline API (env SHOTLINE_API_URL).")
-@click.option("--key", "api_key", envvar="SHOTLINE_API_KEY", default=None,
-              help="API key, sent as a Bearer token (env SHOTLINE_API_KEY).")
+@click.option("--key", "api_key", envvar=["SHOTLINE_API_KEY", "SHOTLINE_KEY"], default=None,
+              help="API key, sent as a Bearer token (env SHOTLINE_API_KEY or SHOTLINE_KEY).")
 @click.option("--wait", "wait_for_it", is_flag=True, help="Wait for the job to finish.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Download the result into this file (implies --wait).")

@@ -47,6 +47,7 @@ from shotline.models import (
 )
 from shotline.wire import (
     Backoff,
+    batch_body,
     capture_body,
     checked_content,
     default_headers,
@@ -190,10 +191,12 @@ class Client:
         deadline = time.monotonic() + timeout
         return [self.wait(job, timeout=max(0.0, deadline - time.monotonic())) for job in jobs]
 
-    def submit_batch(self, urls: Sequence[str], **options: Any) -> BatchAccepted:
-        """``POST /v1/batches``: up to 100 URLs sharing ``options``, tracked as one batch."""
+    def submit_batch(self, urls: Sequence[str], *, webhook_url: str | None = None,
+                     **options: Any) -> BatchAccepted:
+        """``POST /v1/batches``: up to 100 URLs sharing ``options``, tracked as one batch
+        (``webhook_url`` is called once when all are done)."""
         return parse_response(BatchAccepted, self._send("POST", "/v1/batches",
-                                                json={"urls": list(urls), **options}))
+                                                        json=batch_body(urls, webhook_url, options)))
 
     def get_batch(self, batch_id: str) -> Batch:
         """A batch's counts per status and its jobs."""
@@ -318,9 +321,11 @@ class AsyncClient:
         """Wait for all ``jobs`` concurrently; records in the same order."""
         return list(await asyncio.gather(*(self.wait(job, timeout=timeout) for job in jobs)))
 
-    async def submit_batch(self, urls: Sequence[str], **options: Any) -> BatchAccepted:
+    async def submit_batch(self, urls: Sequence[str], *, webhook_url: str | None = None,
+                           **options: Any) -> BatchAccepted:
         """``POST /v1/batches``: up to 100 URLs sharing ``options``, tracked as one batch."""
-        response = await self._send("POST", "/v1/batches", json={"urls": list(urls), **options})
+        response = await self._send("POST", "/v1/batches",
+                                    json=batch_body(urls, webhook_url, options))
         return parse_response(BatchAccepted, response)
 
     async def get_batch(self, batch_id: str) -> Batch:

@@ -8,7 +8,7 @@ and :class:`shotline.client.AsyncClient` (which only do the I/O).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -128,6 +128,15 @@ def capture_body(url: str | ScreenshotRequest, options: Mapping[str, Any]) -> di
     if isinstance(url, ScreenshotRequest):
         return {**url.model_dump(mode="json", exclude_unset=True), **options}
     return {"url": url, **options}
+
+
+def batch_body(urls: Sequence[str], webhook_url: str | None,
+               options: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/batches``: the URLs and the capture options they share."""
+    body: dict[str, Any] = {"urls": list(urls), "options": dict(options)}
+    if webhook_url is not None:
+        body["webhook_url"] = webhook_url
+    return body
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:
