@@ -43,6 +43,14 @@ class UrlBlocked(ShotlineError):
     """Raised when a URL or address is refused by the URL policy."""
 
     code = "url_blocked"
+    #: The request field the refused URL came from.
+    field: str = "url"
+
+
+class WebhookUrlBlocked(UrlBlocked):
+    """Raised when a request's ``webhook_url`` is refused by the URL policy."""
+
+    field = "webhook_url"
 
 
 class InvalidSignature(ShotlineError):
@@ -153,6 +161,92 @@ class JobLost(CaptureError):
     """Raised when a job cannot be recovered after its workers died (``error.code`` lost)."""
 
     code = "lost"
+
+
+# --- Raised at the multi-tenant API edge ------------------------------------------------
+
+
+class AuthenticationFailed(ShotlineError):
+    """Raised when a request carries no API key, an unknown one or a revoked one."""
+
+    code = "unauthorized"
+
+
+class ApiKeyNotFound(ShotlineError):
+    """Raised when an API key id names no key."""
+
+    code = "not_found"
+
+
+class BatchNotFound(ShotlineError):
+    """Raised when a batch id names no batch the caller owns (unknown or expired)."""
+
+    code = "not_found"
+
+
+class RateLimited(ShotlineError):
+    """Raised when a key is over its request rate; ``retry_after`` says when to come back."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str = "", *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    """Raised when a key has used up its monthly capture quota."""
+
+    code = "quota_exceeded"
+
+
+class IdempotencyConflict(ShotlineError):
+    """Raised when a request reuses an ``Idempotency-Key`` whose first request is still running."""
+
+    code = "idempotency_conflict"
+
+
+class IdempotencyKeyReused(ShotlineError):
+    """Raised when an ``Idempotency-Key`` comes back with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class InvalidRequest(ShotlineError):
+    """Raised when a request is malformed in a way the schema cannot say (bad header, ...)."""
+
+    code = "validation_error"
+
+
+class WaitTimeout(ShotlineError):
+    """Raised when a synchronous capture is not finished within its wait; ``job_id`` says which."""
+
+    code = "timeout"
+
+    def __init__(self, message: str = "", *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+# --- Webhooks ---------------------------------------------------------------------------
+
+
+class WebhookSecretMissing(ShotlineError):
+    """Raised when a webhook is asked for but no signing secret is configured for its owner."""
+
+    code = "webhook_secret_missing"
+
+
+class NoWebhook(ShotlineError):
+    """Raised when a job's deliveries are to be resent but the job has no ``webhook_url``."""
+
+    code = "no_webhook"
+
+
+class WebhookVerificationError(ShotlineError):
+    """Raised when a received webhook's signature, id or timestamp does not verify."""
+
+    code = "invalid_webhook_signature"
 
 
 # --- Raised by the Python client (shotline.client) -------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK, WEBHOOK_QUEUE
+from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK, WEBHOOK_QUEUE, WEBHOOK_TASK
 from shared.correlation import task_headers
 from shared.errors import ConfigurationError
 from shared.settings import Settings
@@ -107,7 +107,8 @@ def make_celery(settings: Settings) -> ShotlineCelery:
         broker_connection_max_retries=None,
         broker_transport_options=transport_options,
         task_default_queue=CAPTURE_QUEUE,
-        task_routes={CAPTURE_TASK: {"queue": CAPTURE_QUEUE}},
+        task_routes={CAPTURE_TASK: {"queue": CAPTURE_QUEUE},
+                     WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
@@ -165,3 +166,9 @@ def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None
     """
     headers = task_headers(request_id=request_id)
     app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)
+
+
+def enqueue_delivery(app: Celery, job_id: str) -> None:
+    """Send the webhook delivery task for ``job_id`` (blocking; call it from a thread in
+    async code). Duplicates are harmless: the task attempts only what is due."""
+    app.send_task(WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE)

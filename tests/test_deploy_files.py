@@ -124,11 +124,23 @@ def test_minio_bucket_is_created_for_the_configured_bucket() -> None:
     assert "9000:9000" in services["minio"]["ports"]
 
 
+def _queues_of(command: list[str]) -> set[str]:
+    """What ``shotline worker`` works on with this command line (as the CLI parses it)."""
+    from shotline.cli import _parse_queues
+
+    assert command[:2] == ["shotline", "worker"]
+    return _parse_queues(command[command.index("--queues") + 1])
+
+
 def test_workers_consume_the_right_queues_without_privileges() -> None:
     services = _services()
-    assert "command" not in services["worker"]  # the image's `shotline worker`: capture queue
-    command = services["webhook-worker"]["command"]
-    assert command[command.index("--queues") + 1] == WEBHOOK_QUEUE
+    assert _queues_of(services["worker"]["command"]) == {"capture"}
+    assert _queues_of(services["webhook-worker"]["command"]) == {"webhooks"}
+    deployments = {doc["metadata"]["name"]: doc for doc in _k8s_documents()
+                   if doc["kind"] == "Deployment"}
+    for name, role in (("shotline-worker", "capture"), ("shotline-webhook-worker", "webhooks")):
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert _queues_of(container["args"]) == {role}
     for name in ("worker", "webhook-worker"):
         assert services[name]["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in services[name]["security_opt"]
@@ -137,9 +149,9 @@ def test_workers_consume_the_right_queues_without_privileges() -> None:
 
 def test_the_cli_worker_takes_the_queues_compose_gives_it() -> None:
     help_text = CliRunner().invoke(cli, ["worker", "--help"]).output
-    if "--queues" not in help_text:
-        pytest.skip("`shotline worker --queues` arrives with the webhook delivery worker")
-    assert "--concurrency" in help_text
+    assert "--queues" in help_text and "--concurrency" in help_text
+    assert _queues_of(["shotline", "worker", "--queues", WEBHOOK_QUEUE]) == {"webhooks"}
+    assert _queues_of(["shotline", "worker", "--queues", CAPTURE_QUEUE]) == {"capture"}
 
 
 def test_compose_config_validates_when_docker_compose_is_installed(tmp_path: Path) -> None:
@@ -329,6 +341,16 @@ def test_kubernetes_manifests_parse_and_cover_the_deployment() -> None:
             assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
             for container in pod["containers"]:
                 assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_kubernetes_settings_are_valid_settings() -> None:
+    docs = _k8s_documents()
+    values = {**next(d for d in docs if d["kind"] == "ConfigMap")["data"],
+              **next(d for d in docs if d["kind"] == "Secret")["stringData"]}
+    settings = {k.removeprefix("SHOTLINE_").lower(): v for k, v in values.items()
+                if k.startswith("SHOTLINE_")}
+    parsed = Settings(_env_file=None, **settings)
+    assert parsed.storage == "s3" and parsed.redis_url.startswith("rediss://")
 
 
 def test_every_shotline_name_in_manifests_and_docs_is_known() -> None:
