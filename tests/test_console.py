@@ -119,3 +119,35 @@ def test_console_is_served_with_a_strict_policy(base: str) -> None:
         missing = client.get("/console/secrets.txt")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
         assert "/" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_with_api_keys_the_pasted_key_is_used(
+    browser: Browser, processes: ProcessFactory, shotline_env: dict[str, str],
+    page_server: PageServer,
+) -> None:
+    from tests.test_client_auth import _create_key
+
+    key = _create_key(shotline_env, "console")
+    if key is None:
+        pytest.skip("this build has no API keys (`shotline keys`)")
+    processes.worker()
+    base = processes.api()
+    context = browser.new_context(base_url=base)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        expect(page.locator("#gallery")).to_contain_text("paste your API key above")
+        page.fill("#url", page_server.url("/index.html"))
+        page.click("#submit")
+        expect(page.locator("#error")).to_contain_text("unauthorized")
+
+        page.fill("#api-key", key)
+        page.click("#submit")
+        expect(page.locator("#status")).to_contain_text("succeeded", timeout=30_000)
+        expect(page.locator("#result-image")).to_be_visible()
+        expect(page.locator("#gallery li[data-status=succeeded]")).to_have_count(1)
+        page.reload()  # the key was kept in the browser
+        expect(page.locator("#api-key")).to_have_value(key)
+        expect(page.locator("#gallery li[data-status=succeeded]")).to_have_count(1)
+    finally:
+        context.close()
