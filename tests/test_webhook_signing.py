@@ -75,8 +75,8 @@ def test_rotation_sends_one_signature_per_secret_and_both_verify() -> None:
     ("change", "reason"),
     [
         ({"webhook-id": "msg_other"}, "no signature matches"),
-        ({"webhook-timestamp": str(int(time.time()) - 600)}, "tolerance"),
-        ({"webhook-timestamp": str(int(time.time()) + 600)}, "tolerance"),
+        ({"webhook-timestamp": "{now-600}"}, "tolerance"),
+        ({"webhook-timestamp": "{now+600}"}, "tolerance"),
         ({"webhook-timestamp": "12.5"}, "Unix time"),
         ({"webhook-signature": "v2,AAAA"}, "no signature matches"),
         ({"webhook-signature": "v1,not base64!"}, "no signature matches"),
@@ -85,8 +85,11 @@ def test_rotation_sends_one_signature_per_secret_and_both_verify() -> None:
 )
 def test_verify_refuses_tampering(change: dict[str, str], reason: str) -> None:
     secret = generate_secret()
-    headers = signature_headers("msg_t", int(time.time()), BODY, [parse_secret(secret)])
-    headers.update(change)
+    now = int(time.time())
+    headers = signature_headers("msg_t", now, BODY, [parse_secret(secret)])
+    # Timestamps are relative to when the test runs, not to when it was collected.
+    relative = {"{now-600}": str(now - 600), "{now+600}": str(now + 600)}
+    headers.update({name: relative.get(value, value) for name, value in change.items()})
     with pytest.raises(WebhookVerificationError, match=reason):
         verify(BODY, headers, secret)
 
