@@ -13,7 +13,7 @@ from api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from api.metrics import install_metrics
 from api.middleware import RateLimitHeadersMiddleware, RequestIdMiddleware
 from api.ratelimit import QuotaCounter, RateLimiter
-from api.routes import batches, files, health, jobs, render, screenshots, webhooks
+from api.routes import batches, console, files, health, jobs, render, screenshots, webhooks
 from api.services import Services
 from shared.apikeys import KeyStore
 from shared.batches import BatchStore
@@ -85,6 +85,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app)
     install_error_handlers(app)
-    for module in (screenshots, jobs, webhooks, batches, render, files, health):
+    for module in (screenshots, jobs, webhooks, batches, render, files, health, console):
         app.include_router(module.router)
     return app

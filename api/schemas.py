@@ -26,6 +26,12 @@ class Accepted(BaseModel):
     )
 
 
+class JobList(BaseModel):
+    """The caller's most recent jobs, newest first."""
+
+    jobs: list[JobView]
+
+
 class ErrorBody(BaseModel):
     """The one error shape of the whole API."""
 

@@ -158,6 +158,12 @@ def job_view(services: Services, job: Job) -> JobView:
     return render_job(job, services.storage, url_ttl_seconds=services.settings.url_ttl_seconds)
 
 
+async def recent_jobs(services: Services, *, api_key_id: str | None, limit: int) -> list[JobView]:
+    """The owner's ``limit`` most recent jobs, newest first, as clients see them."""
+    jobs = await services.store.recent(api_key_id, limit=limit)
+    return [job_view(services, job) for job in jobs]
+
+
 async def result_url(services: Services, principal: Principal, job_id: str) -> str:
     """A fresh download URL for a succeeded job; :class:`JobNotFinished` otherwise."""
     job = await get_owned_job(services, principal, job_id)

@@ -9,6 +9,13 @@ JOB_KEY_PREFIX: Final = "shotline:job:"
 #: ``shotline:apikey:<key_id>``. The plain key is never stored.
 API_KEY_PREFIX: Final = "shotline:apikey:"
 
+#: Redis sorted set of one owner's most recent job ids, scored by creation time:
+#: ``shotline:jobs:recent:<api_key_id or "anon">``. Backs ``GET /v1/jobs`` and the web console.
+RECENT_JOBS_PREFIX: Final = "shotline:jobs:recent:"
+
+#: Most job ids kept per owner in the recent-jobs set (older ones are trimmed on create).
+RECENT_JOBS_CAP: Final = 1000
+
 #: Sorted set of every non-terminal job, scored by its deadline (unix seconds, Redis clock):
 #: the sweeper's index of jobs that may be stuck. Kept by the status store's Lua scripts.
 PENDING_JOBS_KEY: Final = "shotline:jobs:pending"
@@ -106,6 +113,11 @@ TRACEPARENT_HEADER: Final = "traceparent"
 def job_key(job_id: str) -> str:
     """Redis key of the status record of ``job_id``."""
     return f"{JOB_KEY_PREFIX}{job_id}"
+
+
+def recent_jobs_key(api_key_id: str | None) -> str:
+    """Redis key of the recent-jobs set of ``api_key_id`` (``None``: no API key)."""
+    return f"{RECENT_JOBS_PREFIX}{api_key_id or ANONYMOUS_OWNER}"
 
 
 def semaphore_key(name: str) -> str:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint that download links point at, when clients reach S3 by another"
+        " address than Shotline does (MinIO in Docker Compose: http://localhost:9000).",
+    )
     url_ttl_seconds: int = Field(
         default=3600, ge=1, le=7 * 24 * 3600, description="Lifetime of download URLs (S3 caps it at 7 days)."
     )

@@ -8,12 +8,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from shared.apikeys import KeyStore
-from shared.jobs import CaptureOptions, ImageFormat
+from shared.jobs import CaptureOptions, ImageFormat, JobStatus
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -172,6 +172,55 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     output.write_bytes(data)
     click.echo(f"Wrote {len(data)} bytes to {output}", err=True)
+
+
+@main.command()
+@click.argument("url")
+@click.option("--api", "api_url", envvar="SHOTLINE_API_URL", default="http://127.0.0.1:8000",
+              show_default=True, help="Base URL of the Shotline API (env SHOTLINE_API_URL).")
+@click.option("--key", "api_key", envvar=["SHOTLINE_API_KEY", "SHOTLINE_KEY"], default=None,
+              help="API key, sent as a Bearer token (env SHOTLINE_API_KEY or SHOTLINE_KEY).")
+@click.option("--wait", "wait_for_it", is_flag=True, help="Wait for the job to finish.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Download the result into this file (implies --wait).")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in ImageFormat]), default=None,
+              help="Output format (default: from the file name, else the server's png).")
+@click.option("--full-page", is_flag=True)
+@click.option("--width", type=int, default=None)
+@click.option("--height", type=int, default=None)
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the job.")
+def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, output: Path | None,
+           fmt: str | None, full_page: bool, width: int | None, height: int | None,
+           timeout: float) -> None:
+    """Capture URL on a (remote) Shotline API; prints the job as JSON."""
+    from shared.errors import ShotlineError
+    from shotline.client import Client
+
+    if fmt is None and output is not None:
+        suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
+        fmt = suffix if suffix in {f.value for f in ImageFormat} else None
+    options: dict[str, Any] = {name: value for name, value in
+               (("format", fmt), ("width", width), ("height", height)) if value is not None}
+    if full_page:
+        options["full_page"] = True
+    try:
+        with Client(api_url, api_key=api_key) as client:
+            accepted = client.submit(url, **options)
+            if not (wait_for_it or output):
+                click.echo(accepted.model_dump_json())
+                return
+            job = client.wait(accepted, timeout=timeout)
+            click.echo(job.model_dump_json())
+            if job.status is JobStatus.failed:
+                error = f"{job.error.code}: {job.error.message}" if job.error else "no error recorded"
+                raise click.ClickException(f"job {job.id} failed ({error})")
+            if output is not None:
+                data = client.download(job)
+                output.write_bytes(data)
+                click.echo(f"Wrote {len(data)} bytes to {output}", err=True)
+    except ShotlineError as exc:  # API errors print as "code: message (request id)"
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()

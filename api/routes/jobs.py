@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse
 
 from api.deps import CallerDep, ServicesDep
-from api.schemas import ErrorBody, JobView
-from api.services import get_owned_job, job_view, result_url
+from api.schemas import ErrorBody, JobList, JobView
+from api.services import get_owned_job, job_view, recent_jobs, result_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+#: Most jobs one ``GET /v1/jobs`` returns.
+MAX_LIST_LIMIT = 100
+
+
+@router.get(
+    "",
+    response_model=JobList,
+    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    summary="List recent jobs",
+)
+async def list_jobs(
+    services: ServicesDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="How many jobs.")] = 20,
+) -> JobList:
+    """The caller's most recent jobs, newest first (each with a fresh download URL)."""
+    return JobList(jobs=await recent_jobs(services, api_key_id=caller.key_id, limit=limit))
 
 
 @router.get(
