@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import Principal, authenticate
+from api.ratelimit import RateLimitState
 from api.services import Services
+from shared.errors import RateLimited
+
+#: Where the rate-limit state of a request is kept for :class:`api.middleware.RateLimitHeadersMiddleware`.
+RATE_LIMIT_STATE = "rate_limit"
 
 
 def get_services(request: Request) -> Services:
@@ -22,3 +29,64 @@ def get_request_id(request: Request) -> str | None:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 RequestIdDep = Annotated[str | None, Depends(get_request_id)]
+
+
+# Declared for the OpenAPI document (the "Authorize" button of /docs); the key itself is read
+# by api.auth.credential, which accepts either header.
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: KEY")
+
+
+async def get_principal(
+    request: Request,
+    services: ServicesDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    _api_key: Annotated[str | None, Depends(_API_KEY)],
+) -> Principal:
+    """The caller's API key (401 when one is required and missing, unknown or revoked)."""
+    return await authenticate(services.settings, services.keys, request)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def enforce_rate_limit(request: Request, services: Services, principal: Principal, *,
+                             cost: int = 1) -> None:
+    """Count the request (as ``cost`` requests) against ``principal``'s rate limit;
+    :class:`RateLimited` (429) when over it. The ``X-RateLimit-*`` headers go on the
+    response either way."""
+    state: RateLimitState = await services.limiter.hit(principal, cost=cost)
+    setattr(request.state, RATE_LIMIT_STATE, state)
+    if not state.allowed:
+        raise RateLimited(
+            f"Rate limit of {state.limit} requests exceeded; retry in {state.retry_after} s.",
+            retry_after=state.retry_after,
+        )
+
+
+async def rate_limited_principal(
+    request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Principal:
+    """The caller, after counting the request against its rate limit."""
+    await enforce_rate_limit(request, services, principal)
+    return principal
+
+
+#: The authenticated, rate-limited caller: what every ``/v1`` route of a key uses.
+CallerDep = Annotated[Principal, Depends(rate_limited_principal)]
+
+
+async def idempotent(
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    _key: Annotated[str | None, Header(
+        alias="Idempotency-Key", min_length=1, max_length=255,
+        description="Retry safely: the first response to this key is replayed for 24 h.",
+    )] = None,
+) -> None:
+    """Honour ``Idempotency-Key`` (replay, 409, 422), scoped to the caller's key."""
+    await services.idempotency.begin(request, owner=caller.owner)
+
+
+IdempotentDep = Depends(idempotent)

@@ -7,20 +7,31 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.idempotency import Replay
 from shared.constants import REQUEST_ID_HEADER
 from shared.errors import (
+    ApiKeyNotFound,
+    AuthenticationFailed,
+    BatchNotFound,
     ConfigurationError,
+    IdempotencyConflict,
+    IdempotencyKeyReused,
+    InvalidRequest,
     InvalidSignature,
     JobNotFinished,
     JobNotFound,
+    NoWebhook,
     OptionNotSupported,
+    RateLimited,
     ShotlineError,
     StorageError,
     StoreUnavailable,
     UrlBlocked,
+    WaitTimeout,
+    WebhookSecretMissing,
 )
 
 log = structlog.get_logger("shotline.api")
@@ -28,7 +39,17 @@ log = structlog.get_logger("shotline.api")
 #: HTTP status of each error class (the most specific class wins).
 STATUS_OF: dict[type[ShotlineError], int] = {
     JobNotFound: 404,
+    BatchNotFound: 404,
+    ApiKeyNotFound: 404,
     JobNotFinished: 409,
+    AuthenticationFailed: 401,
+    RateLimited: 429,
+    IdempotencyConflict: 409,
+    IdempotencyKeyReused: 422,
+    InvalidRequest: 422,
+    WaitTimeout: 504,
+    NoWebhook: 409,
+    WebhookSecretMissing: 422,
     UrlBlocked: 422,
     OptionNotSupported: 422,
     InvalidSignature: 403,
@@ -76,9 +97,19 @@ def status_for(exc: ShotlineError) -> int:
 async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShotlineError)
     status = status_for(exc)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
-    details = [{"field": "url", "message": exc.message}] if isinstance(exc, UrlBlocked) else None
-    if isinstance(exc, OptionNotSupported):
+    headers: dict[str, str] | None = None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    elif isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, AuthenticationFailed):
+        headers = {"WWW-Authenticate": 'Bearer realm="shotline"'}
+    details: list[dict[str, Any]] | None = None
+    if isinstance(exc, UrlBlocked):
+        details = [{"field": exc.field, "message": exc.message}]
+    elif isinstance(exc, WaitTimeout):
+        details = [{"job_id": exc.job_id}]
+    elif isinstance(exc, OptionNotSupported):
         details = [{"field": name, "message": exc.message} for name in exc.fields]
     if status >= 500:
         log.warning("request failed", error_code=exc.code, error=exc.message, status=status)
@@ -121,8 +152,14 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
                           headers=headers)
 
 
+async def _replay(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Replay)
+    return exc.response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the same JSON shape."""
+    app.add_exception_handler(Replay, _replay)  # an idempotent retry: the stored response
     app.add_exception_handler(ShotlineError, _shotline_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

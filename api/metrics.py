@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as instrumentations
 
-from shared.metrics import CAPTURE_BUCKETS
+from shared.metrics import CACHE_LOOKUPS, CAPTURE_BUCKETS
 
 #: Path of the metrics endpoint (not itself measured).
 METRICS_PATH: Final = "/metrics"
@@ -30,6 +30,7 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
+    registry.register(CACHE_LOOKUPS)  # the result cache is consulted in the API process
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=False,

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: the correlation id of every request, the request body size limit."""
+"""Pure ASGI middleware: the correlation id of every request, rate-limit headers, the request
+body size limit."""
 
 from __future__ import annotations
 
@@ -46,6 +47,30 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(**context):
             await self.app(scope, receive, send_with_id)
+
+
+class RateLimitHeadersMiddleware:
+    """Adds ``X-RateLimit-Limit/Remaining/Reset`` to every response of a rate-limited request
+    (errors included), from the state the rate-limit dependency left in the scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state", {}).get("rate_limit")
+                if state is not None:
+                    headers = list(message.get("headers", []))
+                    headers += [(k.lower().encode(), v.encode()) for k, v in state.headers().items()]
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
 
 
 class BodySizeLimitMiddleware:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -10,15 +11,39 @@ import redis.asyncio as aioredis
 import structlog
 from celery import Celery
 
-from api.schemas import JobView, ResultView
-from shared.errors import JobNotFinished, StoreUnavailable
-from shared.jobs import CaptureOptions, Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
-from shared.queue import enqueue_capture
+from api.auth import Principal
+from api.idempotency import IdempotencyStore
+from api.ratelimit import QuotaCounter, RateLimiter
+from shared.apikeys import KeyStore
+from shared.batches import BatchStore
+from shared.completion import Completion
+from shared.errors import (
+    JobNotFinished,
+    JobNotFound,
+    NoWebhook,
+    StoreUnavailable,
+    UrlBlocked,
+    WebhookSecretMissing,
+    WebhookUrlBlocked,
+)
+from shared.job_view import JobView, render_job
+from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
+from shared.metrics import record_cache_lookup
+from shared.queue import enqueue_capture, enqueue_delivery
+from shared.result_cache import ResultCache, options_digest
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
+from shared.webhooks.delivery import open_delivery
+from shared.webhooks.models import DeliveryLog, DeliveryState
+from shared.webhooks.retry import utc_from_timestamp
+from shared.webhooks.secrets import WebhookSecrets
+from shared.webhooks.store import DeliveryStore
 from worker.engines import check_engine_supports
+
+#: A redelivery whose task is lost comes due again after this many seconds.
+REDELIVERY_LEASE_SECONDS = 300.0
 
 log = structlog.get_logger("shotline.api")
 
@@ -33,63 +58,115 @@ class Services:
     storage: Storage
     celery: Celery
     policy: UrlPolicy
+    keys: KeyStore
+    limiter: RateLimiter
+    quota: QuotaCounter
+    idempotency: IdempotencyStore
+    cache: ResultCache
+    batches: BatchStore
+    completion: Completion
+    deliveries: DeliveryStore
+    webhook_secrets: WebhookSecrets
 
 
 async def submit_capture(
-    services: Services, request: ScreenshotRequest, *, request_id: str | None
+    services: Services,
+    request: ScreenshotRequest,
+    *,
+    principal: Principal,
+    request_id: str | None,
+    job_id: str | None = None,
+    batch_id: str | None = None,
 ) -> Job:
-    """Check the URL, record a queued job and enqueue its capture."""
+    """Check the URL (and webhook URL) and answer with a job: a cache hit (already succeeded, no capture), a
+    follower of an identical capture in flight, or a new queued capture (charged to the
+    key's monthly quota)."""
     await services.policy.acheck_url(request.url)
-    options = CaptureOptions.model_validate(request.model_dump(include=set(CaptureOptions.model_fields)))
+    options = request.capture_options()
     check_engine_supports(services.settings.engine, options)
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        created_at=utcnow(),
-        options=options,
-        request_id=request_id,
-    )
+    now = utcnow()
+    job = Job(id=job_id or new_job_id(), status=JobStatus.queued, created_at=now, options=options,
+              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id)
+    if request.webhook_url is not None:
+        webhook_url = await check_webhook(services, request.webhook_url, api_key_id=job.api_key_id)
+        job = job.model_copy(update={"webhook_url": webhook_url})
+    bound = log.bind(job_id=job.id, request_id=request_id, url=options.url, api_key_id=job.api_key_id)
+    ttl = services.settings.cache_ttl_seconds if request.cache_ttl is None else request.cache_ttl
+    digest = options_digest(options) if ttl > 0 else None
+    if digest is not None and not request.fresh:
+        source = await services.cache.lookup(principal.owner, digest, max_age=ttl)
+        record_cache_lookup(hit=source is not None)
+        if source is not None:
+            job = job.model_copy(update={
+                "status": JobStatus.succeeded, "started_at": now, "finished_at": now,
+                "result": source.result, "cached": True, "capture_of": source.id,
+            })
+            await services.store.create(job)
+            bound.info("job answered from the result cache", capture_of=source.id,
+                       status=job.status.value)
+            await services.completion.settled(job)
+            return job
+    await services.quota.charge(principal)
     await services.store.create(job)
+    if digest is not None:
+        leader = await services.cache.lead_or_join(principal.owner, digest, job.id)
+        if leader is not None:
+            await services.quota.refund(principal)
+            bound.info("job shares a capture in flight", capture_of=leader,
+                       status=JobStatus.queued.value)
+            return job.model_copy(update={"cached": True, "capture_of": leader})
     try:
         await anyio.to_thread.run_sync(
             functools.partial(enqueue_capture, services.celery, job.id, request_id=request_id)
         )
     except Exception as exc:
         await services.store.delete(job.id)
+        await services.quota.refund(principal)
         raise StoreUnavailable(f"could not enqueue the job: {exc}") from exc
-    log.info("job queued", job_id=job.id, request_id=request_id, url=options.url,
-             status=JobStatus.queued.value)
+    bound.info("job queued", status=JobStatus.queued.value)
     return job
+
+
+async def get_owned_job(services: Services, principal: Principal, job_id: str) -> Job:
+    """``job_id`` if ``principal`` owns it (:class:`JobNotFound` otherwise: another key's
+    job does not exist for this caller); a follower whose capture ended is settled here."""
+    job = await services.store.get(job_id)
+    if job.api_key_id != principal.key_id:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return await services.completion.repair(job)
+
+
+async def check_webhook(services: Services, url: str, *, api_key_id: str | None) -> str:
+    """The normalised ``url`` once the URL policy accepts it and a secret exists to sign with.
+
+    Raises :class:`WebhookUrlBlocked` or :class:`WebhookSecretMissing` (both 422).
+    """
+    try:
+        checked = await services.policy.acheck_url(url)
+    except UrlBlocked as exc:
+        raise WebhookUrlBlocked(f"webhook_url: {exc.message}") from exc
+    if not await services.webhook_secrets.signing_keys(api_key_id):
+        where = ("this API key has no webhook secret" if api_key_id else
+                 "the server has no SHOTLINE_WEBHOOK_SECRET (generate one with"
+                 " `python -c 'import shotline.webhooks as w; print(w.generate_secret())'`)")
+        raise WebhookSecretMissing(f"webhook_url needs a signing secret, but {where}")
+    return checked.url
 
 
 def job_view(services: Services, job: Job) -> JobView:
     """The client-facing view of ``job``, with a fresh download URL when it succeeded."""
-    result = None
-    if job.result is not None and job.status is JobStatus.succeeded:
-        signed = services.storage.signed_url(
-            job.result.key, expires_in=services.settings.url_ttl_seconds
-        )
-        result = ResultView(
-            url=signed.url,
-            expires_at=signed.expires_at,
-            **job.result.model_dump(exclude={"key"}),
-        )
-    return JobView(
-        id=job.id,
-        status=job.status,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        attempts=job.attempts,
-        error=job.error,
-        result=result,
-        options=job.options.redacted(),
-    )
+    return render_job(job, services.storage, url_ttl_seconds=services.settings.url_ttl_seconds)
 
 
-async def result_url(services: Services, job_id: str) -> str:
+async def recent_jobs(services: Services, *, api_key_id: str | None, limit: int) -> list[JobView]:
+    """The owner's ``limit`` most recent jobs, newest first, as clients see them."""
+    jobs = await services.store.recent(api_key_id, limit=limit)
+    return [job_view(services, job) for job in jobs]
+
+
+async def result_url(services: Services, principal: Principal, job_id: str) -> str:
     """A fresh download URL for a succeeded job; :class:`JobNotFinished` otherwise."""
-    job = await services.store.get(job_id)
+    job = await get_owned_job(services, principal, job_id)
     view = job_view(services, job)
     if view.result is None:
         detail = f"job {job_id} is {job.status.value}"
@@ -97,3 +174,53 @@ async def result_url(services: Services, job_id: str) -> str:
             detail += f" ({job.error.code}: {job.error.message})"
         raise JobNotFinished(f"{detail}; no result to download")
     return view.result.url
+
+
+async def delivery_log(services: Services, principal: Principal, job_id: str) -> DeliveryLog:
+    """The state of ``job_id``'s webhook and every attempt so far (the caller's jobs only)."""
+    job = await get_owned_job(services, principal, job_id)
+    return await _delivery_log(services, job)
+
+
+async def _delivery_log(services: Services, job: Job) -> DeliveryLog:
+    if job.webhook_url is None:
+        return DeliveryLog(job_id=job.id, state=DeliveryState.none)
+    delivery = await services.deliveries.get(job.id)
+    attempts = await services.deliveries.attempts(job.id)
+    if delivery is None:
+        return DeliveryLog(job_id=job.id, webhook_url=job.webhook_url, state=DeliveryState.waiting,
+                           attempts=attempts)
+    next_at = delivery.next_attempt_at if delivery.state is DeliveryState.scheduled else None
+    return DeliveryLog(
+        job_id=job.id, webhook_url=delivery.url, event=delivery.event,
+        webhook_id=delivery.webhook_id, state=delivery.state,
+        next_attempt_at=None if next_at is None else utc_from_timestamp(next_at),
+        attempts=attempts,
+    )
+
+
+async def redeliver(services: Services, principal: Principal, job_id: str) -> DeliveryLog:
+    """Send ``job_id``'s event again now, with a fresh retry schedule (same ``webhook-id``).
+
+    Lifts a 410 disabling of the endpoint: asking for a redelivery says it is back.
+    Raises :class:`NoWebhook` or :class:`JobNotFinished` (409) when there is nothing to send.
+    """
+    job = await get_owned_job(services, principal, job_id)
+    if job.webhook_url is None:
+        raise NoWebhook(f"job {job_id} has no webhook_url; there is nothing to redeliver")
+    if not job.status.is_terminal:
+        raise JobNotFinished(f"job {job_id} is {job.status.value}; its webhook is sent when it ends")
+    now = time.time()
+    due_if_lost = now + REDELIVERY_LEASE_SECONDS
+    if not await open_delivery(services.deliveries, job, due=due_if_lost, now=now):
+        await services.deliveries.restart(job.id, now=now, due=due_if_lost)
+    if await services.deliveries.enable_endpoint(job.api_key_id, job.webhook_url):
+        log.info("webhook endpoint enabled again", job_id=job.id, url=job.webhook_url)
+    try:
+        await anyio.to_thread.run_sync(functools.partial(enqueue_delivery, services.celery, job.id))
+    except Exception as exc:  # the worker-side dispatcher picks it up instead
+        log.warning("could not enqueue a redelivery; left to the dispatcher", job_id=job.id,
+                    error=str(exc))
+        await services.deliveries.set_due(job.id, at=now)
+    log.info("webhook redelivery requested", job_id=job.id, url=job.webhook_url)
+    return await _delivery_log(services, job)

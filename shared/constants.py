@@ -9,6 +9,13 @@ JOB_KEY_PREFIX: Final = "shotline:job:"
 #: ``shotline:apikey:<key_id>``. The plain key is never stored.
 API_KEY_PREFIX: Final = "shotline:apikey:"
 
+#: Redis sorted set of one owner's most recent job ids, scored by creation time:
+#: ``shotline:jobs:recent:<api_key_id or "anon">``. Backs ``GET /v1/jobs`` and the web console.
+RECENT_JOBS_PREFIX: Final = "shotline:jobs:recent:"
+
+#: Most job ids kept per owner in the recent-jobs set (older ones are trimmed on create).
+RECENT_JOBS_CAP: Final = 1000
+
 #: Sorted set of every non-terminal job, scored by its deadline (unix seconds, Redis clock):
 #: the sweeper's index of jobs that may be stuck. Kept by the status store's Lua scripts.
 PENDING_JOBS_KEY: Final = "shotline:jobs:pending"
@@ -23,6 +30,38 @@ SEMAPHORE_KEY_PREFIX: Final = "shotline:semaphore:"
 #: Name of the semaphore bounding concurrent SnapAPI calls across the fleet.
 SNAPAPI_SEMAPHORE: Final = "snapapi"
 
+#: Redis set of every API key id ever created (revoked ones included): ``shotline:apikeys``.
+API_KEY_IDS: Final = "shotline:apikeys"
+
+#: Redis string mapping a key's hash to its id: ``shotline:apikey-hash:<sha256 hex>``.
+API_KEY_HASH_PREFIX: Final = "shotline:apikey-hash:"
+
+#: Owner name of work done without an API key (single-tenant mode).
+ANONYMOUS_OWNER: Final = "anon"
+
+#: Prefix of the rate limiter's moving-window keys (``limits`` appends its own suffix).
+RATE_LIMIT_PREFIX: Final = "shotline:ratelimit"
+
+#: Redis counter of one key's captures in one month: ``shotline:quota:<key_id>:<YYYY-MM>``.
+QUOTA_PREFIX: Final = "shotline:quota:"
+
+#: Redis hash of one idempotent request: ``shotline:idem:<scope>:<sha256 of the header>``.
+IDEMPOTENCY_PREFIX: Final = "shotline:idem:"
+
+#: Redis string pointing at the latest succeeded capture of one owner's options:
+#: ``shotline:cache:<owner>:<options sha256>`` → ``{"job_id", "finished_at"}``.
+CACHE_PREFIX: Final = "shotline:cache:"
+
+#: Redis string naming the job capturing one owner's options right now (single-flight):
+#: ``shotline:inflight:<owner>:<options sha256>`` → job id.
+INFLIGHT_PREFIX: Final = "shotline:inflight:"
+
+#: Redis set of the jobs waiting for another job's capture: ``shotline:followers:<job_id>``.
+FOLLOWERS_PREFIX: Final = "shotline:followers:"
+
+#: Redis hash of one batch: ``shotline:batch:<batch_id>``.
+BATCH_KEY_PREFIX: Final = "shotline:batch:"
+
 #: Celery queue for capture tasks.
 CAPTURE_QUEUE: Final = "shotline.capture"
 
@@ -31,6 +70,29 @@ CAPTURE_TASK: Final = "shotline.capture"
 
 #: Celery queue for webhook deliveries (a dead endpoint never holds a capture worker).
 WEBHOOK_QUEUE: Final = "shotline.webhooks"
+
+#: Celery task name of one webhook delivery attempt.
+WEBHOOK_TASK: Final = "shotline.webhooks.deliver"
+
+#: Redis hash of one job's webhook delivery (state, round, next attempt):
+#: ``shotline:webhook:<job_id>``.
+WEBHOOK_KEY_PREFIX: Final = "shotline:webhook:"
+
+#: Redis list of one job's delivery attempts, oldest first (JSON each):
+#: ``shotline:webhook-attempts:<job_id>``.
+WEBHOOK_ATTEMPTS_PREFIX: Final = "shotline:webhook-attempts:"
+
+#: Redis string held while one job's delivery attempt runs: ``shotline:webhook-lock:<job_id>``.
+WEBHOOK_LOCK_PREFIX: Final = "shotline:webhook-lock:"
+
+#: Redis sorted set of the deliveries waiting for an attempt (member: job id; score: the
+#: Unix time it is due). The dispatcher enqueues what is due; retries live here, not in
+#: Celery countdowns, so they survive worker restarts.
+WEBHOOK_DUE_KEY: Final = "shotline:webhooks:due"
+
+#: Redis string marking an endpoint disabled after it answered 410 Gone:
+#: ``shotline:webhook-disabled:<sha256 of owner and URL>``.
+WEBHOOK_DISABLED_PREFIX: Final = "shotline:webhook-disabled:"
 
 #: Storage key prefix for capture results.
 RESULTS_PREFIX: Final = "results/"
@@ -65,6 +127,11 @@ TRACEPARENT_HEADER: Final = "traceparent"
 def job_key(job_id: str) -> str:
     """Redis key of the status record of ``job_id``."""
     return f"{JOB_KEY_PREFIX}{job_id}"
+
+
+def recent_jobs_key(api_key_id: str | None) -> str:
+    """Redis key of the recent-jobs set of ``api_key_id`` (``None``: no API key)."""
+    return f"{RECENT_JOBS_PREFIX}{api_key_id or ANONYMOUS_OWNER}"
 
 
 def semaphore_key(name: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ShotlineError(Exception):
     """Raised for every error Shotline itself signals; the base of the hierarchy."""
@@ -41,6 +43,14 @@ class UrlBlocked(ShotlineError):
     """Raised when a URL or address is refused by the URL policy."""
 
     code = "url_blocked"
+    #: The request field the refused URL came from.
+    field: str = "url"
+
+
+class WebhookUrlBlocked(UrlBlocked):
+    """Raised when a request's ``webhook_url`` is refused by the URL policy."""
+
+    field = "webhook_url"
 
 
 class HostUnresolvable(UrlBlocked):
@@ -155,3 +165,166 @@ class JobLost(CaptureError):
     """Raised when a job cannot be recovered after its workers died (``error.code`` lost)."""
 
     code = "lost"
+
+
+# --- Raised at the multi-tenant API edge ------------------------------------------------
+
+
+class AuthenticationFailed(ShotlineError):
+    """Raised when a request carries no API key, an unknown one or a revoked one."""
+
+    code = "unauthorized"
+
+
+class ApiKeyNotFound(ShotlineError):
+    """Raised when an API key id names no key."""
+
+    code = "not_found"
+
+
+class BatchNotFound(ShotlineError):
+    """Raised when a batch id names no batch the caller owns (unknown or expired)."""
+
+    code = "not_found"
+
+
+class RateLimited(ShotlineError):
+    """Raised when a key is over its request rate; ``retry_after`` says when to come back."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str = "", *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    """Raised when a key has used up its monthly capture quota."""
+
+    code = "quota_exceeded"
+
+
+class IdempotencyConflict(ShotlineError):
+    """Raised when a request reuses an ``Idempotency-Key`` whose first request is still running."""
+
+    code = "idempotency_conflict"
+
+
+class IdempotencyKeyReused(ShotlineError):
+    """Raised when an ``Idempotency-Key`` comes back with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class InvalidRequest(ShotlineError):
+    """Raised when a request is malformed in a way the schema cannot say (bad header, ...)."""
+
+    code = "validation_error"
+
+
+class WaitTimeout(ShotlineError):
+    """Raised when a synchronous capture is not finished within its wait; ``job_id`` says which."""
+
+    code = "timeout"
+
+    def __init__(self, message: str = "", *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+# --- Webhooks ---------------------------------------------------------------------------
+
+
+class WebhookSecretMissing(ShotlineError):
+    """Raised when a webhook is asked for but no signing secret is configured for its owner."""
+
+    code = "webhook_secret_missing"
+
+
+class NoWebhook(ShotlineError):
+    """Raised when a job's deliveries are to be resent but the job has no ``webhook_url``."""
+
+    code = "no_webhook"
+
+
+class WebhookVerificationError(ShotlineError):
+    """Raised when a received webhook's signature, id or timestamp does not verify."""
+
+    code = "invalid_webhook_signature"
+
+
+# --- Raised by the Python client (shotline.client) -------------------------------------
+
+
+class ApiError(ShotlineError):
+    """Raised by the Python client when the API answers with an error (or cannot be reached).
+
+    Carries the API's error body: ``code`` (``error``), ``message``, ``request_id`` and
+    ``details``, plus the HTTP ``status`` and any ``Retry-After`` in seconds.
+    """
+
+    code = "api_error"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        details: list[dict[str, object]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.status = status
+        self.request_id = request_id
+        self.details = details
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        suffix = f" (request {self.request_id})" if self.request_id else ""
+        return f"{self.code}: {self.message}{suffix}"
+
+
+class ApiAuthError(ApiError):
+    """Raised by the client when the API refuses the credentials (missing, wrong or revoked key)."""
+
+
+class ApiNotFound(ApiError):
+    """Raised by the client when the job, batch or file does not exist (or belongs to another key)."""
+
+
+class ApiInvalidRequest(ApiError):
+    """Raised by the client when the API refuses the request's content (``details`` names fields)."""
+
+
+class ApiConflict(ApiError):
+    """Raised by the client when the request conflicts with the current state (result not ready)."""
+
+
+class ApiRateLimited(ApiError):
+    """Raised by the client when the key is over its rate limit or quota; see ``retry_after``."""
+
+
+class ApiUnavailable(ApiError):
+    """Raised by the client when the API is down, overloaded, timed out or unreachable."""
+
+
+class JobFailed(ShotlineError):
+    """Raised by the client when a job it waited for ended ``failed``; ``job`` holds the record
+    (an ``api.schemas.JobView``) and ``error_code`` its ``error.code``."""
+
+    code = "job_failed"
+
+    def __init__(self, message: str, *, job: Any, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.job = job
+        self.error_code = error_code
+
+
+class JobWaitTimeout(ShotlineError):
+    """Raised by the client when a job is still not finished at the end of a wait."""
+
+    code = "wait_timeout"

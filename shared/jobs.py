@@ -245,6 +245,26 @@ class ScreenshotRequest(CaptureOptions):
     part of a result's cache key).
     """
 
+    webhook_url: HttpUrlStr | None = Field(
+        default=None,
+        description="Endpoint told when the job ends (events job.succeeded / job.failed),"
+        " signed the Standard Webhooks way; checked by the same URL policy as `url`.",
+        examples=["https://example.com/hooks/shotline"],
+    )
+
+    cache_ttl: int | None = Field(
+        default=None, ge=0, le=30 * 24 * 3600,
+        description="Accept a stored capture of the same options up to this many seconds old"
+        " (default: the server's CACHE_TTL_SECONDS); 0 always captures anew.",
+    )
+    fresh: bool = Field(
+        default=False, description="Skip the result cache (an identical capture in flight is still shared)."
+    )
+
+    def capture_options(self) -> CaptureOptions:
+        """Only what changes the picture: the fields of :class:`CaptureOptions`."""
+        return CaptureOptions.model_validate(self.model_dump(include=set(CaptureOptions.model_fields)))
+
 
 class JobError(BaseModel):
     """Why a job failed."""
@@ -282,6 +302,11 @@ class Job(BaseModel):
     request_id: str | None = None
     api_key_id: str | None = Field(default=None, description="Owner; None in single-tenant mode.")
     webhook_url: str | None = None
+    batch_id: str | None = Field(default=None, description="The batch this job is part of.")
+    cached: bool = Field(default=False, description="Answered by another job's capture, at no cost.")
+    capture_of: str | None = Field(
+        default=None, description="The job whose capture this job reused (result cache or single-flight)."
+    )
     error: JobError | None = None
     result: StoredResult | None = None
 

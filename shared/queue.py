@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Exchange, Queue
 
-from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK
+from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK, WEBHOOK_QUEUE, WEBHOOK_TASK
 from shared.correlation import task_headers
 from shared.errors import ConfigurationError
 from shared.settings import Settings
@@ -20,6 +21,8 @@ from shared.settings import Settings
 MAX_CAPTURE_SECONDS = 60
 #: Longest delay before a capture retry; always far below the visibility timeout.
 MAX_RETRY_DELAY_SECONDS = 60
+#: Broker URL schemes that mean RabbitMQ (AMQP 0-9-1).
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 #: Hard limit of one task run: a capture enforces its own timeout, this only catches a
 #: wedged process (it is killed and the sweeper recovers its job).
 TASK_TIME_LIMIT_SECONDS = MAX_CAPTURE_SECONDS + 60
@@ -104,7 +107,8 @@ def make_celery(settings: Settings) -> ShotlineCelery:
         broker_connection_max_retries=None,
         broker_transport_options=transport_options,
         task_default_queue=CAPTURE_QUEUE,
-        task_routes={CAPTURE_TASK: {"queue": CAPTURE_QUEUE}},
+        task_routes={CAPTURE_TASK: {"queue": CAPTURE_QUEUE},
+                     WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
@@ -123,8 +127,36 @@ def make_celery(settings: Settings) -> ShotlineCelery:
         worker_send_task_events=False,
         enable_utc=True,
     )
+    if is_amqp(settings.effective_broker_url):
+        app.conf.update(amqp_options())
     app.settings = settings
     return app
+
+
+def is_amqp(broker_url: str) -> bool:
+    """True when ``broker_url`` names a RabbitMQ broker."""
+    return broker_url.split("://", 1)[0].lower() in AMQP_SCHEMES
+
+
+def amqp_options() -> dict[str, Any]:
+    """Celery settings for RabbitMQ: stronger guarantees than Redis offers.
+
+    Publisher confirms (a submit returns only once the broker has the message) and quorum
+    queues (replicated, durable, redelivered to another consumer when a worker dies, with no
+    visibility timeout to tune). Their exchanges are topic exchanges, which Celery's native
+    delayed delivery needs to route countdown retries through RabbitMQ instead of holding
+    them in the worker.
+    """
+    queues = [
+        Queue(name, Exchange(name, type="topic"), routing_key=name,  # type: ignore[no-untyped-call]
+              queue_arguments={"x-queue-type": "quorum"})
+        for name in (CAPTURE_QUEUE, WEBHOOK_QUEUE)
+    ]
+    return {
+        "broker_transport_options": {"confirm_publish": True},
+        "task_queues": queues,
+        "task_default_exchange_type": "topic",
+    }
 
 
 def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None:
@@ -134,3 +166,9 @@ def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None
     """
     headers = task_headers(request_id=request_id)
     app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)
+
+
+def enqueue_delivery(app: Celery, job_id: str) -> None:
+    """Send the webhook delivery task for ``job_id`` (blocking; call it from a thread in
+    async code). Duplicates are harmless: the task attempts only what is due."""
+    app.send_task(WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.constants import DEFAULT_MAX_REQUEST_BYTES, SECRET_KEY_FILE
+from shared.webhooks.signing import parse_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint that download links point at, when clients reach S3 by another"
+        " address than Shotline does (MinIO in Docker Compose: http://localhost:9000).",
+    )
     url_ttl_seconds: int = Field(
         default=3600, ge=1, le=7 * 24 * 3600, description="Lifetime of download URLs (S3 caps it at 7 days)."
     )
@@ -141,10 +148,46 @@ class Settings(BaseSettings):
     allowed_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [80, 443, 8080, 8443])
 
     # --- Webhooks ---------------------------------------------------------------------
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="whsec_ secret signing webhooks of jobs without an API key."
+    )
+    webhook_previous_secret: SecretStr | None = Field(
+        default=None, description="The secret being rotated out: it signs too until it expires."
+    )
+    webhook_previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description="When the previous secret stops signing (ISO 8601 or Unix seconds);"
+        " unset: until it is removed.",
+    )
     webhook_retry_schedule: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_WEBHOOK_SCHEDULE)
     )
+    webhook_timeout_seconds: float = Field(
+        default=15, gt=0, le=60, description="Limit of one delivery attempt, connection included."
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Deliveries in flight per webhook worker."
+    )
+
+    # --- Multi-tenant edge: API keys, limits, reuse of captures ------------------------
+    auth: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="API keys: 'auto' requires one as soon as any key exists, 'required' always,"
+        " 'off' never (a trusted network).",
+    )
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Default per-key request rate (moving window), e.g. '60/minute', '10/second'.",
+    )
+    monthly_quota: int | None = Field(
+        default=None, ge=0, description="Default captures per key and calendar month (UTC); none: unlimited."
+    )
+    cache_ttl_seconds: int = Field(
+        default=3600, ge=0, le=30 * 24 * 3600,
+        description="Default age up to which a stored capture answers an identical request; 0 disables"
+        " reuse (result cache and single-flight).",
+    )
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
 
     # --- Processes and logs -----------------------------------------------------------
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
@@ -167,6 +210,31 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_int_list(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '60/minute': {value!r}") from exc
+        return value
+
+    @field_validator("webhook_secret", "webhook_previous_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret(value.get_secret_value(), strict=True)
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: list[int]) -> list[int]:
+        if len(value) > 20 or any(delay < 0 or delay > 7 * 24 * 3600 for delay in value):
+            raise ValueError("at most 20 delays, each 0 to 604800 seconds")
+        return value
 
     @field_validator("snapapi_base_url", "public_base_url")
     @classmethod

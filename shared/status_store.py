@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.constants import PENDING_JOBS_KEY, job_key
+from shared.constants import PENDING_JOBS_KEY, RECENT_JOBS_CAP, job_key, recent_jobs_key
 from shared.errors import JobLost, JobNotFound, StoreUnavailable
 from shared.jobs import Job, JobError, JobStatus, StoredResult, utcnow
 
@@ -66,12 +66,16 @@ table.insert(out, 1, 1)
 return out
 """
 
-# KEYS[1] job hash, KEYS[2] pending index. ARGV[1] job id, ARGV[2] TTL, ARGV[3] deadline in
-# seconds from now, ARGV[4..] field/value pairs.
+# KEYS[1] job hash, KEYS[2] pending index, KEYS[3] the owner's recent-jobs set. ARGV[1] job id,
+# ARGV[2] TTL, ARGV[3] deadline in seconds from now, ARGV[4] creation time (unix seconds),
+# ARGV[5] most ids the recent-jobs set keeps, ARGV[6..] field/value pairs.
 _CREATE = _NOW + """
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('ZADD', KEYS[2], now() + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]), ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
 return 1
 """
 
@@ -178,12 +182,35 @@ class StatusStore:
         self._recover = redis.register_script(_RECOVER)
 
     async def create(self, job: Job) -> None:
-        """Write a new job's record with the configured TTL and put it in the pending index."""
-        args: list[str | int | float] = [job.id, self.ttl_seconds, self.queued_deadline]
+        """Write a new job's record with the configured TTL, put it in the pending index and
+        first among its owner's recent jobs (a set trimmed to :data:`RECENT_JOBS_CAP`)."""
+        args: list[str | int | float] = [job.id, self.ttl_seconds, self.queued_deadline,
+                                         job.created_at.timestamp(), RECENT_JOBS_CAP]
         for name, value in _encode(job.model_dump(mode="json")).items():
             args += [name, value]
+        keys = [job_key(job.id), PENDING_JOBS_KEY, recent_jobs_key(job.api_key_id)]
         with redis_errors():
-            await self._create(keys=[job_key(job.id), PENDING_JOBS_KEY], args=args)
+            await self._create(keys=keys, args=args)
+
+    async def recent(self, api_key_id: str | None, *, limit: int) -> list[Job]:
+        """Up to ``limit`` of the owner's jobs, most recent first.
+
+        Ids whose record has expired or was deleted are skipped and dropped from the set.
+        """
+        recent = recent_jobs_key(api_key_id)
+        with redis_errors():
+            members = await self.redis.zrevrange(recent, 0, limit - 1)
+            ids = [member.decode() for member in members if isinstance(member, bytes)]
+            if not ids:
+                return []
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(job_key(job_id))
+                records = await pipe.execute()
+            stale = [job_id for job_id, raw in zip(ids, records, strict=True) if not raw]
+            if stale:
+                await self.redis.zrem(recent, *stale)
+        return [_decode(raw) for raw in records if raw]
 
     async def delete(self, job_id: str) -> None:
         """Remove a record (used when a job could not be enqueued at all)."""

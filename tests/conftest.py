@@ -16,7 +16,7 @@ import pytest
 import redis
 from botocore.config import Config
 
-from shared.constants import CAPTURE_QUEUE
+from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
 from shared.settings import Settings
 from tests.moto import run_moto
 from tests.servers import (
@@ -63,6 +63,11 @@ def base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
         "SHOTLINE_SECRET_KEY": "test-signing-secret",
         "SHOTLINE_LOG_FORMAT": "console",
         "SHOTLINE_WORKER_CONCURRENCY": "1",
+        # Tests capture the same page many times and count captures: no reuse unless a test
+        # turns the result cache on (tests/test_multitenant_*.py do).
+        "SHOTLINE_CACHE_TTL_SECONDS": "0",
+        # Tests poll fast from one address; rate limits are tested with their own keys.
+        "SHOTLINE_RATE_LIMIT": "100000/minute",
     }
 
 
@@ -137,6 +142,21 @@ class ProcessFactory:
         while b"ready." not in log_path.read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return process, log_path
+
+    def webhook_worker(self, *, concurrency: int = 4, **env: str
+                       ) -> tuple[subprocess.Popen[bytes], Path]:
+        """A Celery worker for the webhook queue (threads pool, dispatcher), waited for."""
+        process, log_path = self._spawn("webhooks", python_command(
+            "-m", "celery", "-A", "worker.app", "worker", "--pool", "threads",
+            "--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname", "webhooks@%h",
+            "--without-gossip", "--without-mingle", "-Q", WEBHOOK_QUEUE,
+        ), env)
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"webhook worker did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.1)
         return process, log_path
 

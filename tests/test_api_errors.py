@@ -129,3 +129,11 @@ def test_redis_down_is_503_with_json(processes: ProcessFactory, client: httpx.Cl
     assert "Redis" in error["message"]
     assert_error(client.get(f"{base}/v1/jobs/abc"), 503, "service_unavailable")
     assert client.get(f"{base}/readyz").status_code == 503
+
+
+def test_webhook_url_without_a_signing_secret_is_refused(base: str, client: httpx.Client) -> None:
+    """This API has no SHOTLINE_WEBHOOK_SECRET: a webhook could not be signed, so it is refused."""
+    response = client.post(f"{base}/v1/screenshots", json={
+        "url": "http://127.0.0.1:9/", "webhook_url": "http://127.0.0.1:9/hook"})
+    body = assert_error(response, 422, "webhook_secret_missing")
+    assert "SHOTLINE_WEBHOOK_SECRET" in body["message"]

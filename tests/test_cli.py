@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -73,11 +74,24 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: Page
     try:
         wait_for_port(port, process=process, timeout=60)
         base = f"http://127.0.0.1:{port}"
-        with httpx.Client(timeout=30) as client:
+        # The development key `shotline dev` created (and printed) is required from now on.
+        key = (tmp_path / "data" / "dev-api-key").read_text().strip()
+        assert key.startswith("sl_")
+        with httpx.Client(timeout=30) as anonymous:
+            refused = anonymous.post(f"{base}/v1/screenshots", json={"url": page_server.url("/")})
+            assert refused.status_code == 401
+        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
             accepted = submit(client, base, url=page_server.url("/index.html"))
             job = wait_for_job(client, accepted["status_url"], timeout=90)
             assert job["status"] == "succeeded", job
             assert client.get(job["result"]["url"]).status_code == 200
+        # `shotline keys` finds the Redis `shotline dev` started; the new key works at once.
+        created = subprocess.run(python_command(*CLI, "keys", "create", "second", "--json"),
+                                 env=env, cwd=REPO_ROOT, capture_output=True, timeout=60)
+        assert created.returncode == 0, created.stderr.decode()
+        second = json.loads(created.stdout)["key"]
+        with httpx.Client(timeout=30, headers={"X-API-Key": second}) as client:
+            assert client.get(f"{base}/v1/jobs/{job['id']}").status_code == 404  # not its job
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(60) == 0
     finally:
@@ -86,6 +100,8 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path, page_server: Page
         log.close()
     output = (tmp_path / "dev.log").read_text()
     assert "Started redis-server" in output
+    assert f"export SHOTLINE_KEY=$(cat {tmp_path / 'data' / 'dev-api-key'})" in output
+    assert f"Development API key: {key}" in output
     deadline = time.monotonic() + 10
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -389,3 +389,21 @@ async def test_make_storage_s3_talks_to_the_configured_endpoint(
     await storage.put(KEY, b"png", content_type="image/png")
     assert b"".join(await collect(storage.stream(KEY))) == b"png"
     await storage.aclose()
+
+
+@pytest.mark.anyio
+async def test_s3_links_can_point_at_a_public_endpoint(moto_endpoint: str, bucket: str) -> None:
+    # Shotline reaches S3 as 127.0.0.1 while clients reach it as "localhost" (MinIO in Docker
+    # Compose: "minio:9000" inside, "localhost:9000" outside): links are signed for the latter.
+    public = moto_endpoint.replace("127.0.0.1", "localhost")
+    storage = S3Storage(bucket, moto_endpoint, "us-east-1", public_endpoint_url=public)
+    try:
+        await storage.put(KEY, PAYLOAD, content_type="image/png")
+        signed = storage.signed_url(KEY, expires_in=60)
+        assert signed.url.startswith(f"{public}/{bucket}/{KEY}?")
+        assert query_of(signed.url)["X-Amz-Credential"].endswith("/us-east-1/s3/aws4_request")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(signed.url)
+        assert response.status_code == 200 and response.content == PAYLOAD
+    finally:
+        await storage.aclose()

@@ -19,18 +19,21 @@ settings = get_settings()
 # which the imports below do: the pool's metrics directory is set before them.
 metrics_dir = prepare_metrics_dir(settings)
 
+import functools
 from typing import Any
 
 from celery import Task, signals
 
+from shared.constants import WEBHOOK_QUEUE
 from shared.correlation import bind_task_context, unbind_task_context
 from shared.logging import configure_logging
-from shared.queue import make_celery
+from shared.queue import enqueue_delivery, make_celery
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.runtime import close_runtime
 from worker.shutdown import bound_warm_shutdown
 from worker.sweeper import SweeperThread, sweeper_thread
 from worker.tasks import register_tasks
+from worker.webhooks import close_webhook_runtime, get_webhook_runtime
 
 app = make_celery(settings)
 register_tasks(app)
@@ -52,6 +55,13 @@ def _start_sweeper(**_: Any) -> None:
         _sweeper.start()
 
 
+@signals.worker_ready.connect
+def _start_webhook_dispatcher(**_: Any) -> None:
+    # Every worker consuming the webhook queue runs a dispatcher; claims are atomic.
+    if WEBHOOK_QUEUE in app.amqp.queues.consume_from:
+        get_webhook_runtime(settings).start_dispatcher(functools.partial(enqueue_delivery, app))
+
+
 @signals.worker_shutting_down.connect
 def _bound_shutdown(how: str = "", **_: Any) -> None:
     if how == "Warm":
@@ -70,6 +80,7 @@ def _stop_sweeper(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _close_runtime(**_: Any) -> None:
     close_runtime()
+    close_webhook_runtime()
 
 
 @signals.task_prerun.connect

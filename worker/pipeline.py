@@ -87,6 +87,9 @@ class PipelineDeps:
     #: Longest countdown a retry may use (see :func:`shared.queue.max_countdown`); longer
     #: delays park the job for the sweeper.
     max_countdown: float = MAX_BACKOFF_SECONDS
+    #: Idempotent listeners told again when a redelivered task finds its job already
+    #: finished: the worker that finished it may have died before they heard of it.
+    renotify: tuple[JobListener, ...] = ()
 
 
 def result_key(job: Job) -> str:
@@ -167,7 +170,7 @@ async def _attempt(job_id: str, deps: PipelineDeps, lease: Lease | None) -> Outc
         job_id, deadline_in=MAX_CAPTURE_SECONDS + deps.running_grace
     )
     if job is None:
-        log.info("job already finished or gone; nothing to do", job_id=job_id)
+        await _renotify(deps, job_id)
         return Outcome(status=None)
     with structlog.contextvars.bound_contextvars(
         **job_log_context(job), url=job.options.url, engine=deps.engine.name, attempt=job.attempts
@@ -245,9 +248,24 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
     return Outcome(status=JobStatus.succeeded)
 
 
-async def _notify(deps: PipelineDeps, job: Job) -> None:
+async def _renotify(deps: PipelineDeps, job_id: str) -> None:
+    """A redelivered task found ``job_id`` finished: tell the idempotent ``renotify``
+    listeners again, in case the worker that finished it died before they heard of it."""
+    try:
+        job = await deps.store.get(job_id)
+    except JobNotFound:
+        log.info("job gone; nothing to do", job_id=job_id)
+        return
+    log.info("job already finished; telling idempotent listeners again", job_id=job_id,
+             status=job.status.value)
+    if job.status.is_terminal:
+        await _notify(deps, job, deps.renotify)
+
+
+async def _notify(deps: PipelineDeps, job: Job,
+                  listeners: tuple[JobListener, ...] | None = None) -> None:
     """Tell every listener that ``job`` finished; one failing listener does not stop the rest."""
-    for listener in deps.listeners:
+    for listener in deps.listeners if listeners is None else listeners:
         try:
             await listener.job_finished(job)
         except Exception:

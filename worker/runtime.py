@@ -11,14 +11,19 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from shared.batches import BatchStore
+from shared.completion import Completion
 from shared.connections import create_redis
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
+from shared.result_cache import ResultCache
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
+from shared.webhooks.listener import Enqueue, WebhookListener
+from shared.webhooks.store import DeliveryStore
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
 from worker.pipeline import PipelineDeps
@@ -32,20 +37,34 @@ CANCEL_TIMEOUT_S = 5.0
 class WorkerRuntime:
     """The long-lived objects one worker process runs its captures with."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> None:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.redis = create_redis(settings.redis_url, max_connections=16)
+        store = StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
+                            queued_deadline=settings.queued_deadline_seconds)
         engine = make_engine(settings)
+        # Result cache index, single-flight followers and batch counts. Other reactions to
+        # finished jobs (webhooks) go into its job_hooks/batch_hooks, here and in api/app.py:
+        # jobs that share a capture end here without a pipeline run of their own.
+        webhooks = WebhookListener(
+            DeliveryStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            enqueue=enqueue_delivery,
+        )
+        completion = Completion(
+            store,
+            ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
+            BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            job_hooks=(webhooks.job_finished,),
+        )
         self.deps = PipelineDeps(
-            store=StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
-                              queued_deadline=settings.queued_deadline_seconds),
+            store=store,
             engine=engine,
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
-            listeners=(MetricsListener(engine=engine.name),),
+            listeners=(completion, MetricsListener(engine=engine.name)),
             slots=(
                 FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
                                limit=settings.snapapi_max_concurrency)
@@ -54,6 +73,7 @@ class WorkerRuntime:
             slot_wait=settings.snapapi_slot_wait_seconds,
             running_grace=settings.running_grace_seconds,
             max_countdown=max_countdown(settings),
+            renotify=(webhooks,),  # idempotent: a second call opens and enqueues nothing
         )
         self._started = False
 
@@ -93,11 +113,15 @@ class WorkerRuntime:
 _runtime: WorkerRuntime | None = None
 
 
-def get_runtime(settings: Settings) -> WorkerRuntime:
-    """This process's runtime, built on first use."""
+def get_runtime(settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> WorkerRuntime:
+    """This process's runtime, built on first use.
+
+    ``enqueue_delivery`` sends a webhook delivery task; without it, finished jobs' webhooks
+    are left to the dispatcher (about a second later).
+    """
     global _runtime
     if _runtime is None:
-        _runtime = WorkerRuntime(settings)
+        _runtime = WorkerRuntime(settings, enqueue_delivery=enqueue_delivery)
     return _runtime
 
 

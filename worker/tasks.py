@@ -1,16 +1,19 @@
-"""Celery tasks: thin wrappers that decode arguments and call the capture pipeline."""
+"""Celery tasks: thin wrappers that decode arguments and call the pipeline or the deliverer."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from celery import Task
 
-from shared.constants import CAPTURE_TASK
+from shared.constants import CAPTURE_TASK, WEBHOOK_TASK
 from shared.errors import StoreUnavailable
-from shared.queue import SLOT_RETRY_COUNTDOWN_SECONDS, ShotlineCelery
+from shared.queue import SLOT_RETRY_COUNTDOWN_SECONDS, ShotlineCelery, enqueue_delivery
+from shared.webhooks.delivery import attempt_delivery
 from worker.pipeline import run_capture_job
 from worker.runtime import get_runtime
+from worker.webhooks import get_webhook_runtime
 
 
 def register_tasks(app: ShotlineCelery) -> None:
@@ -24,10 +27,17 @@ def register_tasks(app: ShotlineCelery) -> None:
         writes the same storage key. A job waiting for a fleet slot comes back shortly,
         and so does one whose status Redis is unreachable (the job is never failed for it).
         """
-        runtime = get_runtime(app.settings)
+        runtime = get_runtime(app.settings, enqueue_delivery=functools.partial(enqueue_delivery, app))
         try:
             outcome = runtime.run(run_capture_job(job_id, runtime.deps))
         except StoreUnavailable as exc:
             raise self.retry(countdown=SLOT_RETRY_COUNTDOWN_SECONDS, exc=exc) from exc
         if outcome.retry_in is not None:
             raise self.retry(countdown=outcome.retry_in)
+
+    @app.task(name=WEBHOOK_TASK, max_retries=0)
+    def deliver_webhook(job_id: str) -> None:
+        """Make the due attempt of ``job_id``'s webhook delivery. Retries are scheduled in
+        Redis by the attempt itself, never with Celery countdowns."""
+        runtime = get_webhook_runtime(app.settings)
+        runtime.run(attempt_delivery(job_id, runtime.deps))

@@ -2,34 +2,57 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse
 
-from api.deps import ServicesDep
-from api.schemas import ErrorBody, JobView
-from api.services import job_view, result_url
+from api.deps import CallerDep, ServicesDep
+from api.schemas import ErrorBody, JobList, JobView
+from api.services import get_owned_job, job_view, recent_jobs, result_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+#: Most jobs one ``GET /v1/jobs`` returns.
+MAX_LIST_LIMIT = 100
+
+
+@router.get(
+    "",
+    response_model=JobList,
+    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    summary="List recent jobs",
+)
+async def list_jobs(
+    services: ServicesDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="How many jobs.")] = 20,
+) -> JobList:
+    """The caller's most recent jobs, newest first (each with a fresh download URL)."""
+    return JobList(jobs=await recent_jobs(services, api_key_id=caller.key_id, limit=limit))
 
 
 @router.get(
     "/{job_id}",
     response_model=JobView,
-    responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 429: {"model": ErrorBody},
+               503: {"model": ErrorBody}},
     summary="Get a job's status",
 )
-async def get_job(job_id: str, services: ServicesDep) -> JobView:
+async def get_job(job_id: str, services: ServicesDep, caller: CallerDep) -> JobView:
     """The job's status record; when it succeeded, ``result.url`` is a fresh signed URL."""
-    return job_view(services, await services.store.get(job_id))
+    return job_view(services, await get_owned_job(services, caller, job_id))
 
 
 @router.get(
     "/{job_id}/result",
     status_code=302,
     response_class=RedirectResponse,
-    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody},
+               429: {"model": ErrorBody}},
     summary="Download a job's result",
 )
-async def get_job_result(job_id: str, services: ServicesDep) -> RedirectResponse:
+async def get_job_result(job_id: str, services: ServicesDep, caller: CallerDep) -> RedirectResponse:
     """302 to a fresh download URL; 409 while the job has no result."""
-    return RedirectResponse(await result_url(services, job_id), status_code=302)
+    return RedirectResponse(await result_url(services, caller, job_id), status_code=302)

@@ -33,5 +33,6 @@ def make_storage(settings: Settings) -> Storage:
         # Imported here so that processes using local storage never load boto3.
         from shared.storage.s3 import S3Storage
 
-        return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_region)
+        return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_region,
+                         public_endpoint_url=settings.s3_public_endpoint_url)
     raise ConfigurationError(f"Unknown storage backend {settings.storage!r}.")

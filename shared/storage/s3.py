@@ -42,12 +42,26 @@ def _error_code(exc: BaseException) -> str:
     return ""
 
 
+def _make_client(endpoint_url: str | None, region: str | None) -> S3Client:
+    try:
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=client_config(path_style=endpoint_url is not None),
+        )
+    except (BotoCoreError, ValueError) as exc:
+        raise StorageError(f"Cannot create the S3 client: {exc}") from exc
+
+
 class S3Storage:
     """Objects in ``bucket``; links are presigned ``GetObject`` URLs straight to S3.
 
     Credentials and (unless ``region`` is given) the region come from boto3's usual chain:
     environment, shared config files, instance/container roles. With ``endpoint_url``
-    (MinIO, moto...) requests use path-style addressing.
+    (MinIO, moto...) requests use path-style addressing. With ``public_endpoint_url``, links
+    are signed for that address instead (SigV4 signs the host, so they cannot be rewritten):
+    for an S3 server that clients reach by another name than Shotline does.
     """
 
     name = "s3"
@@ -58,21 +72,18 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str | None = None,
         client: S3Client | None = None,
+        *,
+        public_endpoint_url: str | None = None,
     ) -> None:
         if not bucket:
             raise StorageError("S3Storage needs a bucket name.")
         self.bucket = bucket
         if client is None:
-            try:
-                client = boto3.session.Session().client(
-                    "s3",
-                    endpoint_url=endpoint_url,
-                    region_name=region,
-                    config=client_config(path_style=endpoint_url is not None),
-                )
-            except (BotoCoreError, ValueError) as exc:
-                raise StorageError(f"Cannot create the S3 client: {exc}") from exc
+            client = _make_client(endpoint_url, region)
         self._client = client
+        # Presigning is local computation: this client never opens a connection.
+        self._signer = (client if public_endpoint_url is None
+                        else _make_client(public_endpoint_url, client.meta.region_name))
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
         """Upload ``data`` to ``key`` with ``content_type`` (overwriting any previous object)."""
@@ -98,7 +109,7 @@ class S3Storage:
             )
         issued = int(time.time())
         try:
-            url = self._client.generate_presigned_url(
+            url = self._signer.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.bucket, "Key": key},
                 ExpiresIn=expires_in,
@@ -144,3 +155,5 @@ class S3Storage:
     async def aclose(self) -> None:
         """Close the client's connection pool."""
         await asyncio.to_thread(self._client.close)
+        if self._signer is not self._client:
+            await asyncio.to_thread(self._signer.close)

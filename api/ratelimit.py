@@ -1,0 +1,124 @@
+"""Per-key request rate limits (moving window, shared by every API process through Redis)
+and monthly capture quotas.
+
+Built on ``limits`` (the library behind slowapi) through its asyncio API: slowapi's own
+limiter is synchronous and its key functions cannot await the API key lookup, while
+``limits.aio`` gives the same Redis storage and moving-window strategy without blocking
+the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError as LimitsStorageError
+
+from api.auth import Principal
+from shared.constants import QUOTA_PREFIX, RATE_LIMIT_PREFIX
+from shared.errors import QuotaExceeded, StoreUnavailable
+from shared.status_store import redis_errors
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """What the ``X-RateLimit-*`` headers say after a request."""
+
+    limit: int
+    remaining: int
+    reset: int  # Unix time (seconds) at which the window has room again
+    allowed: bool = True
+    retry_after: int = 1  # seconds until then
+
+    def headers(self) -> dict[str, str]:
+        """The response headers."""
+        return {"X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(self.reset)}
+
+
+class RateLimiter:
+    """Moving-window limits per caller on Redis."""
+
+    def __init__(self, redis: aioredis.Redis, *, default: str) -> None:
+        # The API's own connection pool (its timeouts and retries), no second one.
+        self.storage = RedisStorage("async+redis://", implementation="redispy",
+                                    key_prefix=RATE_LIMIT_PREFIX, wrap_exceptions=True,
+                                    connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+                                    )
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.default = parse(default)
+        self._parsed: dict[str, RateLimitItem] = {}
+
+    def _item(self, override: str | None) -> RateLimitItem:
+        if override is None:
+            return self.default
+        if override not in self._parsed:
+            self._parsed[override] = parse(override)
+        return self._parsed[override]
+
+    async def hit(self, principal: Principal, *, cost: int = 1) -> RateLimitState:
+        """Count ``cost`` requests of ``principal``; ``allowed`` is false when that would go
+        over its limit (and then nothing was counted)."""
+        item = self._item(principal.key.rate_limit if principal.key else None)
+        try:
+            allowed = await self.strategy.hit(item, principal.client, cost=cost)
+            stats = await self.strategy.get_window_stats(item, principal.client)
+        except LimitsStorageError as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+        return RateLimitState(
+            limit=item.amount, remaining=max(0, stats.remaining), reset=math.ceil(stats.reset_time),
+            allowed=allowed, retry_after=max(1, math.ceil(stats.reset_time - time.time())),
+        )
+
+
+def _next_month(now: datetime) -> datetime:
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+class QuotaCounter:
+    """Captures per key and calendar month (UTC). Cache hits and shared captures are free."""
+
+    def __init__(self, redis: aioredis.Redis, *, default: int | None) -> None:
+        self.redis = redis
+        self.default = default
+
+    def _quota(self, principal: Principal) -> int | None:
+        if principal.key is None:
+            return None
+        return principal.key.monthly_quota if principal.key.monthly_quota is not None else self.default
+
+    def _key(self, principal: Principal, now: datetime) -> str:
+        return f"{QUOTA_PREFIX}{principal.owner}:{now:%Y-%m}"
+
+    async def charge(self, principal: Principal, *, now: datetime | None = None) -> None:
+        """Count one capture; :class:`QuotaExceeded` (nothing counted) when none is left."""
+        quota = self._quota(principal)
+        if quota is None:
+            return
+        now = now or datetime.now(UTC)
+        key = self._key(principal, now)
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 40 * 24 * 3600)
+                used, _ = await pipe.execute()
+            if used > quota:
+                await self.redis.decr(key)
+                retry_after = max(1, int((_next_month(now) - now).total_seconds()))
+                raise QuotaExceeded(f"Monthly quota of {quota} captures used up.",
+                                    retry_after=retry_after)
+
+    async def refund(self, principal: Principal, *, now: datetime | None = None) -> None:
+        """Give back a charge (the request turned out to share another capture)."""
+        if self._quota(principal) is None:
+            return
+        with redis_errors():
+            await self.redis.decr(self._key(principal, now or datetime.now(UTC)))

@@ -1,0 +1,112 @@
+"""What happens once a job has its final answer, wherever that happens.
+
+In the worker, :class:`Completion` is a pipeline ``JobListener``: it indexes a succeeded
+capture in the result cache, finishes the jobs that shared the capture (single-flight
+followers) with the same outcome, and counts the job in its batch. In the API, the same
+object settles the jobs that end there (cache hits, jobs refused inside a batch, followers
+repaired on read).
+
+Other features react to finished jobs and batches through its ``job_hooks`` and
+``batch_hooks`` (give the same hooks to both the worker's and the API's instance), not as
+separate pipeline listeners: many jobs end without a capture of their own, and only this
+object sees them all. Each job reaches the hooks once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+
+from shared.batches import Batch, BatchStore
+from shared.errors import JobNotFound
+from shared.jobs import Job, JobError, JobStatus
+from shared.result_cache import ResultCache
+from shared.status_store import StatusStore
+
+log = structlog.get_logger("shotline.completion")
+
+#: Called with a job that just reached a final status.
+JobHook = Callable[[Job], Awaitable[None]]
+#: Called once with a batch whose last job just ended.
+BatchHook = Callable[[Batch], Awaitable[None]]
+
+
+class Completion:
+    """Settles finished jobs: result cache, single-flight followers, batches, hooks."""
+
+    def __init__(
+        self,
+        store: StatusStore,
+        cache: ResultCache,
+        batches: BatchStore,
+        *,
+        job_hooks: Sequence[JobHook] = (),
+        batch_hooks: Sequence[BatchHook] = (),
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.batches = batches
+        self.job_hooks = tuple(job_hooks)
+        self.batch_hooks = tuple(batch_hooks)
+
+    async def job_finished(self, job: Job) -> None:
+        """The worker pipeline's listener: ``job`` was just captured (or failed for good)."""
+        if not job.cached:
+            await self.cache.remember(job)
+        for follower_id in await self.cache.release(job):
+            finished = await self.finish_from(follower_id, job)
+            if finished is not None:
+                log.info("job finished with a shared capture", job_id=finished.id,
+                         capture_of=job.id, status=finished.status.value)
+                await self.settled(finished)
+        await self.settled(job)
+
+    async def finish_from(self, job_id: str, source: Job) -> Job | None:
+        """End ``job_id`` with ``source``'s outcome; ``None`` if it had already ended."""
+        if source.status is JobStatus.succeeded and source.result is not None:
+            return await self.store.mark_succeeded(job_id, source.result)
+        error = source.error or JobError(code="engine_error", message="the shared capture failed")
+        return await self.store.mark_failed(job_id, error)
+
+    async def repair(self, job: Job) -> Job:
+        """Finish a follower whose leader ended without finishing it (crash in between).
+
+        Called on reads; returns ``job`` as it now stands.
+        """
+        if job.status.is_terminal or job.capture_of is None:
+            return job
+        try:
+            leader = await self.store.get(job.capture_of)
+        except JobNotFound:
+            leader = Job(id=job.capture_of, status=JobStatus.failed, created_at=job.created_at,
+                         options=job.options,
+                         error=JobError(code="engine_error", message="the shared capture was lost"))
+        if not leader.status.is_terminal:
+            return job
+        finished = await self.finish_from(job.id, leader)
+        if finished is None:
+            return await self.store.get(job.id)
+        log.info("job finished with a shared capture on read", job_id=job.id, capture_of=leader.id,
+                 status=finished.status.value)
+        await self.settled(finished)
+        return finished
+
+    async def settled(self, job: Job) -> None:
+        """``job`` just reached its final status: run the hooks, count it in its batch."""
+        for hook in self.job_hooks:
+            try:
+                await hook(job)
+            except Exception:
+                log.exception("job hook failed", job_id=job.id)
+        if job.batch_id is None:
+            return
+        batch = await self.batches.job_finished(job.batch_id)
+        if batch is None:
+            return
+        log.info("batch finished", batch_id=batch.id, jobs=len(batch.job_ids))
+        for batch_hook in self.batch_hooks:
+            try:
+                await batch_hook(batch)
+            except Exception:
+                log.exception("batch hook failed", batch_id=batch.id)

@@ -1,0 +1,71 @@
+"""A job as clients see it: the body of ``GET /v1/jobs/{id}`` and of webhook events.
+
+Both the API and the webhook deliverer render jobs with :func:`render_job`, so a webhook's
+``data`` is exactly what polling returns, with its own freshly signed download URL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from shared.jobs import CaptureOptions, Job, JobError, JobStatus
+from shared.storage.base import Storage
+
+
+class ResultView(BaseModel):
+    """A succeeded job's result with a freshly minted, time-limited download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str = Field(examples=["image/png"])
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    sha256: str
+    final_url: str | None = Field(default=None, description="Page URL after redirects.")
+    http_status: int | None = Field(default=None, description="HTTP status of the page.")
+    title: str | None = Field(default=None, description="The page's title.")
+    blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
+
+
+class JobView(BaseModel):
+    """A job's status record as clients see it."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int
+    error: JobError | None = None
+    result: ResultView | None = None
+    options: CaptureOptions
+    cached: bool = Field(default=False, description="Reused another job's capture at no cost.")
+    batch_id: str | None = None
+
+
+def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
+    """The client-facing view of ``job``, with a fresh download URL when it succeeded."""
+    result = None
+    if job.result is not None and job.status is JobStatus.succeeded:
+        signed = storage.signed_url(job.result.key, expires_in=url_ttl_seconds)
+        result = ResultView(
+            url=signed.url,
+            expires_at=signed.expires_at,
+            **job.result.model_dump(exclude={"key"}),
+        )
+    return JobView(
+        id=job.id,
+        status=job.status,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        attempts=job.attempts,
+        error=job.error,
+        result=result,
+        options=job.options.redacted(),
+        cached=job.cached,
+        batch_id=job.batch_id,
+    )

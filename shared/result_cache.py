@@ -1,0 +1,146 @@
+"""Reusing captures: the result cache and single-flight, both scoped to one owner (API key).
+
+The cache key of a request is the SHA-256 of its normalised capture options (every
+:class:`~shared.jobs.CaptureOptions` field, defaults included, as canonical JSON), so
+delivery fields such as ``webhook_url`` never split the cache. Two Redis keys per
+(owner, options):
+
+- ``cache:<owner>:<digest>`` → the latest succeeded job with these options and when it
+  finished; a request accepts it when it is younger than its ``cache_ttl``.
+- ``inflight:<owner>:<digest>`` → the job capturing these options right now. An identical
+  request arriving meanwhile becomes a *follower*: its job waits in
+  ``followers:<leader>`` and is finished with the leader's outcome (see
+  :mod:`shared.completion`), so both share one capture.
+
+Joining and releasing are Lua scripts, so a follower either joins before the leader
+releases (and is finished by it) or finds the leader finished and captures itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import redis.asyncio as aioredis
+
+from shared.constants import (
+    ANONYMOUS_OWNER,
+    CACHE_PREFIX,
+    FOLLOWERS_PREFIX,
+    INFLIGHT_PREFIX,
+    JOB_KEY_PREFIX,
+)
+from shared.errors import JobNotFound
+from shared.jobs import CaptureOptions, Job, JobStatus
+from shared.status_store import StatusStore, redis_errors
+
+#: How long a leader is remembered at most: far beyond any capture with its retries.
+INFLIGHT_TTL_SECONDS = 3600
+#: Longest a cache entry is kept, whatever the job TTL.
+MAX_INDEX_TTL_SECONDS = 30 * 24 * 3600
+
+# KEYS[1] inflight key. ARGV[1] this job's id, ARGV[2] TTL, ARGV[3] job key prefix,
+# ARGV[4] followers key prefix. Joins a live leader (and marks this job as sharing its
+# capture, JSON-encoded like the status store writes fields); else becomes the leader.
+_LEAD_OR_JOIN = """
+local leader = redis.call('GET', KEYS[1])
+if leader and leader ~= ARGV[1] then
+  local status = redis.call('HGET', ARGV[3] .. leader, 'status')
+  if status == '"queued"' or status == '"running"' then
+    local followers = ARGV[4] .. leader
+    redis.call('SADD', followers, ARGV[1])
+    redis.call('EXPIRE', followers, ARGV[2])
+    redis.call('HSET', ARGV[3] .. ARGV[1], 'capture_of', '"' .. leader .. '"', 'cached', 'true')
+    return leader
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+
+# KEYS[1] inflight key, KEYS[2] followers of this job. ARGV[1] this job's id.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local followers = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[2])
+return followers
+"""
+
+
+def options_digest(options: CaptureOptions) -> str:
+    """SHA-256 (hex) of the canonical JSON of every capture option, defaults included."""
+    canonical = json.dumps(options.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def owner_of(api_key_id: str | None) -> str:
+    """The name work is scoped to: the API key id, or the anonymous owner."""
+    return api_key_id or ANONYMOUS_OWNER
+
+
+class ResultCache:
+    """The result cache and the single-flight registry of one Redis."""
+
+    def __init__(self, redis: aioredis.Redis, store: StatusStore, *, index_ttl_seconds: int) -> None:
+        self.redis = redis
+        self.store = store
+        self.index_ttl_seconds = min(index_ttl_seconds, MAX_INDEX_TTL_SECONDS)
+        self._lead_or_join = redis.register_script(_LEAD_OR_JOIN)
+        self._release = redis.register_script(_RELEASE)
+
+    @staticmethod
+    def _keys(owner: str, digest: str) -> tuple[str, str]:
+        return f"{CACHE_PREFIX}{owner}:{digest}", f"{INFLIGHT_PREFIX}{owner}:{digest}"
+
+    async def lookup(self, owner: str, digest: str, *, max_age: int, now: float | None = None
+                     ) -> Job | None:
+        """The succeeded job with these options finished at most ``max_age`` seconds ago."""
+        cache_key, _ = self._keys(owner, digest)
+        with redis_errors():
+            raw = await self.redis.get(cache_key)
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        if (now or time.time()) - float(entry["finished_at"]) > max_age:
+            return None
+        try:
+            job = await self.store.get(str(entry["job_id"]))
+        except JobNotFound:
+            return None
+        if job.status is not JobStatus.succeeded or job.result is None:
+            return None
+        return job
+
+    async def remember(self, job: Job) -> None:
+        """Index a succeeded capture so identical requests can reuse it."""
+        if job.status is not JobStatus.succeeded or job.result is None:
+            return
+        cache_key, _ = self._keys(owner_of(job.api_key_id), options_digest(job.options))
+        finished = (job.finished_at.timestamp() if job.finished_at else time.time())
+        entry = json.dumps({"job_id": job.id, "finished_at": finished})
+        with redis_errors():
+            await self.redis.set(cache_key, entry, ex=self.index_ttl_seconds)
+
+    async def lead_or_join(self, owner: str, digest: str, job_id: str) -> str | None:
+        """Register ``job_id`` as the capture of these options, or join the one in flight.
+
+        Returns the leader's id when ``job_id`` joined it (it must then not be captured),
+        ``None`` when ``job_id`` leads.
+        """
+        _, inflight = self._keys(owner, digest)
+        with redis_errors():
+            leader = await self._lead_or_join(
+                keys=[inflight],
+                args=[job_id, INFLIGHT_TTL_SECONDS, JOB_KEY_PREFIX, FOLLOWERS_PREFIX],
+            )
+        return leader.decode() if leader else None
+
+    async def release(self, job: Job) -> list[str]:
+        """End ``job``'s single-flight: returns the followers to finish with its outcome."""
+        _, inflight = self._keys(owner_of(job.api_key_id), options_digest(job.options))
+        with redis_errors():
+            followers = await self._release(
+                keys=[inflight, f"{FOLLOWERS_PREFIX}{job.id}"], args=[job.id]
+            )
+        return sorted(member.decode() for member in followers)

@@ -1,0 +1,272 @@
+"""Webhook deliveries in Redis: state, attempt log, due set, locks and disabled endpoints.
+
+Every change of a delivery's state and its place in the due set happens in one Lua script,
+so a crash between the two cannot lose a retry. The due set is the retry schedule: an entry
+whose score has passed is handed to a delivery task by :meth:`DeliveryStore.claim_due`,
+which pushes the score one lease ahead; if that task is lost (worker killed, broker
+restarted) the entry comes due again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from shared.constants import (
+    WEBHOOK_ATTEMPTS_PREFIX,
+    WEBHOOK_DISABLED_PREFIX,
+    WEBHOOK_DUE_KEY,
+    WEBHOOK_KEY_PREFIX,
+    WEBHOOK_LOCK_PREFIX,
+)
+from shared.status_store import redis_errors
+from shared.webhooks.models import Delivery, DeliveryAttempt, DeliveryState
+from shared.webhooks.payload import EventType
+
+#: Attempts kept per job (the oldest are dropped beyond this).
+MAX_LOGGED_ATTEMPTS = 100
+
+# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] ttl, ARGV[2] job id, ARGV[3] due score,
+# ARGV[4..] field/value pairs. Creates the delivery unless it exists: 1 created, 0 existed.
+_OPEN = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+
+# KEYS[1] due set. ARGV[1] now, ARGV[2] lease end, ARGV[3] limit. Returns the due job ids,
+# each pushed to the lease end.
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
+return ids
+"""
+
+# KEYS[1] delivery hash, KEYS[2] attempt list, KEYS[3] due set. ARGV[1] round the attempt
+# belongs to, ARGV[2] attempt JSON, ARGV[3] attempts so far, ARGV[4] ttl, ARGV[5] job id,
+# ARGV[6] next due score or '' (final), ARGV[7] max logged attempts, ARGV[8..] fields.
+# The attempt is always logged; the state changes only if no redelivery began meanwhile.
+# Returns 1 applied, 0 superseded by a redelivery, -1 no such delivery.
+_RECORD = """
+local current = redis.call('HGET', KEYS[1], 'round')
+if not current then return -1 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], 'attempts', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if current ~= ARGV[1] then return 0 end
+if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
+if ARGV[6] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+else
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+end
+return 1
+"""
+
+# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] job id, ARGV[2] now, ARGV[3] due score,
+# ARGV[4] ttl. Starts a new round due now: 1 done, 0 no such delivery.
+_RESTART = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'round', 1)
+redis.call('HSET', KEYS[1], 'state', 'scheduled', 'failures', '0', 'next_attempt_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def delivery_key(job_id: str) -> str:
+    """Redis key of ``job_id``'s delivery hash."""
+    return f"{WEBHOOK_KEY_PREFIX}{job_id}"
+
+
+def attempts_key(job_id: str) -> str:
+    """Redis key of ``job_id``'s attempt list."""
+    return f"{WEBHOOK_ATTEMPTS_PREFIX}{job_id}"
+
+
+def disabled_key(owner: str | None, url: str) -> str:
+    """Redis key marking the endpoint ``url`` of ``owner`` disabled."""
+    digest = hashlib.sha256(f"{owner or ''}\n{url}".encode()).hexdigest()
+    return f"{WEBHOOK_DISABLED_PREFIX}{digest}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode(raw: Mapping[Any, Any]) -> Delivery:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    next_at = fields.get("next_attempt_at", "")
+    return Delivery(
+        job_id=fields["job_id"],
+        event=EventType(fields["event"]),
+        webhook_id=fields["webhook_id"],
+        url=fields["url"],
+        owner=fields.get("owner") or None,
+        state=DeliveryState(fields["state"]),
+        round=int(fields.get("round", "0")),
+        failures=int(fields.get("failures", "0")),
+        attempts=int(fields.get("attempts", "0")),
+        next_attempt_at=float(next_at) if next_at else None,
+    )
+
+
+def _pairs(fields: Mapping[str, object]) -> list[str]:
+    out: list[str] = []
+    for name, value in fields.items():
+        out += [name, "" if value is None else str(value)]
+    return out
+
+
+class DeliveryStore:
+    """Reads and moves webhook deliveries. One instance per process."""
+
+    def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+        self._open = redis.register_script(_OPEN)
+        self._claim = redis.register_script(_CLAIM)
+        self._record = redis.register_script(_RECORD)
+        self._restart = redis.register_script(_RESTART)
+        self._unlock = redis.register_script(_UNLOCK)
+
+    async def open(self, delivery: Delivery, *, due: float) -> bool:
+        """Create ``delivery`` and put it in the due set at ``due``, unless it exists already.
+
+        Returns whether it was created: telling about a finished job twice (a redelivered
+        capture task) creates nothing the second time.
+        """
+        fields = {
+            "job_id": delivery.job_id,
+            "event": delivery.event.value,
+            "webhook_id": delivery.webhook_id,
+            "url": delivery.url,
+            "owner": delivery.owner,
+            "state": delivery.state.value,
+            "round": delivery.round,
+            "failures": delivery.failures,
+            "attempts": delivery.attempts,
+            "next_attempt_at": delivery.next_attempt_at,
+        }
+        args = [str(self.ttl_seconds), delivery.job_id, repr(due), *_pairs(fields)]
+        with redis_errors():
+            created = await self._open(keys=[delivery_key(delivery.job_id), WEBHOOK_DUE_KEY],
+                                       args=args)
+        return bool(created)
+
+    async def get(self, job_id: str) -> Delivery | None:
+        """The delivery of ``job_id``, or ``None`` when there is none (yet)."""
+        with redis_errors():
+            raw = await self.redis.hgetall(delivery_key(job_id))
+        return _decode(raw) if raw else None
+
+    async def attempts(self, job_id: str) -> list[DeliveryAttempt]:
+        """Every logged attempt of ``job_id``'s delivery, oldest first."""
+        with redis_errors():
+            raw = await self.redis.lrange(attempts_key(job_id), 0, -1)
+        return [DeliveryAttempt.model_validate_json(item) for item in raw]
+
+    async def claim_due(self, *, now: float, lease_seconds: float, limit: int = 100) -> list[str]:
+        """The job ids whose attempt is due at ``now``, each leased for ``lease_seconds``.
+
+        A claimed entry comes due again after the lease unless its attempt records an
+        outcome first, so a lost task only delays the delivery.
+        """
+        with redis_errors():
+            ids = await self._claim(keys=[WEBHOOK_DUE_KEY],
+                                    args=[repr(now), repr(now + lease_seconds), limit])
+        return [_text(item) for item in ids]
+
+    async def due_at(self, job_id: str) -> float | None:
+        """The score of ``job_id`` in the due set (``None``: not in it)."""
+        with redis_errors():
+            score = await self.redis.zscore(WEBHOOK_DUE_KEY, job_id)
+        return None if score is None else float(score)
+
+    async def set_due(self, job_id: str, *, at: float) -> None:
+        """Make ``job_id`` due at ``at`` if it is in the due set (a failed enqueue: try soon)."""
+        with redis_errors():
+            await self.redis.zadd(WEBHOOK_DUE_KEY, {job_id: at}, xx=True)
+
+    async def forget_due(self, job_id: str) -> None:
+        """Drop ``job_id`` from the due set (its delivery is final or gone)."""
+        with redis_errors():
+            await self.redis.zrem(WEBHOOK_DUE_KEY, job_id)
+
+    async def record(
+        self,
+        delivery: Delivery,
+        attempt: DeliveryAttempt,
+        *,
+        state: DeliveryState,
+        failures: int,
+        next_attempt_at: float | None,
+    ) -> bool:
+        """Log ``attempt`` and move ``delivery`` to ``state`` (due again at ``next_attempt_at``).
+
+        Returns ``False`` when a redelivery started while the attempt ran: the attempt is
+        logged but the redelivery's state is kept.
+        """
+        fields = {"state": state.value, "failures": failures, "next_attempt_at": next_attempt_at}
+        args = [
+            str(delivery.round), attempt.model_dump_json(), str(attempt.number),
+            str(self.ttl_seconds), delivery.job_id,
+            "" if next_attempt_at is None else repr(next_attempt_at), str(MAX_LOGGED_ATTEMPTS),
+            *_pairs(fields),
+        ]
+        keys = [delivery_key(delivery.job_id), attempts_key(delivery.job_id), WEBHOOK_DUE_KEY]
+        with redis_errors():
+            applied = await self._record(keys=keys, args=args)
+        return int(applied) == 1
+
+    async def restart(self, job_id: str, *, now: float, due: float) -> bool:
+        """Start a new round of attempts for ``job_id``, due at ``due`` (a redelivery)."""
+        with redis_errors():
+            done = await self._restart(keys=[delivery_key(job_id), WEBHOOK_DUE_KEY],
+                                       args=[job_id, repr(now), repr(due), str(self.ttl_seconds)])
+        return bool(done)
+
+    async def lock(self, job_id: str, *, ttl_seconds: float) -> str | None:
+        """Take the attempt lock of ``job_id``: a token to :meth:`unlock` with, or ``None``
+        when another attempt holds it."""
+        token = secrets.token_hex(8)
+        with redis_errors():
+            taken = await self.redis.set(f"{WEBHOOK_LOCK_PREFIX}{job_id}", token, nx=True,
+                                         px=max(1, int(ttl_seconds * 1000)))
+        return token if taken else None
+
+    async def unlock(self, job_id: str, token: str) -> None:
+        """Release the attempt lock taken with ``token`` (no-op if it expired meanwhile)."""
+        with redis_errors():
+            await self._unlock(keys=[f"{WEBHOOK_LOCK_PREFIX}{job_id}"], args=[token])
+
+    async def disable_endpoint(self, owner: str | None, url: str, *, job_id: str, at: float) -> None:
+        """Mark ``owner``'s endpoint ``url`` disabled (it answered 410 Gone)."""
+        value = json.dumps({"url": url, "job_id": job_id, "at": at})
+        with redis_errors():
+            await self.redis.set(disabled_key(owner, url), value)
+
+    async def endpoint_disabled(self, owner: str | None, url: str) -> bool:
+        """Whether ``owner``'s endpoint ``url`` is disabled."""
+        with redis_errors():
+            return bool(await self.redis.exists(disabled_key(owner, url)))
+
+    async def enable_endpoint(self, owner: str | None, url: str) -> bool:
+        """Lift a disabled mark (a redelivery asks for it); whether there was one."""
+        with redis_errors():
+            return bool(await self.redis.delete(disabled_key(owner, url)))
