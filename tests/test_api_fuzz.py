@@ -3,7 +3,8 @@
 Every operation gets schema-conforming and schema-violating requests (bounded: the whole
 module takes well under a minute). Every answer must be below 500, and every 4xx must
 have the API's one JSON error shape. Capture URLs the fuzzer makes valid are pinned to
-IP literals, so that fuzzing never sends DNS lookups of made-up names anywhere.
+IP literals, so that fuzzing never sends DNS lookups of made-up names anywhere (and no
+request waits for a capture: no worker runs here).
 """
 
 from __future__ import annotations
@@ -48,15 +49,24 @@ def test_the_live_api_serves_this_very_document(api_base: str) -> None:
     assert served == own_openapi()
 
 
-def pin_url(body: Any) -> None:
-    """Point a valid ``url`` of a generated body at an IP literal (no DNS lookup)."""
-    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-        return
+def pin_urls(value: Any, *, refused_only: bool = False) -> Any:
+    """``value`` with every string a capture or webhook URL check would accept (and so
+    resolve) pointed at an IP literal; invalid strings stay, to be refused as they are.
+
+    ``refused_only`` pins to the refused address only: the synchronous endpoint then answers
+    at once instead of waiting for a capture no worker here will make.
+    """
+    if isinstance(value, dict):
+        return {key: pin_urls(item, refused_only=refused_only) for key, item in value.items()}
+    if isinstance(value, list):
+        return [pin_urls(item, refused_only=refused_only) for item in value]
+    if not isinstance(value, str):
+        return value
     try:
-        _url_adapter.validate_python(body["url"])
+        _url_adapter.validate_python(value)
     except ValidationError:
-        return  # invalid: refused before anything resolves it, keep fuzzing it
-    body["url"] = PINNED_URLS[len(body["url"]) % len(PINNED_URLS)]
+        return value
+    return PINNED_URLS[-1] if refused_only else PINNED_URLS[len(value) % len(PINNED_URLS)]
 
 
 @schema.parametrize()
@@ -67,7 +77,9 @@ def pin_url(body: Any) -> None:
     suppress_health_check=list(HealthCheck),
 )
 def test_no_request_makes_the_api_fail(api_base: str, case: Any) -> None:
-    pin_url(case.body)
+    case.body = pin_urls(case.body, refused_only=case.path.endswith("/sync"))
+    if isinstance(case.query, dict):
+        case.query = pin_urls(case.query, refused_only=True)
     response = case.call(base_url=api_base, timeout=30)
     assert response.status_code < 500, (case.method, case.path, case.body, response.text)
     if response.status_code >= 400:
