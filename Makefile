@@ -28,6 +28,8 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
+	@scripts/install-system-deps.sh --bench
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages Shotline needs (Chromium, emoji/CJK fonts, redis-server) when
 # they are missing. As root it uses apt-get; otherwise it says exactly what to install.
+# With --bench, also the pages the benchmarks shoot (python3.11-doc).
 set -euo pipefail
 
 missing=()
+if [ "${1:-}" = "--bench" ]; then
+  dpkg -s python3.11-doc >/dev/null 2>&1 || missing+=(python3.11-doc)
+fi
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)

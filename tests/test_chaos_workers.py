@@ -7,6 +7,7 @@ back within seconds, and a fast sweeper.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -17,10 +18,12 @@ import httpx
 import psutil
 import pytest
 
+from shotline.webhooks import generate_secret
 from tests.conftest import ProcessFactory
 from tests.polling import submit
 from tests.procs import Marked, wait_for, zombies_of
 from tests.servers import PageServer
+from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -106,17 +109,29 @@ def test_kill_9_of_a_pool_child_mid_capture_loses_no_job(
     processes: ProcessFactory, client: httpx.Client, page_server: PageServer
 ) -> None:
     marked = Marked()
-    base = processes.api(**CHAOS_ENV)
-    worker, _log = processes.worker(concurrency=2, **CHAOS_ENV, **marked.env)
-    urls = submit_many(client, base, 20, url=page_server.url("/slow?ms=300"), timeout_ms=20000)
-    assert wait_for(lambda: count_status(client, urls, "running") >= 2, timeout=30)
-    victim = pool_children(worker)[0]
-    victim.kill()
-    done = wait_all_terminal(client, urls, timeout=150)
-    assert [r["status"] for r in done] == ["succeeded"] * len(urls), [
-        r for r in done if r["status"] != "succeeded"
-    ]
-    assert any(r["attempts"] == 2 for r in done)  # the killed capture ran again
+    env = {**CHAOS_ENV, "SHOTLINE_WEBHOOK_SECRET": generate_secret()}
+    base = processes.api(**env)
+    worker, _log = processes.worker(concurrency=2, **env, **marked.env)
+    processes.webhook_worker(**env)
+    with WebhookReceiver() as receiver:
+        urls = submit_many(client, base, 20, url=page_server.url("/slow?ms=300"), timeout_ms=20000,
+                           webhook_url=receiver.url())
+        assert wait_for(lambda: count_status(client, urls, "running") >= 2, timeout=30)
+        victim = pool_children(worker)[0]
+        victim.kill()
+        done = wait_all_terminal(client, urls, timeout=150)
+        assert [r["status"] for r in done] == ["succeeded"] * len(urls), [
+            r for r in done if r["status"] != "succeeded"
+        ]
+        assert any(r["attempts"] == 2 for r in done)  # the killed capture ran again
+        # One job.succeeded event per job, none twice (receivers dedupe on webhook-id, but
+        # Shotline should not make them): wait for all, then a little longer for strays.
+        received = receiver.wait_for(len(urls), timeout=60)
+        time.sleep(3)
+        received = list(receiver.received)
+    ids = [r.headers["webhook-id"] for r in received]
+    assert len(ids) == len(set(ids)) == len(urls), sorted(ids)
+    assert {json.loads(r.body)["data"]["id"] for r in received} == {r["id"] for r in done}
     # The killed child's browser went with it; the replacement child has its own.
     assert wait_for(lambda: len(marked.browsers()) <= 2, timeout=20), marked.browsers()
     worker.send_signal(signal.SIGTERM)

@@ -1,0 +1,135 @@
+"""Memory: the API streaming many large results at once, and a worker over many captures.
+
+API: twenty 20 MB results are downloaded at the same time through the API, and its
+resident memory is sampled meanwhile (plus the kernel's high-water mark). Until the
+synchronous capture endpoint (``POST /v1/screenshots/sync``) streams results, the
+downloads go through ``GET /v1/files/...`` signed links of the local storage, which
+streams from disk in 64 KiB chunks.
+
+Worker: a chromium worker (as ``shotline worker`` runs it) captures documentation pages
+through the whole pipeline; the resident memory of its process tree (Celery processes and
+Chromium) is read after every batch. Growth is measured from the end of the warm-up batch
+to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.client import submit_all, wait_finished
+from bench.pages import docs_sites, pick_pages, spread
+from bench.stack import peak_rss_mb, rss_mb, stack, tree_memory
+from shared.storage import LOCAL_FILES_DIR, LocalStorage
+
+FILE_MB = 20
+
+
+def _sample_peak(pid: int, stop: threading.Event, peaks: list[float]) -> None:
+    while not stop.is_set():
+        peaks.append(rss_mb(pid))
+        time.sleep(0.005)
+
+
+def api_streaming(workdir: Path, *, files: int = 20) -> dict[str, Any]:
+    """Peak API RSS while ``files`` results of :data:`FILE_MB` MB stream at once."""
+    with stack(workdir / "memory-api") as running:
+        base, api = running.processes.api_process()
+        env = running.processes.base_env
+        storage = LocalStorage(Path(env["SHOTLINE_DATA_DIR"]) / LOCAL_FILES_DIR, base,
+                               env["SHOTLINE_SECRET_KEY"].encode())
+        digests: dict[str, str] = {}
+        for index in range(files):
+            data = os.urandom(FILE_MB * 2**20)
+            key = f"results/bench-{index:02d}.png"
+            asyncio.run(storage.put(key, data, content_type="image/png"))
+            digests[storage.signed_url(key, expires_in=600).url] = hashlib.sha256(data).hexdigest()
+        with httpx.Client(trust_env=False) as http:
+            http.get(f"{base}/healthz").raise_for_status()
+        idle = rss_mb(api.pid)
+        peaks: list[float] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_peak, args=(api.pid, stop, peaks), daemon=True)
+        sampler.start()
+        verified = 0
+
+        async def download(url: str) -> bool:
+            digest = hashlib.sha256()
+            async with httpx.AsyncClient(timeout=120, trust_env=False) as http, \
+                    http.stream("GET", url) as response:
+                response.raise_for_status()
+                async for chunk in response.aiter_bytes(256 * 1024):
+                    digest.update(chunk)
+            return digest.hexdigest() == digests[url]
+
+        async def everything() -> list[bool]:
+            return await asyncio.gather(*(download(url) for url in digests))
+
+        started = time.perf_counter()
+        verified = sum(asyncio.run(everything()))
+        seconds = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+        high_water = peak_rss_mb(api.pid)
+    peak = max(max(peaks, default=0.0), high_water)
+    return {
+        "streams": files, "mb_each": FILE_MB, "via": "GET /v1/files (signed local links)",
+        "verified": verified, "seconds": round(seconds, 2),
+        "idle_rss_mb": round(idle, 1), "peak_rss_mb": round(peak, 1),
+        "goal": {"name": f"API peak RSS <= 150 MB while streaming {files} x {FILE_MB} MB",
+                 "value": round(peak, 1), "target": 150, "met": peak <= 150},
+    }
+
+
+def worker_growth(workdir: Path, *, captures: int = 500, batch: int = 50) -> dict[str, Any]:
+    """Worker tree RSS after each batch of captures; growth after the first batch."""
+    pages = pick_pages(60)
+    samples: list[dict[str, Any]] = []
+    with docs_sites(6) as sites, stack(workdir / "memory-worker", SHOTLINE_ENGINE="chromium") as running:
+        urls = spread(pages, sites)
+        worker = running.processes.shotline_worker()
+        base, _api = running.processes.api_process()
+        client = running.redis()
+        done = 0
+        failed = 0
+        while done < captures:
+            size = min(batch, captures - done)
+            bodies = [{"url": urls[(done + i) % len(urls)], "width": 1280, "height": 800}
+                      for i in range(size)]
+            submitted = asyncio.run(submit_all(base, bodies, concurrency=4))
+            outcome = wait_finished(client, [s.job_id for s in submitted], timeout=600)
+            failed += size - outcome.succeeded
+            done += size
+            memory = tree_memory(worker.pid)
+            samples.append({"captures": done, "python_mb": round(memory.python_mb, 1),
+                            "total_mb": round(memory.total_mb, 1), "processes": memory.processes})
+    first, last = samples[0], samples[-1]
+    growth_total = (last["total_mb"] - first["total_mb"]) / first["total_mb"] * 100
+    growth_python = (last["python_mb"] - first["python_mb"]) / first["python_mb"] * 100
+    peak_total = max(s["total_mb"] for s in samples)
+    growth_peak = (peak_total - first["total_mb"]) / first["total_mb"] * 100
+    return {
+        "captures": captures, "failed": failed, "samples": samples,
+        "growth_percent_total": round(growth_total, 1),
+        "growth_percent_python": round(growth_python, 1),
+        "growth_percent_peak_total": round(growth_peak, 1),
+        "goal": {"name": f"worker RSS growth <= 10 % over {captures} captures",
+                 "value": round(max(growth_total, growth_python), 1), "target": 10,
+                 "met": max(growth_total, growth_python) <= 10},
+    }
+
+
+def run(workdir: Path, *, files: int = 20, captures: int = 500) -> dict[str, Any]:
+    """Both memory measurements."""
+    return {
+        "benchmark": "memory",
+        "api_streaming": api_streaming(workdir, files=files),
+        "worker": worker_growth(workdir, captures=captures),
+    }

@@ -1,0 +1,117 @@
+"""The machine a run happened on, and the Markdown tables of the results."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from worker.engines.browser import SYSTEM_CHROMIUM
+
+
+def _command(*args: str) -> str:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on: CPU, memory, versions and how busy the machine was."""
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "chromium": _command(SYSTEM_CHROMIUM, "--version").replace("\n", " "),
+        "redis": _command("redis-server", "--version").split(" sha=")[0],
+        "commit": _command("git", "rev-parse", "--short", "HEAD"),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def _goal_cell(goal: dict[str, Any]) -> str:
+    return f"{goal['value']} (goal {goal['target']}: {'met' if goal['met'] else 'NOT met'})"
+
+
+def markdown(name: str, result: dict[str, Any]) -> str:
+    """One benchmark's result as a Markdown section."""
+    lines = [f"### {name}", ""]
+    if name == "throughput":
+        lines += [
+            f"{result['pages']} pages of the Python 3.11 docs on {result['hosts']} loopback sites,"
+            f" {result['size']} PNG; best of {result['rounds']} interleaved rounds.",
+            "",
+            "| contender | shots/s | CPU s/shot | x shot-scraper (steady) | rounds (shots/s) |",
+            "|---|---|---|---|---|",
+        ]
+        for row in result["rows"]:
+            lines.append(
+                f"| {row['name']} | {row['shots_per_second']} | {row['cpu_seconds_per_shot']} |"
+                f" {row['ratio_vs_shot_scraper_steady']} | {row['all_rounds_shots_per_second']} |"
+            )
+        lines += [
+            "",
+            f"shot-scraper steady state (browser start {result['shot_scraper_startup_seconds']} s"
+            f" taken out): {result['shot_scraper_steady_shots_per_second']} shots/s.",
+            f"Goal: {result['goal']['name']}: {_goal_cell(result['goal'])}.",
+        ]
+    elif name == "overhead":
+        shot, bare, lat = result["shotline"], result["bare_celery_noop"], result["submit_latency"]
+        lines += [
+            "| | jobs | jobs/s | lost | CPU ms/job |",
+            "|---|---|---|---|---|",
+            f"| Shotline end to end (SnapAPI stand-in) | {shot['jobs']} | {shot['jobs_per_second']} |"
+            f" {shot['lost_or_failed']} | {_cpu(shot['cpu_ms_per_job'])} |",
+            f"| bare Celery no-op (prefork x{bare['worker_concurrency']}) | {bare['jobs']} |"
+            f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} |",
+            "",
+            f"Shotline / bare Celery: {result['ratio_shotline_vs_bare_celery']}. Submit latency at"
+            f" {lat['rate_per_second']:g} req/s open loop for {lat['seconds']:g} s: p50"
+            f" {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms"
+            f" ({lat['jobs_succeeded']}/{lat['sent']} of those jobs succeeded).",
+            "",
+        ]
+        lines += [f"Goal: {goal['name']}: {_goal_cell(goal)}." for goal in result["goals"]]
+    elif name == "memory":
+        api, worker = result["api_streaming"], result["worker"]
+        lines += [
+            "| | measured | goal |",
+            "|---|---|---|",
+            f"| API RSS, {api['streams']} x {api['mb_each']} MB streamed at once ({api['via']}) |"
+            f" idle {api['idle_rss_mb']} MB, peak {api['peak_rss_mb']} MB | ≤ 150 MB:"
+            f" {'met' if api['goal']['met'] else 'NOT met'} |",
+            f"| worker RSS over {worker['captures']} captures (Celery + Chromium) |"
+            f" {worker['samples'][0]['total_mb']} → {worker['samples'][-1]['total_mb']} MB"
+            f" ({worker['growth_percent_total']:+} %; Python {worker['growth_percent_python']:+} %)"
+            f" | ≤ 10 %: {'met' if worker['goal']['met'] else 'NOT met'} |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu(parts: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in parts.items())
+
+
+def machine_markdown(info: dict[str, Any]) -> str:
+    """One line describing the machine."""
+    return (
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; Linux"
+        f" {info['kernel']}; Python {info['python']}; {info['chromium']}; {info['redis']};"
+        f" load average at start {info['load_average']}; commit {info['commit']}; {info['date']}.\n"
+    )
