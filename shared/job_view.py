@@ -10,24 +10,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from shared.jobs import CaptureOptions, Job, JobError, JobStatus
+from shared.jobs import CaptureOptions, Job, JobError, JobStatus, ResultMetadata
 from shared.storage.base import Storage
 
 
-class ResultView(BaseModel):
+class ResultView(ResultMetadata):
     """A succeeded job's result with a freshly minted, time-limited download URL."""
 
     url: str
     expires_at: datetime
-    content_type: str = Field(examples=["image/png"])
-    bytes: int
-    width: int | None = None
-    height: int | None = None
-    sha256: str
-    final_url: str | None = Field(default=None, description="Page URL after redirects.")
-    http_status: int | None = Field(default=None, description="HTTP status of the page.")
-    title: str | None = Field(default=None, description="The page's title.")
-    blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
 
 
 class JobView(BaseModel):

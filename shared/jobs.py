@@ -274,11 +274,10 @@ class JobError(BaseModel):
     status: int | None = Field(default=None, description="Upstream HTTP status, when relevant.")
 
 
-class StoredResult(BaseModel):
-    """A stored capture result, as recorded on the job (the download URL is minted per read)."""
+class ResultMetadata(BaseModel):
+    """What is known about a capture's output and its page, stored and shown alike."""
 
-    key: str
-    content_type: str
+    content_type: str = Field(examples=["image/png"])
     bytes: int
     width: int | None = None
     height: int | None = None
@@ -287,6 +286,12 @@ class StoredResult(BaseModel):
     http_status: int | None = Field(default=None, description="HTTP status of the page.")
     title: str | None = Field(default=None, description="The page's title.")
     blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
+
+
+class StoredResult(ResultMetadata):
+    """A stored capture result, as recorded on the job (the download URL is minted per read)."""
+
+    key: str
 
 
 class Job(BaseModel):
