@@ -44,6 +44,9 @@ def api(ctx: click.Context, host: str, port: int) -> None:
     from api.app import create_app
 
     settings = _settings(ctx)
+    if "public_base_url" not in settings.model_fields_set and host not in ("0.0.0.0", "::"):
+        # Local download links point at this API, whatever port it was given.
+        settings = settings.model_copy(update={"public_base_url": f"http://{host}:{port}"})
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
                 proxy_headers=True, access_log=False)
@@ -108,12 +111,16 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
 
     settings = _settings(ctx)
     configure_logging(level=settings.log_level, fmt="console")
+    base = f"http://{host}:{port}"
+    if "public_base_url" not in settings.model_fields_set:
+        # Download links point at this API, whatever port it was given.
+        settings = settings.model_copy(update={"public_base_url": base})
     with local_redis(settings) as redis_url:
         settings = settings.model_copy(update={"redis_url": redis_url})
         key_file = ensure_dev_key(settings) if settings.auth != "off" else None
         with worker_process(redis_url, concurrency,
-                            shutdown_timeout=settings.shutdown_timeout_seconds):
-            base = f"http://{host}:{port}"
+                            shutdown_timeout=settings.shutdown_timeout_seconds,
+                            public_base_url=settings.public_base_url):
             auth = ""
             if key_file is not None:
                 click.echo(f"\nDevelopment API key: {key_file.read_text().strip()}"

@@ -117,7 +117,8 @@ def child_process(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
 
 @contextlib.contextmanager
 def worker_process(
-    redis_url: str, concurrency: int | None, *, shutdown_timeout: float = 70.0
+    redis_url: str, concurrency: int | None, *, shutdown_timeout: float = 70.0,
+    public_base_url: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A ``shotline worker`` child using ``redis_url`` (capture and webhook workers, the
     sweeper included); stopped on exit.
@@ -127,6 +128,8 @@ def worker_process(
     """
     env = dict(os.environ, SHOTLINE_REDIS_URL=redis_url)
     env.setdefault("SHOTLINE_LOG_FORMAT", "console")
+    if public_base_url is not None:  # webhook bodies carry download links too
+        env["SHOTLINE_PUBLIC_BASE_URL"] = public_base_url
     args = [sys.executable, "-m", "shotline.cli", "worker"]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
