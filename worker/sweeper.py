@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import threading
@@ -29,13 +30,18 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 import structlog
 
+from shared.batches import BatchStore
+from shared.completion import Completion
 from shared.connections import create_redis
 from shared.constants import SWEEPER_LOCK_KEY
 from shared.errors import ShotlineError
 from shared.jobs import Job
-from shared.queue import enqueue_capture, make_celery
+from shared.queue import enqueue_capture, enqueue_delivery, make_celery
+from shared.result_cache import ResultCache
 from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
+from shared.webhooks.listener import WebhookListener
+from shared.webhooks.store import DeliveryStore
 from worker.pipeline import JobListener
 
 log = structlog.get_logger("shotline.sweeper")
@@ -236,15 +242,26 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
             producer.close()
             await redis.aclose()
 
+        store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
+                            queued_deadline=settings.queued_deadline_seconds)
+        # A job failed as lost is settled like any other: shared-capture followers, its
+        # batch and its webhook (the same Completion as in the worker pipeline).
+        webhooks = WebhookListener(DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
+                                   enqueue=functools.partial(enqueue_delivery, producer))
+        completion = Completion(
+            store,
+            ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds),
+            BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
+            job_hooks=(webhooks.job_finished,),
+        )
         sweeper = Sweeper(
             redis=redis,
-            store=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
-                              queued_deadline=settings.queued_deadline_seconds),
+            store=store,
             enqueue=enqueue,
             interval=settings.sweep_interval_seconds,
             max_recoveries=settings.sweep_max_recoveries,
             max_attempts=settings.capture_max_attempts,
-            listeners=listeners,
+            listeners=(completion, *listeners),
         )
         return sweeper, close
 
