@@ -28,3 +28,13 @@ def wait_for_job(client: httpx.Client, status_url: str, *, timeout: float = 60.0
         if time.monotonic() > deadline:
             raise AssertionError(f"job still {record['status']} after {timeout}s: {record}")
         time.sleep(0.1)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert the API's one JSON error shape with ``status`` and ``code``; returns the body."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error"] == code
+    assert body["message"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ProcessFactory
+from tests.polling import assert_error
 from tests.servers import free_port
 
 
@@ -23,13 +24,6 @@ def client() -> Iterator[httpx.Client]:
         yield client
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code
-    assert body["message"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 @pytest.mark.parametrize(

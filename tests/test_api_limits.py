@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ProcessFactory
+from tests.polling import assert_error
 
 LIMIT = 4096
 
@@ -24,13 +25,6 @@ def client() -> Iterator[httpx.Client]:
         yield client
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code
-    assert body["message"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 def test_a_body_over_the_limit_is_413_without_being_read(base: str, client: httpx.Client) -> None:
