@@ -1,4 +1,4 @@
-"""Polling helpers for tests that drive the HTTP API."""
+"""Helpers for tests that drive the HTTP API: submit, poll, check error bodies."""
 
 from __future__ import annotations
 
