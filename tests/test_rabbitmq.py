@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -95,6 +96,12 @@ def test_capture_and_retry_end_to_end_over_rabbitmq(
         assert failed["status"] == "failed" and failed["error"]["code"] == "timeout", failed
         assert failed["attempts"] == 2
 
+    # The last attempt's message is acknowledged just after its job is marked failed: give
+    # the ack a moment to reach RabbitMQ before counting what is left in the queue.
+    deadline = time.monotonic() + 15
     queues = _queues(vhost)
+    while queues[CAPTURE_QUEUE] != ("quorum", 0) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        queues = _queues(vhost)
     assert queues[CAPTURE_QUEUE] == ("quorum", 0)
     assert any(name.startswith("celery_delayed_") for name in queues), queues
