@@ -8,7 +8,6 @@ chunk by chunk, never held whole in the API.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import Request
@@ -18,7 +17,8 @@ from api.auth import Principal
 from api.errors import error_response
 from api.idempotency import JOB_ID_HEADER
 from api.services import Services, get_owned_job
-from shared.errors import JobNotFound, StorageError, WaitTimeout
+from api.streaming import open_stream
+from shared.errors import WaitTimeout
 from shared.jobs import Job, JobError, JobStatus
 
 #: Time allowed beyond a request's ``timeout_ms`` for queueing and storing.
@@ -73,16 +73,7 @@ async def capture_response(request: Request, services: Services, job: Job
         return error_response(request, failure_status(error), error.code, error.message,
                               details=[detail], headers=headers)
     result = job.result
-    chunks = services.storage.stream(result.key)
-    try:
-        first = await anext(chunks, b"")
-    except StorageError as exc:
-        raise JobNotFound(f"the result of job {job.id} is no longer stored") from exc
-
-    async def body() -> AsyncIterator[bytes]:
-        yield first
-        async for chunk in chunks:
-            yield chunk
-
+    body = await open_stream(services.storage, result.key,
+                             missing=f"the result of job {job.id} is no longer stored")
     headers["Content-Length"] = str(result.bytes)
-    return StreamingResponse(body(), media_type=result.content_type, headers=headers)
+    return StreamingResponse(body, media_type=result.content_type, headers=headers)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep
 from api.schemas import ErrorBody
-from shared.errors import JobNotFound, StorageError
+from api.streaming import open_stream
+from shared.errors import JobNotFound
 from shared.storage.local import LocalStorage, media_type
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -32,17 +31,6 @@ async def get_file(
     if not isinstance(storage, LocalStorage):
         raise JobNotFound("files are served by the storage backend itself")
     storage.verify(key, expires, signature)
-    chunks = storage.stream(key)
-    # Pull the first chunk now: a missing file is an error before the 200 goes out.
-    try:
-        first = await anext(chunks, b"")
-    except StorageError as exc:
-        raise JobNotFound(f"no stored file {key!r}") from exc
-
-    async def body() -> AsyncIterator[bytes]:
-        yield first
-        async for chunk in chunks:
-            yield chunk
-
-    return StreamingResponse(body(), media_type=media_type(key),
+    body = await open_stream(storage, key, missing=f"no stored file {key!r}")
+    return StreamingResponse(body, media_type=media_type(key),
                              headers={"Cache-Control": "private, max-age=300"})
