@@ -22,6 +22,9 @@ from shared.webhooks.signing import parse_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: Most capture threads a worker runs by default (the threads pool, see ``WORKER_POOL``).
+MAX_DEFAULT_WORKER_THREADS = 64
+
 DEFAULT_WEBHOOK_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
@@ -190,7 +193,18 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
 
     # --- Processes and logs -----------------------------------------------------------
-    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    worker_pool: Literal["auto", "prefork", "threads"] = Field(
+        default="auto",
+        description="Celery pool of capture workers. auto: prefork for the chromium engine (CPU"
+        " bound: a process per core), threads for snapapi (I/O bound: many captures waiting at"
+        " once on the process's one event loop).",
+    )
+    worker_concurrency: int | None = Field(
+        default=None, ge=1,
+        description="Captures at once per worker: pool processes (prefork, default the CPU count)"
+        " or threads (threads, default SNAPAPI_MAX_CONCURRENCY up to 64: more threads could only"
+        " wait for a slot).",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     worker_metrics_port: int = Field(
@@ -240,6 +254,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def effective_worker_pool(self) -> Literal["prefork", "threads"]:
+        """The capture workers' Celery pool: ``WORKER_POOL``, or the engine's (see there)."""
+        if self.worker_pool != "auto":
+            return self.worker_pool
+        return "threads" if self.engine == "snapapi" else "prefork"
+
+    @property
+    def effective_worker_concurrency(self) -> int:
+        """Captures at once per worker: ``WORKER_CONCURRENCY``, or the pool's default."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        if self.effective_worker_pool == "threads" and self.engine == "snapapi":
+            # More threads than the plan's slots could only wait for one.
+            return min(self.snapapi_max_concurrency, MAX_DEFAULT_WORKER_THREADS)
+        return os.cpu_count() or 2
 
     @property
     def effective_broker_url(self) -> str:

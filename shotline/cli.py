@@ -66,8 +66,9 @@ def _parse_queues(value: str) -> set[str]:
 
 @main.command()
 @click.option("--concurrency", "-c", type=int, default=None,
-              help="Capture processes (default SHOTLINE_WORKER_CONCURRENCY, i.e. the CPU count);"
-              " with --queues webhooks alone, deliveries in flight.")
+              help="Captures at once (default SHOTLINE_WORKER_CONCURRENCY: the CPU count for"
+              " the chromium engine's processes, SNAPAPI_MAX_CONCURRENCY threads up to 64 for"
+              " snapapi's); with --queues webhooks alone, deliveries in flight.")
 @click.option("--queues", "-Q", default="capture,webhooks", show_default=True,
               help="What to work on: capture, webhooks, or both (a capture worker plus a"
               " webhook worker process beside it, so slow endpoints never hold a capture slot).")
@@ -86,8 +87,8 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
                               "--concurrency", str(concurrency or settings.webhook_concurrency),
                               "--hostname", "webhooks@%h"])
         return
-    argv = ["worker", *common, "-Q", CAPTURE_QUEUE,
-            "--concurrency", str(concurrency or settings.worker_concurrency)]
+    argv = ["worker", *common, "-Q", CAPTURE_QUEUE, "--pool", settings.effective_worker_pool,
+            "--concurrency", str(concurrency or settings.effective_worker_concurrency)]
     if "webhooks" not in wanted:
         app.worker_main(argv=argv)
         return

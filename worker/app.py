@@ -29,8 +29,8 @@ from shared.correlation import bind_task_context, unbind_task_context
 from shared.logging import configure_logging
 from shared.queue import enqueue_delivery, make_celery
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
-from worker.runtime import close_runtime
-from worker.shutdown import bound_warm_shutdown
+from worker.runtime import cancel_captures, close_runtime
+from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
 from worker.sweeper import SweeperThread, sweeper_thread
 from worker.tasks import register_tasks
 from worker.webhooks import close_webhook_runtime, get_webhook_runtime
@@ -65,7 +65,8 @@ def _start_webhook_dispatcher(**_: Any) -> None:
 @signals.worker_shutting_down.connect
 def _bound_shutdown(how: str = "", **_: Any) -> None:
     if how == "Warm":
-        bound_warm_shutdown(settings.shutdown_timeout_seconds)
+        bound_warm_shutdown(settings.shutdown_timeout_seconds,
+                            escalate=cancel_then_cold_shutdown(cancel_captures))
 
 
 @signals.worker_shutdown.connect

@@ -1,13 +1,22 @@
 """Per-process worker resources: one event loop with its Redis client, store, storage and engine.
 
-Celery's prefork pool forks children; each child builds its runtime lazily on its first
-task (after the fork), keeps it for its whole life (the browser stays warm) and closes it
-on shutdown so no Chromium outlives the worker.
+The loop runs in a thread of its own and every capture is handed to it with
+``run_coroutine_threadsafe``, so one runtime serves any Celery pool:
+
+- prefork (the Chromium engine: CPU bound, one process per core): each pool child builds
+  its runtime lazily on its first task (after the fork) and runs one capture at a time;
+- threads (the SnapAPI engine: I/O bound): one process, many pool threads, all of whose
+  captures wait concurrently on the one loop instead of one blocking call per process.
+
+The runtime lives as long as its process (the browser stays warm) and is closed on
+shutdown so no Chromium outlives the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -39,8 +48,11 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> None:
         self.settings = settings
+        self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.redis = create_redis(settings.redis_url, max_connections=16)
+        # The threads pool runs many captures at once: they wait for a free connection
+        # rather than fail for want of one.
+        self.redis = create_redis(settings.redis_url, max_connections=32, wait_for_connection=5.0)
         store = StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
                             queued_deadline=settings.queued_deadline_seconds)
         engine = make_engine(settings)
@@ -75,14 +87,47 @@ class WorkerRuntime:
             max_countdown=max_countdown(settings),
             renotify=(webhooks,),  # idempotent: a second call opens and enqueues nothing
         )
-        self._started = False
+        self._thread = threading.Thread(target=self.loop.run_forever, name="shotline-captures",
+                                        daemon=True)
+        self._thread.start()
+        self._starting: asyncio.Future[None] | None = None
+        #: The tasks of the captures running now (touched on the loop only).
+        self._captures: set[asyncio.Task[Any]] = set()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` to completion on this process's event loop."""
-        if not self._started:
-            self.loop.run_until_complete(self.deps.engine.start())
-            self._started = True
-        return self.loop.run_until_complete(coro)
+        """Run ``coro`` on this process's event loop and wait for its result.
+
+        Thread-safe: the threads pool calls it from many threads at once. The engine is
+        started once, by the first call; the others wait for that start.
+        """
+        return asyncio.run_coroutine_threadsafe(self._run(coro), self.loop).result()
+
+    async def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        starting = self._starting
+        if starting is None or (starting.done() and (starting.cancelled() or starting.exception())):
+            # First call, or the last start failed: (re)start, as one task all callers share.
+            starting = self._starting = asyncio.ensure_future(self.deps.engine.start())
+        task = asyncio.current_task()
+        assert task is not None
+        self._captures.add(task)
+        try:
+            try:
+                await asyncio.shield(starting)
+            except BaseException:
+                coro.close()
+                raise
+            return await coro
+        finally:
+            self._captures.discard(task)
+
+    def cancel_captures(self) -> int:
+        """Cancel every capture running on the loop (a shutdown that cannot wait any more);
+        their tasks raise ``concurrent.futures.CancelledError``. Returns how many."""
+        return asyncio.run_coroutine_threadsafe(self._cancel_captures(), self.loop).result(
+            CANCEL_TIMEOUT_S + 5)
+
+    async def _cancel_captures(self) -> int:
+        return await _cancel(list(self._captures))
 
     def close(self) -> None:
         """Stop the engine (and its browser), close clients and the loop.
@@ -93,14 +138,18 @@ class WorkerRuntime:
         never acknowledged, is delivered again.
         """
         try:
-            pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.loop.run_until_complete(asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S))
-            self.loop.run_until_complete(self._aclose())
+            asyncio.run_coroutine_threadsafe(self._cancel_and_aclose(), self.loop).result(
+                CANCEL_TIMEOUT_S + 30)
         finally:
-            self.loop.close()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+    async def _cancel_and_aclose(self) -> None:
+        current = asyncio.current_task()
+        await _cancel([task for task in asyncio.all_tasks() if task is not current])
+        await self._aclose()
 
     async def _aclose(self) -> None:
         try:
@@ -110,24 +159,47 @@ class WorkerRuntime:
             await self.redis.aclose()
 
 
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> int:
+    """Cancel ``tasks`` and give them :data:`CANCEL_TIMEOUT_S` to unwind; how many were live."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S)
+    return len(pending)
+
+
 _runtime: WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
 
 
 def get_runtime(settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> WorkerRuntime:
-    """This process's runtime, built on first use.
+    """This process's runtime, built on first use (again after a fork: a forked child
+    inherits no running loop thread).
 
     ``enqueue_delivery`` sends a webhook delivery task; without it, finished jobs' webhooks
     are left to the dispatcher (about a second later).
     """
     global _runtime
-    if _runtime is None:
-        _runtime = WorkerRuntime(settings, enqueue_delivery=enqueue_delivery)
-    return _runtime
+    with _runtime_lock:
+        if _runtime is None or _runtime.pid != os.getpid():
+            _runtime = WorkerRuntime(settings, enqueue_delivery=enqueue_delivery)
+        return _runtime
+
+
+def cancel_captures() -> int:
+    """Cancel the captures running in this process, if it has a runtime; how many."""
+    with _runtime_lock:
+        runtime = _runtime
+    if runtime is None or runtime.pid != os.getpid():
+        return 0
+    return runtime.cancel_captures()
 
 
 def close_runtime() -> None:
-    """Close this process's runtime, if it was built."""
+    """Close this process's runtime, if it was built here."""
     global _runtime
-    if _runtime is not None:
+    with _runtime_lock:
         runtime, _runtime = _runtime, None
+    if runtime is not None and runtime.pid == os.getpid():
         runtime.close()

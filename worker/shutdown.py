@@ -41,6 +41,22 @@ def cold_shutdown() -> None:
     os.kill(os.getpid(), signal.SIGQUIT)
 
 
+def cancel_then_cold_shutdown(cancel: Callable[[], int]) -> Callable[[], None]:
+    """The escalation of a worker whose captures run in this very process (threads pool):
+    ``cancel()`` them first (their tasks hand their messages back to the queue), then
+    :func:`cold_shutdown`. A threads pool's cold shutdown would otherwise wait for its
+    running threads; a prefork main process has none to cancel."""
+
+    def escalate() -> None:
+        cancelled = cancel()
+        if cancelled:
+            log.warning("captures cancelled for shutdown; their messages go back to the queue",
+                        cancelled=cancelled)
+        cold_shutdown()
+
+    return escalate
+
+
 def bound_warm_shutdown(
     timeout: float,
     *,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 
 from shared.constants import CAPTURE_TASK, WEBHOOK_TASK
 from shared.errors import StoreUnavailable
@@ -32,6 +34,10 @@ def register_tasks(app: ShotlineCelery) -> None:
             outcome = runtime.run(run_capture_job(job_id, runtime.deps))
         except StoreUnavailable as exc:
             raise self.retry(countdown=SLOT_RETRY_COUNTDOWN_SECONDS, exc=exc) from exc
+        except concurrent.futures.CancelledError as exc:
+            # The worker is shutting down (threads pool): the capture was cancelled, its
+            # job stays running; the message goes back to the queue, never acknowledged.
+            raise Reject(exc, requeue=True) from exc
         if outcome.retry_in is not None:
             raise self.retry(countdown=outcome.retry_in)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import math
 import time
@@ -141,6 +142,15 @@ _SNAPAPI_RESOURCE_TYPES: Final = frozenset({
 _COOKIE_ATTRIBUTES_NOT_SENT: Final = ("secure", "http_only", "same_site")
 
 
+@functools.cache
+def _option_defaults() -> Mapping[str, Any]:
+    """Every capture option's default, computed once: pydantic's ``get_default`` inspects
+    each default factory's signature on every call, which showed in per-job profiles.
+    Compared against only, never handed out."""
+    return {name: info.get_default(call_default_factory=True)
+            for name, info in CaptureOptions.model_fields.items()}
+
+
 def unsupported_options(options: CaptureOptions) -> list[str]:
     """The options (dotted paths) set in ``options`` that SnapAPI cannot honour.
 
@@ -150,22 +160,21 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
     """
     mapped = {field.option for field in SNAPAPI_FIELDS} | ENGINE_INDEPENDENT_OPTIONS
     unsupported = []
-    for name, info in CaptureOptions.model_fields.items():
-        if name not in mapped and getattr(options, name) != info.get_default(
-            call_default_factory=True
-        ):
+    defaults = _option_defaults()
+    for name in CaptureOptions.model_fields:
+        if name not in mapped and getattr(options, name) != defaults[name]:
             unsupported.append(name)
     unsupported += [
         f"block_resources.{index}"
         for index, kind in enumerate(options.block_resources)
         if kind not in _SNAPAPI_RESOURCE_TYPES
     ]
-    defaults = {"secure": False, "http_only": False, "same_site": None}
+    cookie_defaults = {"secure": False, "http_only": False, "same_site": None}
     unsupported += [
         f"cookies.{index}.{attribute}"
         for index, cookie in enumerate(options.cookies)
         for attribute in _COOKIE_ATTRIBUTES_NOT_SENT
-        if getattr(cookie, attribute) != defaults[attribute]
+        if getattr(cookie, attribute) != cookie_defaults[attribute]
     ]
     return unsupported
 
@@ -176,12 +185,8 @@ def snapapi_request_body(options: CaptureOptions) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for field in SNAPAPI_FIELDS:
         value = getattr(options, field.option)
-        if not field.always:
-            default = type(options).model_fields[field.option].get_default(
-                call_default_factory=True
-            )
-            if value is None or value == default:
-                continue
+        if not field.always and (value is None or value == _option_defaults()[field.option]):
+            continue
         wire = values[field.option]
         converted = field.convert(wire) if field.convert is not None else wire
         if field.spread:
