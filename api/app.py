@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from api.key_cache import CachedKeyStore
 from api.metrics import install_metrics
 from api.middleware import (
     BodySizeLimitMiddleware,
@@ -19,7 +20,6 @@ from api.middleware import (
 from api.ratelimit import QuotaCounter, RateLimiter
 from api.routes import batches, console, files, health, jobs, render, screenshots, webhooks
 from api.services import Services
-from shared.apikeys import KeyStore
 from shared.batches import BatchStore
 from shared.completion import Completion
 from shared.connections import create_redis
@@ -54,7 +54,7 @@ def build_services(settings: Settings) -> Services:
         storage=make_storage(settings),
         celery=celery,
         policy=UrlPolicy.from_settings(settings),
-        keys=KeyStore(redis),
+        keys=CachedKeyStore(redis, ttl_seconds=settings.api_key_cache_seconds),
         limiter=RateLimiter(redis, default=settings.rate_limit),
         quota=QuotaCounter(redis, default=settings.monthly_quota),
         idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),

@@ -182,6 +182,12 @@ class Settings(BaseSettings):
         default="600/minute",
         description="Default per-key request rate (moving window), e.g. '60/minute', '10/second'.",
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300,
+        description="How long an API process keeps a key's record before reading it again: a"
+        " revoked key (or a key's new rate limit or quota) takes effect within this bound in"
+        " every API process; 0 reads Redis on every request.",
+    )
     monthly_quota: int | None = Field(
         default=None, ge=0, description="Default captures per key and calendar month (UTC); none: unlimited."
     )

@@ -26,6 +26,7 @@ from PIL import Image
 
 from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
+from shared.settings import Settings
 from shared.signing import render_link
 from tests.conftest import ProcessFactory
 from tests.fakes.snapapi_server import HANG, Reply, SnapApiStandIn
@@ -150,7 +151,13 @@ def test_keys_cli_create_list_revoke_and_hashed_storage(stack: Stack) -> None:
         assert accepted.status_code == 202
         wait_for_job(http, accepted.json()["status_url"])
         run_cli(stack.env, "keys", "revoke", created["id"])
-        refused = http.post(f"{stack.api_a}/v1/screenshots", json={"url": unique_url()})
+        # Each API process re-reads a key's record once it is SHOTLINE_API_KEY_CACHE_SECONDS
+        # old (5 s by default): the revocation takes effect within that bound.
+        deadline = time.monotonic() + Settings.model_fields["api_key_cache_seconds"].default + 5
+        while (refused := http.post(f"{stack.api_a}/v1/screenshots",
+                                    json={"url": unique_url()})).status_code == 202:
+            assert time.monotonic() < deadline, "the revoked key was still accepted"
+            time.sleep(0.5)
         assert refused.status_code == 401
         assert refused.json()["error"] == "unauthorized" and "revoked" in refused.json()["message"]
     assert "revoked" in run_cli(stack.env, "keys", "list").stdout
