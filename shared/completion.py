@@ -52,9 +52,9 @@ class Completion:
 
     async def job_finished(self, job: Job) -> None:
         """The worker pipeline's listener: ``job`` was just captured (or failed for good)."""
-        if not job.cached:
-            await self.cache.remember(job)
-        for follower_id in await self.cache.release(job):
+        # A capture of its own is indexed in the result cache; either way its single-flight
+        # ends (one round trip for both).
+        for follower_id in await self.cache.finished(job, index=not job.cached):
             finished = await self.finish_from(follower_id, job)
             if finished is not None:
                 log.info("job finished with a shared capture", job_id=finished.id,

@@ -59,13 +59,21 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return false
 """
 
-# KEYS[1] inflight key, KEYS[2] followers of this job. ARGV[1] this job's id.
+# Ends a job's single-flight. KEYS[1] inflight key, KEYS[2] followers of this job. ARGV[1]
+# this job's id. Returns the followers.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 local followers = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[2])
 return followers
 """
+
+# KEYS[1] inflight key, KEYS[2] followers of this job, KEYS[3] cache key. ARGV[1] this job's
+# id, ARGV[2] its cache entry (or "" to index nothing), ARGV[3] the entry's TTL. Indexes the
+# capture, ends its single-flight and returns the followers: one round trip per finished job.
+_FINISHED = """
+if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
+""" + _RELEASE
 
 
 def options_digest(options: CaptureOptions) -> str:
@@ -87,7 +95,7 @@ class ResultCache:
         self.store = store
         self.index_ttl_seconds = min(index_ttl_seconds, MAX_INDEX_TTL_SECONDS)
         self._lead_or_join = redis.register_script(_LEAD_OR_JOIN)
-        self._release = redis.register_script(_RELEASE)
+        self._finished = redis.register_script(_FINISHED)
 
     @staticmethod
     def _keys(owner: str, digest: str) -> tuple[str, str]:
@@ -112,16 +120,6 @@ class ResultCache:
             return None
         return job
 
-    async def remember(self, job: Job) -> None:
-        """Index a succeeded capture so identical requests can reuse it."""
-        if job.status is not JobStatus.succeeded or job.result is None:
-            return
-        cache_key, _ = self._keys(owner_of(job.api_key_id), options_digest(job.options))
-        finished = (job.finished_at.timestamp() if job.finished_at else time.time())
-        entry = json.dumps({"job_id": job.id, "finished_at": finished})
-        with redis_errors():
-            await self.redis.set(cache_key, entry, ex=self.index_ttl_seconds)
-
     async def lead_or_join(self, owner: str, digest: str, job_id: str) -> str | None:
         """Register ``job_id`` as the capture of these options, or join the one in flight.
 
@@ -136,11 +134,19 @@ class ResultCache:
             )
         return leader.decode() if leader else None
 
-    async def release(self, job: Job) -> list[str]:
-        """End ``job``'s single-flight: returns the followers to finish with its outcome."""
-        _, inflight = self._keys(owner_of(job.api_key_id), options_digest(job.options))
+    async def finished(self, job: Job, *, index: bool = True) -> list[str]:
+        """``job`` ended: index it (with ``index``, when it succeeded) so identical requests
+        can reuse it, and end its single-flight, in one round trip. Returns the followers to
+        finish with its outcome."""
+        owner = owner_of(job.api_key_id)
+        cache_key, inflight = self._keys(owner, options_digest(job.options))
+        entry = ""
+        if index and job.status is JobStatus.succeeded and job.result is not None:
+            finished = job.finished_at.timestamp() if job.finished_at else time.time()
+            entry = json.dumps({"job_id": job.id, "finished_at": finished})
         with redis_errors():
-            followers = await self._release(
-                keys=[inflight, f"{FOLLOWERS_PREFIX}{job.id}"], args=[job.id]
+            followers = await self._finished(
+                keys=[inflight, f"{FOLLOWERS_PREFIX}{job.id}", cache_key],
+                args=[job.id, entry, self.index_ttl_seconds],
             )
         return sorted(member.decode() for member in followers)

@@ -46,6 +46,9 @@ MAX_BACKOFF_SECONDS = 60.0
 #: Seconds a fleet slot's lease outlasts the capture's own timeout (the SnapAPI engine waits
 #: up to 5 s past it for an answer).
 SLOT_LEASE_MARGIN_SECONDS = 10.0
+#: A fleet slot's lease: the longest capture plus the margin. Slots are released as soon as
+#: the capture ends; the lease only gives a crashed holder's slot back.
+SLOT_LEASE_SECONDS = MAX_CAPTURE_SECONDS + SLOT_LEASE_MARGIN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,34 +138,20 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
     """
     lease: Lease | None = None
     if deps.slots is not None:
-        job = await _current(deps, job_id)
-        if job is None:
-            return Outcome(status=None)
-        lease = await deps.slots.acquire(
-            lease_seconds=job.options.timeout_ms / 1000 + SLOT_LEASE_MARGIN_SECONDS,
-            wait_seconds=deps.slot_wait,
-        )
+        # Sized for the longest capture rather than this job's own timeout, which would take
+        # reading the job first: a round trip per job, to give a crashed holder's slot back
+        # a little sooner. A finished job's redelivered task takes a slot for no more than
+        # the status check that ends it.
+        lease = await deps.slots.acquire(lease_seconds=SLOT_LEASE_SECONDS,
+                                         wait_seconds=deps.slot_wait)
         if lease is None:
-            log.debug("no free engine slot; the job waits in the queue", job_id=job_id,
-                      request_id=job.request_id)
+            log.debug("no free engine slot; the job waits in the queue", job_id=job_id)
             return Outcome(status=None, retry_in=SLOT_RETRY_COUNTDOWN_SECONDS, waiting=True)
     try:
         return await _attempt(job_id, deps, lease)
     finally:
         if lease is not None:
             await lease.release()
-
-
-async def _current(deps: PipelineDeps, job_id: str) -> Job | None:
-    """The job's record when it still needs work, else ``None`` (finished or gone)."""
-    try:
-        job = await deps.store.get(job_id)
-    except JobNotFound:
-        job = None
-    if job is None or job.status.is_terminal:
-        log.info("job already finished or gone; nothing to do", job_id=job_id)
-        return None
-    return job
 
 
 async def _attempt(job_id: str, deps: PipelineDeps, lease: Lease | None) -> Outcome:
