@@ -138,19 +138,27 @@ class Outcome:
         return sum(1 for status in self.statuses.values() if status not in TERMINAL)
 
 
+def _status(value: bytes | None) -> str:
+    return str(json.loads(value)) if value else "missing"
+
+
 def wait_finished(client: redis.Redis, job_ids: Sequence[str], *, timeout: float) -> Outcome:
-    """Poll the records of ``job_ids`` until all are succeeded or failed, or ``timeout``."""
+    """Poll the records of ``job_ids`` until all are succeeded or failed, or ``timeout``.
+
+    Only the jobs not yet finished are read again on each pass, so the waiting itself loads
+    the Redis being measured as little as it can."""
     deadline = time.monotonic() + timeout
+    rows: dict[str, list[bytes | None]] = {}
+    waiting = list(job_ids)
     while True:
         pipe = client.pipeline(transaction=False)
-        for job_id in job_ids:
+        for job_id in waiting:
             pipe.hmget(job_key(job_id), ["status", "started_at", "finished_at"])
-        rows = pipe.execute()
-        statuses = {job_id: json.loads(row[0]) if row[0] else "missing"
-                    for job_id, row in zip(job_ids, rows, strict=True)}
-        done = all(status in TERMINAL for status in statuses.values())
-        if done or time.monotonic() > deadline:
-            finished = [t for row in rows if (t := _when(row[2])) is not None]
-            started = [t for row in rows if (t := _when(row[1])) is not None]
+        rows.update(zip(waiting, pipe.execute(), strict=True))
+        waiting = [job_id for job_id in waiting if _status(rows[job_id][0]) not in TERMINAL]
+        if not waiting or time.monotonic() > deadline:
+            statuses = {job_id: _status(rows[job_id][0]) for job_id in job_ids}
+            finished = [t for row in rows.values() if (t := _when(row[2])) is not None]
+            started = [t for row in rows.values() if (t := _when(row[1])) is not None]
             return Outcome(statuses, max(finished, default=None), min(started, default=None))
         time.sleep(0.05)

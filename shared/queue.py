@@ -7,6 +7,7 @@ and never imports worker code.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
@@ -121,8 +122,10 @@ def make_celery(settings: Settings) -> ShotlineCelery:
             "interval_max": 0.5,
         },
         task_time_limit=TASK_TIME_LIMIT_SECONDS,
-        worker_pool=settings.effective_worker_pool,
-        worker_concurrency=settings.effective_worker_concurrency,
+        # The pool is chosen on the command line (`shotline worker` passes the setting's):
+        # Celery cannot tell an explicit `--pool prefork` from its default, so a configured
+        # worker_pool would override it. A bare `celery worker` runs prefork.
+        worker_concurrency=settings.worker_concurrency or os.cpu_count() or 2,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
