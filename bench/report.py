@@ -76,7 +76,8 @@ def markdown(name: str, result: dict[str, Any]) -> str:
         lines += [
             "| | jobs | jobs/s | lost | CPU ms/job |",
             "|---|---|---|---|---|",
-            f"| Shotline end to end (SnapAPI stand-in) | {shot['jobs']} | {shot['jobs_per_second']} |"
+            f"| Shotline end to end (SnapAPI stand-in, {shot.get('worker_pool', 'prefork')})"
+            f" | {shot['jobs']} | {shot['jobs_per_second']} |"
             f" {shot['lost_or_failed']} | {_cpu(shot['cpu_ms_per_job'])} |",
             f"| bare Celery no-op (prefork x{bare['worker_concurrency']}) | {bare['jobs']} |"
             f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} |",
