@@ -63,7 +63,6 @@ def create_jobs(settings: Settings, count: int) -> list[str]:
 class Monitor:
     """Every command clients send to Redis (MONITOR), commands run by scripts left out."""
 
-
     SENTINEL = "shotline-monitor-stop"
 
     def __init__(self, url: str) -> None:
