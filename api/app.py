@@ -62,7 +62,8 @@ def build_services(settings: Settings) -> Services:
         batches=batch_store,
         # Jobs that end inside the API (cache hits, refused batch jobs, repaired followers)
         # get their webhooks from here; the worker's Completion does the same for captures.
-        completion=Completion(store, cache, batch_store, job_hooks=(webhook_listener.job_finished,)),
+        completion=Completion(store, cache, batch_store, job_hooks=(webhook_listener.job_finished,),
+                              batch_hooks=(webhook_listener.batch_finished,)),
         deliveries=deliveries,
         webhook_secrets=WebhookSecrets.from_settings(settings, redis),
     )

@@ -74,18 +74,18 @@ WEBHOOK_QUEUE: Final = "shotline.webhooks"
 #: Celery task name of one webhook delivery attempt.
 WEBHOOK_TASK: Final = "shotline.webhooks.deliver"
 
-#: Redis hash of one job's webhook delivery (state, round, next attempt):
-#: ``shotline:webhook:<job_id>``.
+#: Redis hash of one delivery (state, round, next attempt): ``shotline:webhook:<subject>``,
+#: where a subject is a job id or ``batch:<batch_id>`` (see :mod:`shared.webhooks.subjects`).
 WEBHOOK_KEY_PREFIX: Final = "shotline:webhook:"
 
-#: Redis list of one job's delivery attempts, oldest first (JSON each):
-#: ``shotline:webhook-attempts:<job_id>``.
+#: Redis list of one delivery's attempts, oldest first (JSON each):
+#: ``shotline:webhook-attempts:<subject>``.
 WEBHOOK_ATTEMPTS_PREFIX: Final = "shotline:webhook-attempts:"
 
-#: Redis string held while one job's delivery attempt runs: ``shotline:webhook-lock:<job_id>``.
+#: Redis string held while one delivery attempt runs: ``shotline:webhook-lock:<subject>``.
 WEBHOOK_LOCK_PREFIX: Final = "shotline:webhook-lock:"
 
-#: Redis sorted set of the deliveries waiting for an attempt (member: job id; score: the
+#: Redis sorted set of the deliveries waiting for an attempt (member: subject; score: the
 #: Unix time it is due). The dispatcher enqueues what is due; retries live here, not in
 #: Celery countdowns, so they survive worker restarts.
 WEBHOOK_DUE_KEY: Final = "shotline:webhooks:due"
@@ -93,6 +93,9 @@ WEBHOOK_DUE_KEY: Final = "shotline:webhooks:due"
 #: Redis string marking an endpoint disabled after it answered 410 Gone:
 #: ``shotline:webhook-disabled:<sha256 of owner and URL>``.
 WEBHOOK_DISABLED_PREFIX: Final = "shotline:webhook-disabled:"
+
+#: Prefix of a batch's webhook subject (``batch:<batch_id>``); a job's subject is its bare id.
+WEBHOOK_BATCH_SUBJECT_PREFIX: Final = "batch:"
 
 #: Storage key prefix for capture results.
 RESULTS_PREFIX: Final = "results/"

@@ -168,7 +168,8 @@ def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None
     app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)
 
 
-def enqueue_delivery(app: Celery, job_id: str) -> None:
-    """Send the webhook delivery task for ``job_id`` (blocking; call it from a thread in
-    async code). Duplicates are harmless: the task attempts only what is due."""
-    app.send_task(WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE)
+def enqueue_delivery(app: Celery, subject: str) -> None:
+    """Send the webhook delivery task for ``subject`` (a job id or ``batch:<id>``; blocking:
+    call it from a thread in async code). Duplicates are harmless: the task attempts only
+    what is due."""
+    app.send_task(WEBHOOK_TASK, args=[subject], queue=WEBHOOK_QUEUE)

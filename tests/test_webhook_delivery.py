@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from standardwebhooks import Webhook
 
+from shared.batches import BatchStore
 from shared.connections import create_redis
 from shared.job_view import render_job
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, StoredResult, new_job_id, utcnow
@@ -72,9 +73,11 @@ async def _deps(redis_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterat
     deps = DeliveryDeps(
         deliveries=DeliveryStore(redis, ttl_seconds=3600),
         jobs=StatusStore(redis, ttl_seconds=3600),
+        batches=BatchStore(redis, ttl_seconds=3600),
         storage=LocalStorage(tmp_path / "files", "http://files.test", b"k" * 32),
         secrets=WebhookSecrets(redis, SecretSet(SECRET)),
         client=client, schedule=(1, 1), url_ttl_seconds=60, timeout_seconds=5,
+        public_base_url="http://api.test",
     )
     deps = replace(deps, **overrides)
     try:

@@ -56,6 +56,7 @@ class WorkerRuntime:
             ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
             BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
             job_hooks=(webhooks.job_finished,),
+            batch_hooks=(webhooks.batch_finished,),
         )
         self.deps = PipelineDeps(
             store=store,

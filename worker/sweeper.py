@@ -245,7 +245,7 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
         store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
                             queued_deadline=settings.queued_deadline_seconds)
         # A job failed as lost is settled like any other: shared-capture followers, its
-        # batch and its webhook (the same Completion as in the worker pipeline).
+        # batch and their webhooks (the same Completion as in the worker pipeline).
         webhooks = WebhookListener(DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
                                    enqueue=functools.partial(enqueue_delivery, producer))
         completion = Completion(
@@ -253,6 +253,7 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
             ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds),
             BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
             job_hooks=(webhooks.job_finished,),
+            batch_hooks=(webhooks.batch_finished,),
         )
         sweeper = Sweeper(
             redis=redis,
