@@ -124,7 +124,9 @@ class BatchStore:
             raise BatchNotFound(f"no batch with id {batch_id!r}")
         batch = Batch.model_validate_json(raw[b"record"])
         finished = json.loads(raw.get(b"finished_at", b"null"))
-        return batch.model_copy(update={"finished_at": finished}) if finished else batch
+        if not finished:
+            return batch
+        return batch.model_copy(update={"finished_at": datetime.fromisoformat(finished)})
 
     async def job_finished(self, batch_id: str) -> Batch | None:
         """Count one job of the batch as ended; the batch when that was its last job."""

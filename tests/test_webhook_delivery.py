@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import pytest
 from standardwebhooks import Webhook
 
-from shared.batches import BatchStore
+from shared.batch_view import job_status_url, render_batch
+from shared.batches import Batch, BatchStore, new_batch_id
 from shared.connections import create_redis
 from shared.job_view import render_job
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, StoredResult, new_job_id, utcnow
@@ -25,11 +26,18 @@ from shared.safe_http import safe_async_client
 from shared.status_store import StatusStore
 from shared.storage.local import LocalStorage
 from shared.url_policy import UrlPolicy
-from shared.webhooks.delivery import DeliveryDeps, attempt_delivery, dispatch_due, open_delivery
+from shared.webhooks.delivery import (
+    DeliveryDeps,
+    attempt_delivery,
+    dispatch_due,
+    open_batch_delivery,
+    open_delivery,
+)
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.models import AttemptOutcome, DeliveryState
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.store import DeliveryStore
+from shared.webhooks.subjects import batch_subject
 from shotline.webhooks import generate_secret
 from tests.test_safe_http import ScriptedDns
 from tests.webhook_receiver import Reply, WebhookReceiver
@@ -381,3 +389,99 @@ def test_a_redelivered_capture_task_tells_the_listeners_again(
     assert finished.status is None and unknown.status is None
     assert [one.id for one in again.told] == [job.id] and again.told[0].status is JobStatus.succeeded
     assert once.told == []  # listeners that count outcomes hear of each one once
+
+
+# --- batch.completed --------------------------------------------------------------------
+
+
+async def _finished_batch(deps: DeliveryDeps, url: str | None) -> Batch:
+    """A batch of two finished jobs, completed through the store as Completion does it."""
+    jobs = [finished_job(None), finished_job(None, status=JobStatus.failed)]
+    batch = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url=url,
+                  job_ids=[job.id for job in jobs], urls=[job.options.url for job in jobs])
+    await deps.batches.create(batch)
+    for job in jobs:
+        await deps.jobs.create(job.model_copy(update={"batch_id": batch.id}))
+        completed = await deps.batches.job_finished(batch.id)
+    assert completed is not None
+    return completed
+
+
+def test_a_batch_event_is_retried_with_one_webhook_id_and_carries_the_batch_view(
+    run: Callable[..., Any]
+) -> None:
+    with WebhookReceiver([Reply(503), Reply(200)]) as receiver:
+
+        async def scenario(deps: DeliveryDeps) -> Any:
+            batch = await _finished_batch(deps, receiver.url())
+            assert await open_batch_delivery(deps.deliveries, batch, due=time.time())
+            assert not await open_batch_delivery(deps.deliveries, batch, due=time.time())
+            subject = batch_subject(batch.id)
+            count = await _attempt_until_final(deps, subject)
+            view = await render_batch(deps.batches, batch,
+                                      status_url=job_status_url("http://api.test"))
+            return batch, count, await deps.deliveries.attempts(subject), view
+
+        batch, count, attempts, view = run(scenario)
+    assert count == 2 and len(receiver.received) == 2
+    assert [(a.status, a.outcome) for a in attempts] == [
+        (503, AttemptOutcome.retrying), (200, AttemptOutcome.delivered)]
+    ids = {request.headers["webhook-id"] for request in receiver.received}
+    assert ids == {f"msg_{batch.id}_batch_completed"}
+    event = Webhook(SECRET).verify(receiver.received[1].body, receiver.received[1].headers)
+    assert event["type"] == "batch.completed"
+    assert event["timestamp"] == view.finished_at.isoformat().replace("+00:00", "Z")
+    assert event["data"] == view.model_dump(mode="json")
+    assert event["data"]["done"] and event["data"]["counts"]["failed"] == 1
+    assert event["data"]["jobs"][0]["status_url"] == f"http://api.test/v1/jobs/{batch.job_ids[0]}"
+
+
+def test_a_batch_and_a_job_delivery_do_not_share_keys(run: Callable[..., Any]) -> None:
+    """A batch's subject is ``batch:<id>``; a job's stays its bare id (its keys unchanged)."""
+    async def scenario(deps: DeliveryDeps) -> Any:
+        batch = await _finished_batch(deps, "http://127.0.0.1:9/batch")
+        job = finished_job("http://127.0.0.1:9/job").model_copy(update={"id": batch.id})
+        await deps.jobs.create(job)
+        assert await open_delivery(deps.deliveries, job, due=time.time())
+        assert await open_batch_delivery(deps.deliveries, batch, due=time.time())
+        redis = deps.deliveries.redis
+        return (await deps.deliveries.get(batch.id), await deps.deliveries.get(f"batch:{batch.id}"),
+                await redis.exists(f"shotline:webhook:{batch.id}"),
+                await redis.zrange("shotline:webhooks:due", 0, -1))
+
+    job_delivery, batch_delivery, job_key_exists, due = run(scenario)
+    assert job_delivery.event.value == "job.succeeded" and job_delivery.url.endswith("/job")
+    assert batch_delivery.event.value == "batch.completed" and batch_delivery.url.endswith("/batch")
+    assert job_key_exists == 1
+    assert sorted(due) == sorted([job_delivery.subject.encode(), batch_delivery.subject.encode()])
+
+
+def test_a_delivery_stored_before_subjects_still_reads(run: Callable[..., Any]) -> None:
+    """A job delivery written by the previous version names its job in a ``job_id`` field."""
+    job = finished_job("http://127.0.0.1:9/hook")
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        await deps.deliveries.redis.hset(f"shotline:webhook:{job.id}", mapping={
+            "job_id": job.id, "event": "job.succeeded", "webhook_id": f"msg_{job.id}_job_succeeded",
+            "url": job.webhook_url or "", "owner": "", "state": "scheduled", "round": "0",
+            "failures": "0", "attempts": "0", "next_attempt_at": "1",
+        })
+        return await deps.deliveries.get(job.id)
+
+    delivery = run(scenario)
+    assert delivery.subject == job.id and delivery.state is DeliveryState.scheduled
+
+
+def test_the_listener_opens_one_delivery_per_batch(run: Callable[..., Any]) -> None:
+    sent: list[str] = []
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        batch = await _finished_batch(deps, "http://127.0.0.1:9/hook")
+        silent = await _finished_batch(deps, None)
+        listener = WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60)
+        for one in (batch, batch, silent):
+            await listener.batch_finished(one)
+        return batch, await deps.deliveries.get(batch_subject(silent.id))
+
+    batch, none = run(scenario)
+    assert sent == [f"batch:{batch.id}"] and none is None
