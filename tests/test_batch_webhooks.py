@@ -15,9 +15,9 @@ from standardwebhooks import Webhook
 
 from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
-from shotline.webhooks import verify
+from shotline.webhooks import generate_secret, verify
 from tests.conftest import ProcessFactory
-from tests.polling import assert_error
+from tests.polling import assert_error, submit
 from tests.servers import PageServer
 from tests.webhook_receiver import Reply, WebhookReceiver
 
@@ -180,3 +180,39 @@ def test_a_batch_webhook_url_is_checked_at_submit(base: str, alice: httpx.Client
     response = alice.post(f"{base}/v1/batches", json={
         "urls": [page_server.url("/index.html")], "webhook_url": "http://10.0.0.2/hook"})
     assert_error(response, 422, "url_blocked")
+
+
+@pytest.mark.slow
+def test_jobs_the_sweeper_fails_as_lost_send_job_failed_and_batch_completed(
+    processes: ProcessFactory, page_server: PageServer
+) -> None:
+    """The sweeper settles lost jobs through the same Completion: their ``job.failed`` and
+    their batch's ``batch.completed`` go out. No capture worker runs, so the jobs stay queued
+    until the sweeper (in the webhook worker) gives up on them: one re-enqueue after the
+    queued deadline (10 s, the least allowed), then failed as lost at the next one. (A worker
+    killed mid-capture reaches the same verdict only after its running deadline, 60 s + grace.)
+    """
+    secret = generate_secret()
+    env = {**WEBHOOK_ENV, "SHOTLINE_WEBHOOK_SECRET": secret,
+           "SHOTLINE_QUEUED_DEADLINE_SECONDS": "10", "SHOTLINE_SWEEP_MAX_RECOVERIES": "1",
+           "SHOTLINE_SWEEP_INTERVAL_SECONDS": "0.5"}
+    base = processes.api(**env)
+    processes.webhook_worker(SHOTLINE_PUBLIC_BASE_URL=base, **env)
+    with httpx.Client(timeout=30) as client, WebhookReceiver() as receiver:
+        job = submit(client, base, url=page_server.url("/index.html"),
+                     webhook_url=receiver.url("/job"))
+        batch = submit_batch(client, base, [page_server.url("/index.html")],
+                             webhook_url=receiver.url("/batch"))
+        received = receiver.wait_for(2, timeout=60)
+        time.sleep(1)
+        assert len(receiver.received) == 2
+        events = {r.path: verify(r.body, r.headers, secret) for r in received}
+        assert set(events) == {"/job", "/batch"}
+        assert events["/job"]["type"] == "job.failed"
+        assert events["/job"]["data"] == client.get(job["status_url"]).json()
+        assert events["/job"]["data"]["id"] == job["id"]
+        assert events["/job"]["data"]["error"]["code"] == "lost"
+        assert events["/batch"]["type"] == "batch.completed"
+        assert events["/batch"]["data"] == client.get(batch["status_url"]).json()
+        assert events["/batch"]["data"]["counts"]["failed"] == 1
+        assert events["/batch"]["data"]["jobs"][0]["error"]["code"] == "lost"
