@@ -33,7 +33,7 @@ from shared.webhooks.delivery import (
     open_batch_delivery,
     open_delivery,
 )
-from shared.webhooks.listener import WebhookListener
+from shared.webhooks.listener import WebhookListener, WebhookRenotifier
 from shared.webhooks.models import AttemptOutcome, DeliveryState
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.store import DeliveryStore
@@ -485,3 +485,28 @@ def test_the_listener_opens_one_delivery_per_batch(run: Callable[..., Any]) -> N
 
     batch, none = run(scenario)
     assert sent == [f"batch:{batch.id}"] and none is None
+
+
+def test_a_redelivered_task_schedules_a_finished_batchs_webhook_left_unscheduled(
+    run: Callable[..., Any]
+) -> None:
+    """The worker died after the batch's last job was counted, before its hook ran: the
+    redelivered capture task (renotify) schedules ``batch.completed``, once."""
+    sent: list[str] = []
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        batch = await _finished_batch(deps, "http://127.0.0.1:9/hook")
+        running = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url="http://127.0.0.1:9/b",
+                        job_ids=["a", "b"], urls=["https://example.com"] * 2)
+        await deps.batches.create(running)
+        renotifier = WebhookRenotifier(
+            WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60), deps.batches)
+        last = await deps.jobs.get(batch.job_ids[-1])
+        for _ in range(2):
+            await renotifier.job_finished(last)
+        await renotifier.job_finished(finished_job(None).model_copy(update={"batch_id": running.id}))
+        return batch, await deps.deliveries.get(batch_subject(running.id))
+
+    batch, none = run(scenario)
+    assert sent == [f"batch:{batch.id}"]  # the unfinished batch is not told
+    assert none is None

@@ -22,7 +22,7 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
-from shared.webhooks.listener import Enqueue, WebhookListener
+from shared.webhooks.listener import Enqueue, WebhookListener, WebhookRenotifier
 from shared.webhooks.store import DeliveryStore
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
@@ -51,10 +51,11 @@ class WorkerRuntime:
             DeliveryStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
             enqueue=enqueue_delivery,
         )
+        batches = BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         completion = Completion(
             store,
             ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
-            BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            batches,
             job_hooks=(webhooks.job_finished,),
             batch_hooks=(webhooks.batch_finished,),
         )
@@ -74,7 +75,8 @@ class WorkerRuntime:
             slot_wait=settings.snapapi_slot_wait_seconds,
             running_grace=settings.running_grace_seconds,
             max_countdown=max_countdown(settings),
-            renotify=(webhooks,),  # idempotent: a second call opens and enqueues nothing
+            # Idempotent: a second call opens and enqueues nothing.
+            renotify=(WebhookRenotifier(webhooks, batches),),
         )
         self._started = False
 
