@@ -22,7 +22,8 @@ log = structlog.get_logger("shotline.api")
 async def submit_batch(services: Services, request: BatchRequest, *, principal: Principal,
                        request_id: str | None) -> Batch:
     """Record the batch, then submit each URL. A URL refused by the URL policy or over the
-    quota becomes a failed job of the batch; it does not stop the others."""
+    quota becomes a failed job of the batch; it does not stop the others. A refused
+    ``webhook_url`` (or one no secret can sign) refuses the whole batch (422)."""
     requests = request.requests()
     webhook_url = None
     if request.webhook_url is not None:
