@@ -8,13 +8,17 @@ where the batch is rendered: the API builds them from the request, the deliverer
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from shared.batches import Batch, BatchStore, count_statuses
 from shared.jobs import JobError, JobStatus
+
+if TYPE_CHECKING:  # the SDK imports these views; it must not pull in redis
+    from shared.batches import Batch, BatchStore
 
 
 class BatchJobView(BaseModel):
@@ -39,6 +43,12 @@ class BatchView(BaseModel):
     counts: dict[str, int] = Field(examples=[{"queued": 0, "running": 1, "succeeded": 2, "failed": 0}])
     webhook_url: str | None = None
     jobs: list[BatchJobView]
+
+
+def count_statuses(states: list[dict[str, Any]]) -> dict[str, int]:
+    """How many jobs are in each status (every status listed, zeros included)."""
+    counts = Counter(state["status"] for state in states)
+    return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
 
 def job_status_url(public_base_url: str) -> Callable[[str], str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.constants import BATCH_KEY_PREFIX, job_key
 from shared.errors import BatchNotFound
-from shared.jobs import HttpUrlStr, JobStatus, ScreenshotRequest, utcnow
+from shared.jobs import HttpUrlStr, ScreenshotRequest, utcnow
 from shared.status_store import redis_errors
 
 #: Most URLs in one batch.
@@ -150,9 +149,3 @@ class BatchStore:
             states.append({"id": job_id, "url": url, "status": values[0],
                            "cached": bool(values[1]), "error": values[2]})
         return states
-
-
-def count_statuses(states: list[dict[str, Any]]) -> dict[str, int]:
-    """How many jobs are in each status (every status listed, zeros included)."""
-    counts = Counter(state["status"] for state in states)
-    return {status.value: counts.get(status.value, 0) for status in JobStatus}
