@@ -1,8 +1,10 @@
 """Batches: many captures submitted at once, tracked together until the last one ends.
 
-A batch is one Redis hash: the record (JSON) and a ``remaining`` counter that every job of
-the batch decrements once when it reaches a final status. The decrement that reaches zero
-completes the batch, exactly once, wherever it happens (worker or API).
+A batch is one Redis hash: the record (JSON), a ``remaining`` counter and one ``ended:<job id>``
+field per job counted. Each job of the batch decrements the counter once when it reaches a
+final status; counting the same job again (a redelivered task re-settling a job whose worker
+died mid-way) changes nothing. The decrement that reaches zero completes the batch, exactly
+once, wherever it happens (worker or API).
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ def _batch_key(batch_id: str) -> str:
     return f"{BATCH_KEY_PREFIX}{batch_id}"
 
 
-# KEYS[1] batch hash. ARGV[1] finish time (JSON). Returns 1 when this call completed it.
+# KEYS[1] batch hash. ARGV[1] finish time (JSON), ARGV[2] job id. Returns 1 when this call
+# completed the batch, 0 otherwise (job already counted, batch unknown or still running).
 _JOB_FINISHED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'ended:' .. ARGV[2], 1) == 0 then return 0 end
 local left = redis.call('HINCRBY', KEYS[1], 'remaining', -1)
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[1])
@@ -127,11 +131,12 @@ class BatchStore:
             return batch
         return batch.model_copy(update={"finished_at": datetime.fromisoformat(finished)})
 
-    async def job_finished(self, batch_id: str) -> Batch | None:
-        """Count one job of the batch as ended; the batch when that was its last job."""
+    async def job_finished(self, batch_id: str, job_id: str) -> Batch | None:
+        """Count ``job_id`` as ended (once, however often it is told); the batch when that
+        was its last job."""
         with redis_errors():
             completed = await self._job_finished(
-                keys=[_batch_key(batch_id)], args=[json.dumps(utcnow().isoformat())]
+                keys=[_batch_key(batch_id)], args=[json.dumps(utcnow().isoformat()), job_id]
             )
         return await self.get(batch_id) if completed == 1 else None
 

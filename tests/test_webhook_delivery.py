@@ -19,9 +19,11 @@ from standardwebhooks import Webhook
 
 from shared.batch_view import job_status_url, render_batch
 from shared.batches import Batch, BatchStore, new_batch_id
+from shared.completion import Completion, Resettle
 from shared.connections import create_redis
 from shared.job_view import render_job
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, StoredResult, new_job_id, utcnow
+from shared.result_cache import ResultCache
 from shared.safe_http import safe_async_client
 from shared.status_store import StatusStore
 from shared.storage.local import LocalStorage
@@ -33,7 +35,7 @@ from shared.webhooks.delivery import (
     open_batch_delivery,
     open_delivery,
 )
-from shared.webhooks.listener import WebhookListener, WebhookRenotifier
+from shared.webhooks.listener import WebhookListener
 from shared.webhooks.models import AttemptOutcome, DeliveryState
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.store import DeliveryStore
@@ -402,7 +404,7 @@ async def _finished_batch(deps: DeliveryDeps, url: str | None) -> Batch:
     await deps.batches.create(batch)
     for job in jobs:
         await deps.jobs.create(job.model_copy(update={"batch_id": batch.id}))
-        completed = await deps.batches.job_finished(batch.id)
+        completed = await deps.batches.job_finished(batch.id, job.id)
     assert completed is not None
     return completed
 
@@ -499,14 +501,50 @@ def test_a_redelivered_task_schedules_a_finished_batchs_webhook_left_unscheduled
         running = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url="http://127.0.0.1:9/b",
                         job_ids=["a", "b"], urls=["https://example.com"] * 2)
         await deps.batches.create(running)
-        renotifier = WebhookRenotifier(
-            WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60), deps.batches)
+        resettle = Resettle(_completion(deps, sent))
         last = await deps.jobs.get(batch.job_ids[-1])
         for _ in range(2):
-            await renotifier.job_finished(last)
-        await renotifier.job_finished(finished_job(None).model_copy(update={"batch_id": running.id}))
+            await resettle.job_finished(last)
+        await resettle.job_finished(finished_job(None).model_copy(update={"batch_id": running.id}))
         return batch, await deps.deliveries.get(batch_subject(running.id))
 
     batch, none = run(scenario)
     assert sent == [f"batch:{batch.id}"]  # the unfinished batch is not told
     assert none is None
+
+
+def test_a_redelivered_task_counts_its_job_in_the_batch_once(run: Callable[..., Any]) -> None:
+    """The worker died after finishing the batch's last job, before counting it: the
+    redelivered task counts it, the batch ends and ``batch.completed`` is scheduled once,
+    however often the job is settled again."""
+    sent: list[str] = []
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        jobs = [finished_job(None), finished_job(None)]
+        batch = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url="http://127.0.0.1:9/h",
+                      job_ids=[job.id for job in jobs], urls=[job.options.url for job in jobs])
+        await deps.batches.create(batch)
+        jobs = [job.model_copy(update={"batch_id": batch.id}) for job in jobs]
+        for job in jobs:
+            await deps.jobs.create(job)
+        completion = _completion(deps, sent)
+        await completion.settled(jobs[0])
+        for _ in range(3):  # the first job told again: still one of two counted
+            await Resettle(completion).job_finished(jobs[0])
+        unfinished = await deps.batches.get(batch.id)
+        for _ in range(2):  # the last job, never counted before its worker died
+            await Resettle(completion).job_finished(jobs[1])
+        return unfinished, await deps.batches.get(batch.id)
+
+    unfinished, finished = run(scenario)
+    assert unfinished.finished_at is None
+    assert finished.finished_at is not None
+    assert sent == [f"batch:{finished.id}"]
+
+
+def _completion(deps: DeliveryDeps, sent: list[str]) -> Completion:
+    """A Completion whose webhook listener records what it would enqueue in ``sent``."""
+    webhooks = WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60)
+    cache = ResultCache(deps.jobs.redis, deps.jobs, index_ttl_seconds=60)
+    return Completion(deps.jobs, cache, deps.batches, job_hooks=(webhooks.job_finished,),
+                      batch_hooks=(webhooks.batch_finished,))

@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from shared.batches import BatchStore
-from shared.completion import Completion
+from shared.completion import Completion, Resettle
 from shared.connections import create_redis
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
@@ -22,7 +22,7 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
-from shared.webhooks.listener import Enqueue, WebhookListener, WebhookRenotifier
+from shared.webhooks.listener import Enqueue, WebhookListener
 from shared.webhooks.store import DeliveryStore
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
@@ -76,7 +76,7 @@ class WorkerRuntime:
             running_grace=settings.running_grace_seconds,
             max_countdown=max_countdown(settings),
             # Idempotent: a second call opens and enqueues nothing.
-            renotify=(WebhookRenotifier(webhooks, batches),),
+            renotify=(Resettle(completion),),
         )
         self._started = False
 

@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from shared.batches import Batch, BatchStore
-from shared.errors import BatchNotFound
+from shared.batches import Batch
 from shared.jobs import Job
 from shared.webhooks.delivery import open_batch_delivery, open_delivery
 from shared.webhooks.store import DeliveryStore
@@ -65,27 +64,3 @@ class WebhookListener:
             log.warning("could not enqueue a webhook delivery; the dispatcher will",
                         subject=subject, error=str(exc))
             await self.deliveries.set_due(subject, at=now)
-
-
-class WebhookRenotifier:
-    """A pipeline ``renotify`` listener: when a redelivered capture task finds its job already
-    finished, the worker that finished it may have died before the job's webhook, or its
-    batch's ``batch.completed``, was scheduled. Both are scheduled again here (idempotently:
-    what exists already is left alone). Only a batch whose last job has ended is told.
-    """
-
-    def __init__(self, webhooks: WebhookListener, batches: BatchStore) -> None:
-        self.webhooks = webhooks
-        self.batches = batches
-
-    async def job_finished(self, job: Job) -> None:
-        """Schedule ``job``'s webhook, and its batch's if the batch has ended."""
-        await self.webhooks.job_finished(job)
-        if job.batch_id is None:
-            return
-        try:
-            batch = await self.batches.get(job.batch_id)
-        except BatchNotFound:
-            return
-        if batch.finished_at is not None:
-            await self.webhooks.batch_finished(batch)
