@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         description="Seconds past a running job's own timeout after which the sweeper presumes"
         " its worker dead.",
     )
+    dispatch_ahead: int = Field(
+        default=8,
+        ge=1,
+        le=10000,
+        description="Captures the dispatchers keep released to the broker but not started."
+        " Lower: fairer between API keys (a key's new job waits behind at most this many);"
+        " higher: workers refill faster. With fast engines set it to at least the fleet's"
+        " capture slots.",
+    )
     sweeper: bool = Field(
         default=True, description="Run the sweeper in this worker (one worker leads at a time)."
     )
