@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     queued_deadline_seconds: int = Field(
         default=1800,
         ge=10,
-        description="How long a job may stay queued before the sweeper presumes its queue"
-        " message lost and enqueues it again.",
+        description="How long a released job may stay queued before the sweeper presumes its"
+        " queue message lost and enqueues it again (jobs waiting their turn in the fair"
+        " queue are exempt).",
     )
     running_grace_seconds: int = Field(
         default=60,
