@@ -90,7 +90,8 @@ async def submit_capture(
     check_engine_supports(services.settings.engine, options)
     now = utcnow()
     job = Job(id=job_id or new_job_id(), status=JobStatus.queued, created_at=now, options=options,
-              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id)
+              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id,
+              traceparent=correlation.current().get(correlation.TRACEPARENT))
     if request.webhook_url is not None:
         webhook_url = await check_webhook(services, request.webhook_url, api_key_id=job.api_key_id)
         job = job.model_copy(update={"webhook_url": webhook_url})
@@ -112,8 +113,7 @@ async def submit_capture(
             return job
     await services.quota.charge(principal)
     # One atomic round trip: the record, single-flight, and the job's place in its owner's
-    # fair list; a dispatcher in the workers releases it to Celery when its turn comes.
-    job = job.model_copy(update={"traceparent": correlation.current().get(correlation.TRACEPARENT)})
+    # waiting list; a dispatcher in the workers releases it to Celery when its turn comes.
     try:
         leader = await services.fair.submit(job, digest=digest)
     except StoreUnavailable:

@@ -248,7 +248,7 @@ class StatusStore:
         return [_decode(raw) for raw in records if raw]
 
     async def delete(self, job_id: str) -> None:
-        """Remove a record (used when a job could not be enqueued at all)."""
+        """Remove a record and its place in the pending index."""
         with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(job_key(job_id))
