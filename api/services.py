@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from celery import Celery
 from api.auth import Principal
 from api.idempotency import IdempotencyStore
 from api.ratelimit import QuotaCounter, RateLimiter
+from shared import correlation
 from shared.apikeys import KeyStore
 from shared.batches import BatchStore
 from shared.completion import Completion
@@ -28,10 +30,11 @@ from shared.errors import (
     WebhookSecretMissing,
     WebhookUrlBlocked,
 )
+from shared.fair_queue import FairQueue
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
 from shared.metrics import record_cache_lookup
-from shared.queue import enqueue_capture, enqueue_delivery
+from shared.queue import enqueue_delivery
 from shared.result_cache import ResultCache, options_digest
 from shared.settings import Settings
 from shared.status_store import StatusStore
@@ -67,6 +70,7 @@ class Services:
     quota: QuotaCounter
     idempotency: IdempotencyStore
     cache: ResultCache
+    fair: FairQueue
     batches: BatchStore
     completion: Completion
     deliveries: DeliveryStore
@@ -90,7 +94,8 @@ async def submit_capture(
     check_engine_supports(services.settings.engine, options)
     now = utcnow()
     job = Job(id=job_id or new_job_id(), status=JobStatus.queued, created_at=now, options=options,
-              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id)
+              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id,
+              traceparent=correlation.current().get(correlation.TRACEPARENT))
     if request.webhook_url is not None:
         webhook_url = await check_webhook(services, request.webhook_url, api_key_id=job.api_key_id)
         job = job.model_copy(update={"webhook_url": webhook_url})
@@ -111,22 +116,19 @@ async def submit_capture(
             await services.completion.settled(job)
             return job
     await services.quota.charge(principal)
-    await services.store.create(job)
-    if digest is not None:
-        leader = await services.cache.lead_or_join(principal.owner, digest, job.id)
-        if leader is not None:
-            await services.quota.refund(principal)
-            bound.info("job shares a capture in flight", capture_of=leader,
-                       status=JobStatus.queued.value)
-            return job.model_copy(update={"cached": True, "capture_of": leader})
+    # One atomic round trip: the record, single-flight, and the job's place in its owner's
+    # waiting list; a dispatcher in the workers releases it to Celery when its turn comes.
     try:
-        await anyio.to_thread.run_sync(
-            functools.partial(enqueue_capture, services.celery, job.id, request_id=request_id)
-        )
-    except Exception as exc:
-        await services.store.delete(job.id)
+        leader = await services.fair.submit(job, digest=digest)
+    except StoreUnavailable:
+        with contextlib.suppress(StoreUnavailable):
+            await services.quota.refund(principal)
+        raise
+    if leader is not None:
         await services.quota.refund(principal)
-        raise StoreUnavailable(f"could not enqueue the job: {exc}") from exc
+        bound.info("job shares a capture in flight", capture_of=leader,
+                   status=JobStatus.queued.value)
+        return job.model_copy(update={"cached": True, "capture_of": leader})
     bound.info("job queued", status=JobStatus.queued.value)
     return job
 

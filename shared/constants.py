@@ -62,6 +62,31 @@ FOLLOWERS_PREFIX: Final = "shotline:followers:"
 #: Redis hash of one batch: ``shotline:batch:<batch_id>``.
 BATCH_KEY_PREFIX: Final = "shotline:batch:"
 
+#: Redis list of one owner's captures waiting their turn, oldest first:
+#: ``shotline:fair:jobs:<api_key_id or "anon">``. The dispatcher releases them into the
+#: Celery capture queue round-robin across owners (:mod:`shared.fair_queue`).
+FAIR_JOBS_PREFIX: Final = "shotline:fair:jobs:"
+
+#: Redis list of the owners with captures waiting, in round-robin order (an owner is in it
+#: exactly when its ``fair:jobs`` list is not empty).
+FAIR_OWNERS_KEY: Final = "shotline:fair:owners"
+
+#: Redis list with one token per capture waiting its turn: its length is the backlog that
+#: autoscalers read (KEDA's redis trigger only reads list lengths).
+FAIR_WAITING_KEY: Final = "shotline:fair:waiting"
+
+#: Sorted set of released captures whose task has not started yet (member: job id, score:
+#: release time). Its size is what the dispatcher keeps at ``SHOTLINE_DISPATCH_AHEAD``.
+FAIR_DISPATCHED_KEY: Final = "shotline:fair:dispatched"
+
+#: Sorted set of captures claimed by a dispatcher and not yet published, scored by the end
+#: of the claim's lease: any dispatcher publishes again those whose lease ran out.
+FAIR_RELEASING_KEY: Final = "shotline:fair:releasing"
+
+#: Redis list the dispatchers block on (BLPOP): a token is pushed when a capture is
+#: submitted or a released one starts, so a dispatcher acts at once.
+FAIR_WAKE_KEY: Final = "shotline:fair:wake"
+
 #: Celery queue for capture tasks.
 CAPTURE_QUEUE: Final = "shotline.capture"
 
@@ -140,3 +165,8 @@ def recent_jobs_key(api_key_id: str | None) -> str:
 def semaphore_key(name: str) -> str:
     """Redis key of the fleet-wide semaphore ``name``."""
     return f"{SEMAPHORE_KEY_PREFIX}{name}"
+
+
+def fair_jobs_key(api_key_id: str | None) -> str:
+    """Redis key of the list of ``api_key_id``'s captures waiting their turn."""
+    return f"{FAIR_JOBS_PREFIX}{api_key_id or ANONYMOUS_OWNER}"
