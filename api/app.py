@@ -23,6 +23,7 @@ from api.services import Services
 from shared.batches import BatchStore
 from shared.completion import Completion
 from shared.connections import create_redis
+from shared.fair_queue import FairQueue
 from shared.queue import enqueue_delivery, make_celery
 from shared.result_cache import ResultCache
 from shared.settings import Settings
@@ -59,10 +60,13 @@ def build_services(settings: Settings) -> Services:
         quota=QuotaCounter(redis, default=settings.monthly_quota),
         idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
         cache=cache,
+        fair=FairQueue(redis, store, ahead=settings.dispatch_ahead,
+                       stale_after=settings.visibility_timeout_seconds),
         batches=batch_store,
         # Jobs that end inside the API (cache hits, refused batch jobs, repaired followers)
         # get their webhooks from here; the worker's Completion does the same for captures.
-        completion=Completion(store, cache, batch_store, job_hooks=(webhook_listener.job_finished,)),
+        completion=Completion(store, cache, batch_store, job_hooks=(webhook_listener.job_finished,),
+                              batch_hooks=(webhook_listener.batch_finished,)),
         deliveries=deliveries,
         webhook_secrets=WebhookSecrets.from_settings(settings, redis),
     )

@@ -15,6 +15,7 @@ from shared.constants import REQUEST_ID_HEADER
 from shared.errors import (
     ApiKeyNotFound,
     AuthenticationFailed,
+    BatchNotFinished,
     BatchNotFound,
     ConfigurationError,
     IdempotencyConflict,
@@ -42,6 +43,7 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     BatchNotFound: 404,
     ApiKeyNotFound: 404,
     JobNotFinished: 409,
+    BatchNotFinished: 409,
     AuthenticationFailed: 401,
     RateLimited: 429,
     IdempotencyConflict: 409,

@@ -10,6 +10,8 @@ or leaked alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -22,6 +24,65 @@ from shared.signing import RENDER_SIGNATURE_PARAM, verify_render
 
 #: Query parameters that are not capture options.
 LINK_PARAMS = frozenset({"key_id", "expires", RENDER_SIGNATURE_PARAM})
+#: JSON Schema types a query-string value can carry.
+_SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean"})
+
+
+def link_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI ``parameters`` of ``GET /v1/render``: the link's own three and every
+    capture option a query string can carry (one value, not a list or an object).
+
+    Documented rather than declared as typed ``Query`` parameters on purpose: FastAPI would
+    validate those before the handler runs, so a tampered link with a bad option would get
+    422 instead of 403, and the values FastAPI parsed would not be the exact strings the
+    signature covers. The handler keeps reading the raw query (verify, then
+    :func:`render_request`); this only describes it. Derived from
+    :class:`ScreenshotRequest`, so a new capture option appears here by itself.
+    """
+    schema = ScreenshotRequest.model_json_schema()
+    defs = schema.get("$defs", {})
+    required = set(schema.get("required", ()))
+    params: list[dict[str, Any]] = [
+        _query("key_id", "The id of the API key whose signing secret signed the link.",
+               {"type": "string"}),
+        _query("expires", "When the link stops working, in Unix seconds (covered by the"
+               " signature).", {"type": "integer"}),
+        _query(RENDER_SIGNATURE_PARAM, "Hex HMAC-SHA256, under the key's signing secret, of"
+               " every other parameter sorted and percent-encoded.", {"type": "string"}),
+    ]
+    for name, prop in schema["properties"].items():
+        option = _inline(prop, defs)
+        if _is_scalar(option):
+            description = option.pop("description", None) or ""
+            params.append(_query(name, description, option, required=name in required))
+    return params
+
+
+def _query(name: str, description: str, schema: dict[str, Any], *,
+           required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``$ref`` to ``$defs`` replaced by the definition itself."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline({**defs[ref.removeprefix("#/$defs/")],
+                            **{k: v for k, v in node.items() if k != "$ref"}}, defs)
+        return {key: _inline(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+def _is_scalar(schema: dict[str, Any]) -> bool:
+    """Whether one query-string value can satisfy ``schema`` (``null`` aside)."""
+    if "anyOf" in schema:
+        members = [m for m in schema["anyOf"] if m.get("type") != "null"]
+        return bool(members) and all(_is_scalar(m) for m in members)
+    return schema.get("type") in _SCALAR_TYPES
 
 
 async def verify_link(services: Services, params: list[tuple[str, str]]) -> Principal:

@@ -1,16 +1,16 @@
 """Response bodies of the HTTP API (requests are :class:`shared.jobs.ScreenshotRequest`; the job
-view lives in :mod:`shared.job_view` because webhooks send it too)."""
+and batch views live in :mod:`shared.job_view` and :mod:`shared.batch_view` because webhooks
+send them too)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
+from shared.batch_view import BatchJobView, BatchView
 from shared.job_view import JobView, ResultView
-from shared.jobs import JobError, JobStatus
+from shared.jobs import JobStatus
 
-__all__ = ["Accepted", "ErrorBody", "JobView", "ResultView"]
+__all__ = ["Accepted", "BatchJobView", "BatchView", "ErrorBody", "JobView", "ResultView"]
 
 
 class Accepted(BaseModel):
@@ -48,27 +48,3 @@ class BatchAccepted(BaseModel):
     status_url: str
     total: int
     job_ids: list[str]
-
-
-class BatchJobView(BaseModel):
-    """One job of a batch, in brief (its status URL has the whole record)."""
-
-    id: str
-    url: str
-    status: JobStatus | None = Field(description="None once the job's record has expired.")
-    cached: bool = False
-    error: JobError | None = None
-    status_url: str
-
-
-class BatchView(BaseModel):
-    """A batch: counts per status and each job."""
-
-    id: str
-    created_at: datetime
-    finished_at: datetime | None = None
-    done: bool = Field(description="Every job has succeeded or failed.")
-    total: int
-    counts: dict[str, int] = Field(examples=[{"queued": 0, "running": 1, "succeeded": 2, "failed": 0}])
-    webhook_url: str | None = None
-    jobs: list[BatchJobView]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio.to_thread
 import redis.asyncio as aioredis
@@ -14,6 +17,7 @@ from celery import Celery
 from api.auth import Principal
 from api.idempotency import IdempotencyStore
 from api.ratelimit import QuotaCounter, RateLimiter
+from shared import correlation
 from shared.apikeys import KeyStore
 from shared.batches import BatchStore
 from shared.completion import Completion
@@ -26,17 +30,18 @@ from shared.errors import (
     WebhookSecretMissing,
     WebhookUrlBlocked,
 )
+from shared.fair_queue import FairQueue
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
 from shared.metrics import record_cache_lookup
-from shared.queue import enqueue_capture, enqueue_delivery
+from shared.queue import enqueue_delivery
 from shared.result_cache import ResultCache, options_digest
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
 from shared.webhooks.delivery import open_delivery
-from shared.webhooks.models import DeliveryLog, DeliveryState
+from shared.webhooks.models import DeliveryLog, DeliveryLogBase, DeliveryState
 from shared.webhooks.retry import utc_from_timestamp
 from shared.webhooks.secrets import WebhookSecrets
 from shared.webhooks.store import DeliveryStore
@@ -46,6 +51,8 @@ from worker.engines import check_engine_supports
 REDELIVERY_LEASE_SECONDS = 300.0
 
 log = structlog.get_logger("shotline.api")
+
+LogT = TypeVar("LogT", bound=DeliveryLogBase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,7 @@ class Services:
     quota: QuotaCounter
     idempotency: IdempotencyStore
     cache: ResultCache
+    fair: FairQueue
     batches: BatchStore
     completion: Completion
     deliveries: DeliveryStore
@@ -86,7 +94,8 @@ async def submit_capture(
     check_engine_supports(services.settings.engine, options)
     now = utcnow()
     job = Job(id=job_id or new_job_id(), status=JobStatus.queued, created_at=now, options=options,
-              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id)
+              request_id=request_id, api_key_id=principal.key_id, batch_id=batch_id,
+              traceparent=correlation.current().get(correlation.TRACEPARENT))
     if request.webhook_url is not None:
         webhook_url = await check_webhook(services, request.webhook_url, api_key_id=job.api_key_id)
         job = job.model_copy(update={"webhook_url": webhook_url})
@@ -107,22 +116,19 @@ async def submit_capture(
             await services.completion.settled(job)
             return job
     await services.quota.charge(principal)
-    await services.store.create(job)
-    if digest is not None:
-        leader = await services.cache.lead_or_join(principal.owner, digest, job.id)
-        if leader is not None:
-            await services.quota.refund(principal)
-            bound.info("job shares a capture in flight", capture_of=leader,
-                       status=JobStatus.queued.value)
-            return job.model_copy(update={"cached": True, "capture_of": leader})
+    # One atomic round trip: the record, single-flight, and the job's place in its owner's
+    # waiting list; a dispatcher in the workers releases it to Celery when its turn comes.
     try:
-        await anyio.to_thread.run_sync(
-            functools.partial(enqueue_capture, services.celery, job.id, request_id=request_id)
-        )
-    except Exception as exc:
-        await services.store.delete(job.id)
+        leader = await services.fair.submit(job, digest=digest)
+    except StoreUnavailable:
+        with contextlib.suppress(StoreUnavailable):
+            await services.quota.refund(principal)
+        raise
+    if leader is not None:
         await services.quota.refund(principal)
-        raise StoreUnavailable(f"could not enqueue the job: {exc}") from exc
+        bound.info("job shares a capture in flight", capture_of=leader,
+                   status=JobStatus.queued.value)
+        return job.model_copy(update={"cached": True, "capture_of": leader})
     bound.info("job queued", status=JobStatus.queued.value)
     return job
 
@@ -179,24 +185,27 @@ async def result_url(services: Services, principal: Principal, job_id: str) -> s
 async def delivery_log(services: Services, principal: Principal, job_id: str) -> DeliveryLog:
     """The state of ``job_id``'s webhook and every attempt so far (the caller's jobs only)."""
     job = await get_owned_job(services, principal, job_id)
-    return await _delivery_log(services, job)
+    return await read_delivery_log(services, job.id, job.webhook_url, DeliveryLog, job_id=job.id)
 
 
-async def _delivery_log(services: Services, job: Job) -> DeliveryLog:
-    if job.webhook_url is None:
-        return DeliveryLog(job_id=job.id, state=DeliveryState.none)
-    delivery = await services.deliveries.get(job.id)
-    attempts = await services.deliveries.attempts(job.id)
+async def read_delivery_log(services: Services, subject: str, webhook_url: str | None,
+                            log_type: type[LogT], **identity: str) -> LogT:
+    """The ``log_type`` of ``subject``'s delivery (``identity`` names its job or batch)."""
+    fields: dict[str, object] = {**identity, "webhook_url": webhook_url}
+    if webhook_url is None:
+        fields["state"] = DeliveryState.none
+        return log_type.model_validate(fields)
+    delivery = await services.deliveries.get(subject)
+    fields["attempts"] = await services.deliveries.attempts(subject)
     if delivery is None:
-        return DeliveryLog(job_id=job.id, webhook_url=job.webhook_url, state=DeliveryState.waiting,
-                           attempts=attempts)
+        fields["state"] = DeliveryState.waiting
+        return log_type.model_validate(fields)
     next_at = delivery.next_attempt_at if delivery.state is DeliveryState.scheduled else None
-    return DeliveryLog(
-        job_id=job.id, webhook_url=delivery.url, event=delivery.event,
-        webhook_id=delivery.webhook_id, state=delivery.state,
-        next_attempt_at=None if next_at is None else utc_from_timestamp(next_at),
-        attempts=attempts,
+    fields.update(
+        webhook_url=delivery.url, event=delivery.event, webhook_id=delivery.webhook_id,
+        state=delivery.state, next_attempt_at=None if next_at is None else utc_from_timestamp(next_at),
     )
+    return log_type.model_validate(fields)
 
 
 async def redeliver(services: Services, principal: Principal, job_id: str) -> DeliveryLog:
@@ -210,17 +219,26 @@ async def redeliver(services: Services, principal: Principal, job_id: str) -> De
         raise NoWebhook(f"job {job_id} has no webhook_url; there is nothing to redeliver")
     if not job.status.is_terminal:
         raise JobNotFinished(f"job {job_id} is {job.status.value}; its webhook is sent when it ends")
+    await send_again(services, job.id, lambda due, now: open_delivery(
+        services.deliveries, job, due=due, now=now), owner=job.api_key_id, url=job.webhook_url)
+    return await read_delivery_log(services, job.id, job.webhook_url, DeliveryLog, job_id=job.id)
+
+
+async def send_again(services: Services, subject: str,
+                     open_: Callable[[float, float], Awaitable[bool]], *,
+                     owner: str | None, url: str) -> None:
+    """Start a new round of ``subject``'s delivery now (``open_`` creates it if it never
+    was), enable its endpoint again and send its task (or leave it to the dispatcher)."""
     now = time.time()
     due_if_lost = now + REDELIVERY_LEASE_SECONDS
-    if not await open_delivery(services.deliveries, job, due=due_if_lost, now=now):
-        await services.deliveries.restart(job.id, now=now, due=due_if_lost)
-    if await services.deliveries.enable_endpoint(job.api_key_id, job.webhook_url):
-        log.info("webhook endpoint enabled again", job_id=job.id, url=job.webhook_url)
+    if not await open_(due_if_lost, now):
+        await services.deliveries.restart(subject, now=now, due=due_if_lost)
+    if await services.deliveries.enable_endpoint(owner, url):
+        log.info("webhook endpoint enabled again", subject=subject, url=url)
     try:
-        await anyio.to_thread.run_sync(functools.partial(enqueue_delivery, services.celery, job.id))
+        await anyio.to_thread.run_sync(functools.partial(enqueue_delivery, services.celery, subject))
     except Exception as exc:  # the worker-side dispatcher picks it up instead
-        log.warning("could not enqueue a redelivery; left to the dispatcher", job_id=job.id,
+        log.warning("could not enqueue a redelivery; left to the dispatcher", subject=subject,
                     error=str(exc))
-        await services.deliveries.set_due(job.id, at=now)
-    log.info("webhook redelivery requested", job_id=job.id, url=job.webhook_url)
-    return await _delivery_log(services, job)
+        await services.deliveries.set_due(subject, at=now)
+    log.info("webhook redelivery requested", subject=subject, url=url)

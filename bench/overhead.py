@@ -4,8 +4,9 @@ The engine is the SnapAPI stand-in (``python -m tests.fakes.snapapi_server``, a 
 server speaking SnapAPI's API that answers at once), so what is measured is Shotline's
 own cost per job: the API (validation, URL policy, status record, enqueue), the broker,
 the worker (status transitions, the engine call, the result's digest and storage; a
-threads pool of :data:`WORKER_THREADS`, the SnapAPI engine's pool) and the status record. The reference is the same Redis moving a Celery task that does
-nothing, sent by one producer and run by a default prefork worker.
+threads pool of :data:`WORKER_THREADS`, the SnapAPI engine's pool) and the status record.
+The reference is the same Redis moving a Celery task that does nothing, sent by one
+producer and run by a default prefork worker.
 
 Submit latency is measured open loop at a fixed request rate while the workers run the
 jobs, from each request's scheduled time (so a slow answer cannot hide the queueing

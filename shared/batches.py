@@ -1,15 +1,16 @@
 """Batches: many captures submitted at once, tracked together until the last one ends.
 
-A batch is one Redis hash: the record (JSON) and a ``remaining`` counter that every job of
-the batch decrements once when it reaches a final status. The decrement that reaches zero
-completes the batch, exactly once, wherever it happens (worker or API).
+A batch is one Redis hash: the record (JSON), a ``remaining`` counter and one ``ended:<job id>``
+field per job counted. Each job of the batch decrements the counter once when it reaches a
+final status; counting the same job again (a redelivered task re-settling a job whose worker
+died mid-way) changes nothing. The decrement that reaches zero completes the batch, exactly
+once, wherever it happens (worker or API).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.constants import BATCH_KEY_PREFIX, job_key
 from shared.errors import BatchNotFound
-from shared.jobs import HttpUrlStr, JobStatus, ScreenshotRequest, utcnow
+from shared.jobs import HttpUrlStr, ScreenshotRequest, utcnow
 from shared.status_store import redis_errors
 
 #: Most URLs in one batch.
@@ -83,9 +84,11 @@ def _batch_key(batch_id: str) -> str:
     return f"{BATCH_KEY_PREFIX}{batch_id}"
 
 
-# KEYS[1] batch hash. ARGV[1] finish time (JSON). Returns 1 when this call completed it.
+# KEYS[1] batch hash. ARGV[1] finish time (JSON), ARGV[2] job id. Returns 1 when this call
+# completed the batch, 0 otherwise (job already counted, batch unknown or still running).
 _JOB_FINISHED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'ended:' .. ARGV[2], 1) == 0 then return 0 end
 local left = redis.call('HINCRBY', KEYS[1], 'remaining', -1)
 if left == 0 then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[1])
@@ -124,13 +127,16 @@ class BatchStore:
             raise BatchNotFound(f"no batch with id {batch_id!r}")
         batch = Batch.model_validate_json(raw[b"record"])
         finished = json.loads(raw.get(b"finished_at", b"null"))
-        return batch.model_copy(update={"finished_at": finished}) if finished else batch
+        if not finished:
+            return batch
+        return batch.model_copy(update={"finished_at": datetime.fromisoformat(finished)})
 
-    async def job_finished(self, batch_id: str) -> Batch | None:
-        """Count one job of the batch as ended; the batch when that was its last job."""
+    async def job_finished(self, batch_id: str, job_id: str) -> Batch | None:
+        """Count ``job_id`` as ended (once, however often it is told); the batch when that
+        was its last job."""
         with redis_errors():
             completed = await self._job_finished(
-                keys=[_batch_key(batch_id)], args=[json.dumps(utcnow().isoformat())]
+                keys=[_batch_key(batch_id)], args=[json.dumps(utcnow().isoformat()), job_id]
             )
         return await self.get(batch_id) if completed == 1 else None
 
@@ -148,9 +154,3 @@ class BatchStore:
             states.append({"id": job_id, "url": url, "status": values[0],
                            "cached": bool(values[1]), "error": values[2]})
         return states
-
-
-def count_statuses(states: list[dict[str, Any]]) -> dict[str, int]:
-    """How many jobs are in each status (every status listed, zeros included)."""
-    counts = Counter(state["status"] for state in states)
-    return {status.value: counts.get(status.value, 0) for status in JobStatus}

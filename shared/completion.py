@@ -9,7 +9,8 @@ repaired on read).
 Other features react to finished jobs and batches through its ``job_hooks`` and
 ``batch_hooks`` (give the same hooks to both the worker's and the API's instance), not as
 separate pipeline listeners: many jobs end without a capture of their own, and only this
-object sees them all. Each job reaches the hooks once.
+object sees them all. Each job reaches the hooks once, except when a worker died while
+settling it: :class:`Resettle` then runs them again, so hooks must be idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from shared.batches import Batch, BatchStore
-from shared.errors import JobNotFound
+from shared.errors import BatchNotFound, JobNotFound
 from shared.jobs import Job, JobError, JobStatus
 from shared.result_cache import ResultCache
 from shared.status_store import StatusStore
@@ -94,19 +95,54 @@ class Completion:
 
     async def settled(self, job: Job) -> None:
         """``job`` just reached its final status: run the hooks, count it in its batch."""
+        await self._run_job_hooks(job)
+        if job.batch_id is None:
+            return
+        batch = await self.batches.job_finished(job.batch_id, job.id)
+        if batch is not None:
+            log.info("batch finished", batch_id=batch.id, jobs=len(batch.job_ids))
+            await self._run_batch_hooks(batch)
+
+    async def resettle(self, job: Job) -> None:
+        """Settle ``job`` again: the worker that finished it may have died before it was
+        counted in its batch or before the hooks ran. Counting is idempotent per job, and
+        the hooks run again (job hooks, and batch hooks if its batch has ended)."""
+        await self._run_job_hooks(job)
+        if job.batch_id is None:
+            return
+        batch = await self.batches.job_finished(job.batch_id, job.id)
+        if batch is None:
+            try:
+                batch = await self.batches.get(job.batch_id)
+            except BatchNotFound:
+                return
+            if batch.finished_at is None:
+                return
+        await self._run_batch_hooks(batch)
+
+    async def _run_job_hooks(self, job: Job) -> None:
         for hook in self.job_hooks:
             try:
                 await hook(job)
             except Exception:
                 log.exception("job hook failed", job_id=job.id)
-        if job.batch_id is None:
-            return
-        batch = await self.batches.job_finished(job.batch_id)
-        if batch is None:
-            return
-        log.info("batch finished", batch_id=batch.id, jobs=len(batch.job_ids))
+
+    async def _run_batch_hooks(self, batch: Batch) -> None:
         for batch_hook in self.batch_hooks:
             try:
                 await batch_hook(batch)
             except Exception:
                 log.exception("batch hook failed", batch_id=batch.id)
+
+
+class Resettle:
+    """A pipeline ``renotify`` listener: a redelivered capture task found its job already
+    finished, so the worker that finished it may have died before settling it completely
+    (batch count, webhook, ``batch.completed``); :meth:`Completion.resettle` redoes that."""
+
+    def __init__(self, completion: Completion) -> None:
+        self.completion = completion
+
+    async def job_finished(self, job: Job) -> None:
+        """Settle ``job`` again, idempotently."""
+        await self.completion.resettle(job)

@@ -62,6 +62,31 @@ FOLLOWERS_PREFIX: Final = "shotline:followers:"
 #: Redis hash of one batch: ``shotline:batch:<batch_id>``.
 BATCH_KEY_PREFIX: Final = "shotline:batch:"
 
+#: Redis list of one owner's captures waiting their turn, oldest first:
+#: ``shotline:fair:jobs:<api_key_id or "anon">``. The dispatcher releases them into the
+#: Celery capture queue round-robin across owners (:mod:`shared.fair_queue`).
+FAIR_JOBS_PREFIX: Final = "shotline:fair:jobs:"
+
+#: Redis list of the owners with captures waiting, in round-robin order (an owner is in it
+#: exactly when its ``fair:jobs`` list is not empty).
+FAIR_OWNERS_KEY: Final = "shotline:fair:owners"
+
+#: Redis list with one token per capture waiting its turn: its length is the backlog that
+#: autoscalers read (KEDA's redis trigger only reads list lengths).
+FAIR_WAITING_KEY: Final = "shotline:fair:waiting"
+
+#: Sorted set of released captures whose task has not started yet (member: job id, score:
+#: release time). Its size is what the dispatcher keeps at ``SHOTLINE_DISPATCH_AHEAD``.
+FAIR_DISPATCHED_KEY: Final = "shotline:fair:dispatched"
+
+#: Sorted set of captures claimed by a dispatcher and not yet published, scored by the end
+#: of the claim's lease: any dispatcher publishes again those whose lease ran out.
+FAIR_RELEASING_KEY: Final = "shotline:fair:releasing"
+
+#: Redis list the dispatchers block on (BLPOP): a token is pushed when a capture is
+#: submitted or a released one starts, so a dispatcher acts at once.
+FAIR_WAKE_KEY: Final = "shotline:fair:wake"
+
 #: Celery queue for capture tasks.
 CAPTURE_QUEUE: Final = "shotline.capture"
 
@@ -74,18 +99,18 @@ WEBHOOK_QUEUE: Final = "shotline.webhooks"
 #: Celery task name of one webhook delivery attempt.
 WEBHOOK_TASK: Final = "shotline.webhooks.deliver"
 
-#: Redis hash of one job's webhook delivery (state, round, next attempt):
-#: ``shotline:webhook:<job_id>``.
+#: Redis hash of one delivery (state, round, next attempt): ``shotline:webhook:<subject>``,
+#: where a subject is a job id or ``batch:<batch_id>`` (see :mod:`shared.webhooks.subjects`).
 WEBHOOK_KEY_PREFIX: Final = "shotline:webhook:"
 
-#: Redis list of one job's delivery attempts, oldest first (JSON each):
-#: ``shotline:webhook-attempts:<job_id>``.
+#: Redis list of one delivery's attempts, oldest first (JSON each):
+#: ``shotline:webhook-attempts:<subject>``.
 WEBHOOK_ATTEMPTS_PREFIX: Final = "shotline:webhook-attempts:"
 
-#: Redis string held while one job's delivery attempt runs: ``shotline:webhook-lock:<job_id>``.
+#: Redis string held while one delivery attempt runs: ``shotline:webhook-lock:<subject>``.
 WEBHOOK_LOCK_PREFIX: Final = "shotline:webhook-lock:"
 
-#: Redis sorted set of the deliveries waiting for an attempt (member: job id; score: the
+#: Redis sorted set of the deliveries waiting for an attempt (member: subject; score: the
 #: Unix time it is due). The dispatcher enqueues what is due; retries live here, not in
 #: Celery countdowns, so they survive worker restarts.
 WEBHOOK_DUE_KEY: Final = "shotline:webhooks:due"
@@ -93,6 +118,9 @@ WEBHOOK_DUE_KEY: Final = "shotline:webhooks:due"
 #: Redis string marking an endpoint disabled after it answered 410 Gone:
 #: ``shotline:webhook-disabled:<sha256 of owner and URL>``.
 WEBHOOK_DISABLED_PREFIX: Final = "shotline:webhook-disabled:"
+
+#: Prefix of a batch's webhook subject (``batch:<batch_id>``); a job's subject is its bare id.
+WEBHOOK_BATCH_SUBJECT_PREFIX: Final = "batch:"
 
 #: Storage key prefix for capture results.
 RESULTS_PREFIX: Final = "results/"
@@ -137,3 +165,8 @@ def recent_jobs_key(api_key_id: str | None) -> str:
 def semaphore_key(name: str) -> str:
     """Redis key of the fleet-wide semaphore ``name``."""
     return f"{SEMAPHORE_KEY_PREFIX}{name}"
+
+
+def fair_jobs_key(api_key_id: str | None) -> str:
+    """Redis key of the list of ``api_key_id``'s captures waiting their turn."""
+    return f"{FAIR_JOBS_PREFIX}{api_key_id or ANONYMOUS_OWNER}"

@@ -58,12 +58,15 @@ def current() -> dict[str, str]:
     return {key: context[key] for key in CORRELATION_KEYS if isinstance(context.get(key), str)}
 
 
-def task_headers(*, request_id: str | None) -> dict[str, str]:
-    """Celery task headers carrying ``request_id`` and the current trace context."""
+def task_headers(*, request_id: str | None, traceparent: str | None = None) -> dict[str, str]:
+    """Celery task headers carrying ``request_id`` and ``traceparent`` (default: the current
+    trace context; given when the task is sent outside the request, by the dispatcher)."""
     headers = current()
     headers.pop(REQUEST_ID, None)
     if request_id:
         headers[REQUEST_ID] = request_id
+    if traceparent:
+        headers[TRACEPARENT] = traceparent
     return headers
 
 

@@ -188,6 +188,12 @@ class BatchNotFound(ShotlineError):
     code = "not_found"
 
 
+class BatchNotFinished(ShotlineError):
+    """Raised when a batch's webhook is to be resent before every job of the batch has ended."""
+
+    code = "batch_not_finished"
+
+
 class RateLimited(ShotlineError):
     """Raised when a key is over its request rate; ``retry_after`` says when to come back."""
 
@@ -242,7 +248,7 @@ class WebhookSecretMissing(ShotlineError):
 
 
 class NoWebhook(ShotlineError):
-    """Raised when a job's deliveries are to be resent but the job has no ``webhook_url``."""
+    """Raised when a job's or batch's deliveries are to be resent but it has no ``webhook_url``."""
 
     code = "no_webhook"
 

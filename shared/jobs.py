@@ -305,6 +305,9 @@ class Job(BaseModel):
     attempts: int = 0
     options: CaptureOptions
     request_id: str | None = None
+    traceparent: str | None = Field(
+        default=None, description="The submitter's W3C trace context, carried to the capture task."
+    )
     api_key_id: str | None = Field(default=None, description="Owner; None in single-tenant mode.")
     webhook_url: str | None = None
     batch_id: str | None = Field(default=None, description="The batch this job is part of.")

@@ -163,16 +163,20 @@ def amqp_options() -> dict[str, Any]:
     }
 
 
-def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None) -> None:
+def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None,
+                    traceparent: str | None = None) -> None:
     """Send the capture task for ``job_id`` (blocking; call it from a thread in async code).
 
-    The task's headers carry ``request_id`` and the caller's trace context to the worker.
+    The task's headers carry ``request_id`` and the trace context (``traceparent``, else
+    the caller's) to the worker. New captures reach Celery through the fair queue's
+    dispatcher (:mod:`shared.fair_queue`); retries and recoveries are sent directly.
     """
-    headers = task_headers(request_id=request_id)
+    headers = task_headers(request_id=request_id, traceparent=traceparent)
     app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)
 
 
-def enqueue_delivery(app: Celery, job_id: str) -> None:
-    """Send the webhook delivery task for ``job_id`` (blocking; call it from a thread in
-    async code). Duplicates are harmless: the task attempts only what is due."""
-    app.send_task(WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE)
+def enqueue_delivery(app: Celery, subject: str) -> None:
+    """Send the webhook delivery task for ``subject`` (a job id or ``batch:<id>``; blocking:
+    call it from a thread in async code). Duplicates are harmless: the task attempts only
+    what is due."""
+    app.send_task(WEBHOOK_TASK, args=[subject], queue=WEBHOOK_QUEUE)

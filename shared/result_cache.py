@@ -40,23 +40,31 @@ INFLIGHT_TTL_SECONDS = 3600
 #: Longest a cache entry is kept, whatever the job TTL.
 MAX_INDEX_TTL_SECONDS = 30 * 24 * 3600
 
-# KEYS[1] inflight key. ARGV[1] this job's id, ARGV[2] TTL, ARGV[3] job key prefix,
-# ARGV[4] followers key prefix. Joins a live leader (and marks this job as sharing its
-# capture, JSON-encoded like the status store writes fields); else becomes the leader.
-_LEAD_OR_JOIN = """
-local leader = redis.call('GET', KEYS[1])
-if leader and leader ~= ARGV[1] then
-  local status = redis.call('HGET', ARGV[3] .. leader, 'status')
-  if status == '"queued"' or status == '"running"' then
-    local followers = ARGV[4] .. leader
-    redis.call('SADD', followers, ARGV[1])
-    redis.call('EXPIRE', followers, ARGV[2])
-    redis.call('HSET', ARGV[3] .. ARGV[1], 'capture_of', '"' .. leader .. '"', 'cached', 'true')
-    return leader
+#: Lua function: joins a live leader of ``inflight`` (and marks ``job_id`` as sharing its
+#: capture, JSON-encoded like the status store writes fields) and returns its id; else makes
+#: ``job_id`` the leader and returns false. Also part of the fair queue's submit script.
+LEAD_OR_JOIN_LUA = """
+local function lead_or_join(inflight, job_id, ttl, job_prefix, followers_prefix)
+  local leader = redis.call('GET', inflight)
+  if leader and leader ~= job_id then
+    local status = redis.call('HGET', job_prefix .. leader, 'status')
+    if status == '"queued"' or status == '"running"' then
+      local followers = followers_prefix .. leader
+      redis.call('SADD', followers, job_id)
+      redis.call('EXPIRE', followers, ttl)
+      redis.call('HSET', job_prefix .. job_id, 'capture_of', '"' .. leader .. '"', 'cached', 'true')
+      return leader
+    end
   end
+  redis.call('SET', inflight, job_id, 'EX', ttl)
+  return false
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return false
+"""
+
+# KEYS[1] inflight key. ARGV[1] this job's id, ARGV[2] TTL, ARGV[3] job key prefix,
+# ARGV[4] followers key prefix.
+_LEAD_OR_JOIN = LEAD_OR_JOIN_LUA + """
+return lead_or_join(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 # Ends a job's single-flight. KEYS[1] inflight key, KEYS[2] followers of this job. ARGV[1]
@@ -82,6 +90,11 @@ def options_digest(options: CaptureOptions) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def inflight_key(owner: str, digest: str) -> str:
+    """Redis key naming the job capturing ``owner``'s options ``digest`` right now."""
+    return f"{INFLIGHT_PREFIX}{owner}:{digest}"
+
+
 def owner_of(api_key_id: str | None) -> str:
     """The name work is scoped to: the API key id, or the anonymous owner."""
     return api_key_id or ANONYMOUS_OWNER
@@ -99,7 +112,7 @@ class ResultCache:
 
     @staticmethod
     def _keys(owner: str, digest: str) -> tuple[str, str]:
-        return f"{CACHE_PREFIX}{owner}:{digest}", f"{INFLIGHT_PREFIX}{owner}:{digest}"
+        return f"{CACHE_PREFIX}{owner}:{digest}", inflight_key(owner, digest)
 
     async def lookup(self, owner: str, digest: str, *, max_age: int, now: float | None = None
                      ) -> Job | None:

@@ -102,14 +102,24 @@ class Settings(BaseSettings):
     queued_deadline_seconds: int = Field(
         default=1800,
         ge=10,
-        description="How long a job may stay queued before the sweeper presumes its queue"
-        " message lost and enqueues it again.",
+        description="How long a released job may stay queued before the sweeper presumes its"
+        " queue message lost and enqueues it again (jobs waiting their turn in the fair"
+        " queue are exempt).",
     )
     running_grace_seconds: int = Field(
         default=60,
         ge=5,
         description="Seconds past a running job's own timeout after which the sweeper presumes"
         " its worker dead.",
+    )
+    dispatch_ahead: int = Field(
+        default=8,
+        ge=1,
+        le=10000,
+        description="Captures the dispatchers keep released to the broker but not started."
+        " Lower: fairer between API keys (a key's new job waits behind at most this many);"
+        " higher: workers refill faster. With fast engines set it to at least the fleet's"
+        " capture slots.",
     )
     sweeper: bool = Field(
         default=True, description="Run the sweeper in this worker (one worker leads at a time)."

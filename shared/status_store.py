@@ -24,7 +24,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.constants import PENDING_JOBS_KEY, RECENT_JOBS_CAP, job_key, recent_jobs_key
+from shared.constants import (
+    FAIR_DISPATCHED_KEY,
+    FAIR_WAKE_KEY,
+    PENDING_JOBS_KEY,
+    RECENT_JOBS_CAP,
+    job_key,
+    recent_jobs_key,
+)
 from shared.errors import JobLost, JobNotFound, StoreUnavailable
 from shared.jobs import Job, JobError, JobStatus, StoredResult, utcnow
 
@@ -35,11 +42,18 @@ local function now()
 end
 """
 
-# KEYS[1] job hash, KEYS[2] pending index. ARGV[1] comma-separated statuses the job may be in;
-# ARGV[2] "1" to count an attempt; ARGV[3] job id; ARGV[4] the job's new deadline in seconds from
-# now, or "" when the transition ends the job (it leaves the index); ARGV[5..] field/value pairs.
+# KEYS[1] job hash, KEYS[2] pending index, optional KEYS[3] the fair queue's dispatched set
+# and KEYS[4] its wake list (an attempt starting: the job's task is no longer ahead in the
+# broker, so a dispatcher may release another). ARGV[1] comma-separated statuses the job may
+# be in; ARGV[2] "1" to count an attempt; ARGV[3] job id; ARGV[4] the job's new deadline in
+# seconds from now, or "" when the transition ends the job (it leaves the index); ARGV[5..]
+# field/value pairs.
 # Returns {flag, HGETALL...}: flag 1 = done, 0 = refused (status not allowed), -1 = no such job.
 _TRANSITION = _NOW + """
+if KEYS[3] and redis.call('ZREM', KEYS[3], ARGV[3]) == 1
+    and redis.call('LLEN', KEYS[4]) == 0 then
+  redis.call('RPUSH', KEYS[4], 1)
+end
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
   redis.call('ZREM', KEYS[2], ARGV[3])
@@ -66,16 +80,29 @@ table.insert(out, 1, 1)
 return out
 """
 
+#: Lua function writing a new job's record (``fields``: field/value pairs) with its TTL,
+#: putting it in the pending index (deadline in seconds from now) and first among its owner's
+#: recent jobs. Needs :data:`NOW_LUA`; also part of the fair queue's submit script.
+CREATE_JOB_LUA = """
+local function create_job(job_key, pending, recent, job_id, ttl, deadline, created, cap, fields)
+  redis.call('HSET', job_key, unpack(fields))
+  redis.call('EXPIRE', job_key, ttl)
+  redis.call('ZADD', pending, now() + deadline, job_id)
+  redis.call('ZADD', recent, created, job_id)
+  redis.call('ZREMRANGEBYRANK', recent, 0, -cap - 1)
+  redis.call('EXPIRE', recent, ttl)
+end
+"""
+
+#: Lua function ``now()``: the Redis clock in seconds.
+NOW_LUA = _NOW
+
 # KEYS[1] job hash, KEYS[2] pending index, KEYS[3] the owner's recent-jobs set. ARGV[1] job id,
 # ARGV[2] TTL, ARGV[3] deadline in seconds from now, ARGV[4] creation time (unix seconds),
 # ARGV[5] most ids the recent-jobs set keeps, ARGV[6..] field/value pairs.
-_CREATE = _NOW + """
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[2], now() + tonumber(ARGV[3]), ARGV[1])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[4]), ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+_CREATE = _NOW + CREATE_JOB_LUA + """
+create_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+           tonumber(ARGV[4]), tonumber(ARGV[5]), {unpack(ARGV, 6)})
 return 1
 """
 
@@ -183,14 +210,22 @@ class StatusStore:
 
     async def create(self, job: Job) -> None:
         """Write a new job's record with the configured TTL, put it in the pending index and
-        first among its owner's recent jobs (a set trimmed to :data:`RECENT_JOBS_CAP`)."""
+        first among its owner's recent jobs (a set trimmed to :data:`RECENT_JOBS_CAP`).
+
+        Captures are submitted through :meth:`shared.fair_queue.FairQueue.submit` instead,
+        which also queues them; this is for jobs that need no capture of their own."""
+        keys = [job_key(job.id), PENDING_JOBS_KEY, recent_jobs_key(job.api_key_id)]
+        with redis_errors():
+            await self._create(keys=keys, args=self.create_args(job))
+
+    def create_args(self, job: Job) -> list[str | int | float]:
+        """The ARGV of :data:`CREATE_JOB_LUA`'s caller for ``job``: id, TTL, deadline,
+        creation time, recent-jobs cap, then the record's field/value pairs."""
         args: list[str | int | float] = [job.id, self.ttl_seconds, self.queued_deadline,
                                          job.created_at.timestamp(), RECENT_JOBS_CAP]
         for name, value in _encode(job.model_dump(mode="json")).items():
             args += [name, value]
-        keys = [job_key(job.id), PENDING_JOBS_KEY, recent_jobs_key(job.api_key_id)]
-        with redis_errors():
-            await self._create(keys=keys, args=args)
+        return args
 
     async def recent(self, api_key_id: str | None, *, limit: int) -> list[Job]:
         """Up to ``limit`` of the owner's jobs, most recent first.
@@ -213,7 +248,7 @@ class StatusStore:
         return [_decode(raw) for raw in records if raw]
 
     async def delete(self, job_id: str) -> None:
-        """Remove a record (used when a job could not be enqueued at all)."""
+        """Remove a record and its place in the pending index."""
         with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(job_key(job_id))
@@ -242,8 +277,11 @@ class StatusStore:
         task must then do nothing) or no longer exists.
         """
         fields = {"status": JobStatus.running.value, "started_at": (now or utcnow()).isoformat()}
+        # The same script takes the job out of the fair queue's "released, not started" set
+        # and wakes a dispatcher: no extra round trip.
         return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields,
-                                deadline_in=deadline_in, count=True)
+                                deadline_in=deadline_in, count=True,
+                                extra_keys=(FAIR_DISPATCHED_KEY, FAIR_WAKE_KEY))
 
     async def mark_retrying(
         self, job_id: str, error: JobError, *, retry_in: float = 0.0, park: bool = False
@@ -336,6 +374,7 @@ class StatusStore:
         *,
         deadline_in: float | None = None,
         count: bool = False,
+        extra_keys: tuple[str, ...] = (),
     ) -> Job | None:
         args: list[str] = [
             ",".join(s.value for s in allowed_from),
@@ -346,7 +385,8 @@ class StatusStore:
         for name, value in _encode(fields).items():
             args += [name, value]
         with redis_errors():
-            reply = await self._transition(keys=[job_key(job_id), PENDING_JOBS_KEY], args=args)
+            reply = await self._transition(keys=[job_key(job_id), PENDING_JOBS_KEY, *extra_keys],
+                                           args=args)
         flag = int(reply[0])
         if flag != 1:
             return None

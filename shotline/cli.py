@@ -74,7 +74,8 @@ def _parse_queues(value: str) -> set[str]:
               " webhook worker process beside it, so slow endpoints never hold a capture slot).")
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
-    """Run Celery workers that capture queued jobs (sweeping stuck ones) and deliver webhooks."""
+    """Run Celery workers that capture queued jobs (releasing them fairly between API keys,
+    sweeping stuck ones) and deliver webhooks."""
     from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
     from worker.app import app
 

@@ -121,7 +121,7 @@ def worker_process(
     public_base_url: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A ``shotline worker`` child using ``redis_url`` (capture and webhook workers, the
-    sweeper included); stopped on exit.
+    sweeper and the fair queue's dispatcher included); stopped on exit.
 
     The worker gets SIGTERM: running captures finish for up to ``shutdown_timeout`` seconds,
     the rest is requeued; only a worker that is still there well after that is killed.

@@ -113,6 +113,24 @@ def test_openapi_documents_the_request_with_examples(base: str, client: httpx.Cl
     assert client.get(f"{base}/docs").status_code == 200
 
 
+def test_openapi_declares_the_render_links_query(base: str, client: httpx.Client) -> None:
+    spec = client.get(f"{base}/openapi.json").json()
+    params = {p["name"]: p for p in spec["paths"]["/v1/render"]["get"]["parameters"]}
+    assert all(p["in"] == "query" for p in params.values())
+    assert {name for name, p in params.items() if p["required"]} == {
+        "url", "key_id", "expires", "signature"}
+    # The capture options a query string can carry, with their types and bounds...
+    assert set(params) >= {"format", "quality", "width", "height", "device_scale_factor",
+                           "full_page", "selector", "wait_until", "delay_ms", "timeout_ms",
+                           "dark_mode", "device", "cache_ttl", "fresh"}
+    assert params["format"]["schema"]["enum"] == ["png", "jpeg", "webp", "pdf"]
+    assert params["width"]["schema"]["maximum"] == 3840
+    assert params["expires"]["schema"]["type"] == "integer"
+    # ...and not those that need a list or an object (a query value cannot be one).
+    assert not set(params) & {"headers", "cookies", "hide_selectors", "pdf_options", "clip"}
+    assert "$ref" not in str(params)
+
+
 def test_redis_down_is_503_with_json(processes: ProcessFactory, client: httpx.Client) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
     base = processes.api(SHOTLINE_REDIS_URL=dead)

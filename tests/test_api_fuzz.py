@@ -69,6 +69,18 @@ def pin_urls(value: Any, *, refused_only: bool = False) -> Any:
     return PINNED_URLS[-1] if refused_only else PINNED_URLS[len(value) % len(PINNED_URLS)]
 
 
+#: uvicorn's answer to a request it cannot parse, before any application code runs.
+UVICORN_BAD_REQUEST = "Invalid HTTP request received."
+
+
+def _refused_by_the_http_server(response: Any) -> bool:
+    """A request line too long for the HTTP server (llhttp's 80 KiB head, through uvicorn):
+    the fuzzer fills each of ``/v1/render``'s query options up to its bound (``css`` and
+    ``js`` take 100,000 characters), which no URL can carry. Not the API's answer to judge."""
+    return (response.status_code == 400 and response.text == UVICORN_BAD_REQUEST
+            and len(response.request.url) > 16 * 1024)
+
+
 @schema.parametrize()
 @settings(
     max_examples=40,
@@ -81,6 +93,8 @@ def test_no_request_makes_the_api_fail(api_base: str, case: Any) -> None:
     if isinstance(case.query, dict):
         case.query = pin_urls(case.query, refused_only=True)
     response = case.call(base_url=api_base, timeout=30)
+    if _refused_by_the_http_server(response):
+        return
     assert response.status_code < 500, (case.method, case.path, case.body, response.text)
     if response.status_code >= 400:
         body = response.json()

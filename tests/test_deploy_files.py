@@ -19,7 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
+from shared.constants import CAPTURE_QUEUE, FAIR_WAITING_KEY, WEBHOOK_QUEUE
 from shared.settings import Settings
 from shotline.cli import main as cli
 from tests.servers import REPO_ROOT
@@ -330,7 +330,8 @@ def test_kubernetes_manifests_parse_and_cover_the_deployment() -> None:
         assert (K8S_DIR / resource).is_file(), resource
     scaled = next(doc for doc in docs if doc["kind"] == "ScaledObject")
     trigger = scaled["spec"]["triggers"][0]
-    assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == CAPTURE_QUEUE
+    # The backlog waits in the fair queue's lists, not in Celery's (which holds a few).
+    assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == FAIR_WAITING_KEY
     names = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "Deployment"}
     assert scaled["spec"]["scaleTargetRef"]["name"] in names
     hpa = next(doc for doc in docs if doc["kind"] == "HorizontalPodAutoscaler")

@@ -31,6 +31,7 @@ from shared.correlation import (
     unbind_task_context,
     valid_request_id,
 )
+from shared.fair_queue import FairQueue
 from shared.jobs import CaptureOptions, ImageFormat, Job, JobError, JobStatus, utcnow
 from shared.logging import configure_logging
 from shared.metrics import record_job_finished
@@ -217,6 +218,31 @@ def test_queue_collector_reads_depth_and_oldest_job_age(
     assert gauges[("shotline_queue_oldest_job_age_seconds", CAPTURE_QUEUE)] == pytest.approx(90)
     tail = sync_redis.lindex(CAPTURE_QUEUE, -1)
     assert tail is not None and queued_job_id(tail) == oldest.id
+
+
+def test_queue_collector_counts_captures_waiting_their_turn(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    async def submit(ages_and_owners: tuple[tuple[float, str], ...]) -> None:
+        client = create_redis(settings.redis_url)
+        store = StatusStore(client, ttl_seconds=600)
+        fair = FairQueue(client, store, ahead=1, stale_after=600)
+        for age, owner in ages_and_owners:
+            await fair.submit(Job(id=f"{owner}-{age:g}", status=JobStatus.queued,
+                                  created_at=utcnow() - timedelta(seconds=age),
+                                  options=CaptureOptions(url="https://example.com"),
+                                  api_key_id=owner))
+        await client.aclose()
+
+    # Not released yet: nothing in the broker's list, all in the per-key lists.
+    asyncio.run(submit(((10, "a"), (5, "a"), (90, "b"))))
+    assert sync_redis.llen(CAPTURE_QUEUE) == 0
+    collector = QueueCollector(sync_redis, sync_redis)
+    now = sync_redis.time()[0]
+    collector.clock = lambda: now
+    gauges = _gauges(collector)
+    assert gauges[("shotline_queue_depth", CAPTURE_QUEUE)] == 3
+    assert gauges[("shotline_queue_oldest_job_age_seconds", CAPTURE_QUEUE)] == pytest.approx(90, abs=2)
 
 
 def test_queue_collector_reports_nothing_when_redis_is_down() -> None:

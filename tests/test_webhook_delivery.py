@@ -17,18 +17,29 @@ from typing import Any, TypeVar
 import pytest
 from standardwebhooks import Webhook
 
+from shared.batch_view import job_status_url, render_batch
+from shared.batches import Batch, BatchStore, new_batch_id
+from shared.completion import Completion, Resettle
 from shared.connections import create_redis
 from shared.job_view import render_job
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, StoredResult, new_job_id, utcnow
+from shared.result_cache import ResultCache
 from shared.safe_http import safe_async_client
 from shared.status_store import StatusStore
 from shared.storage.local import LocalStorage
 from shared.url_policy import UrlPolicy
-from shared.webhooks.delivery import DeliveryDeps, attempt_delivery, dispatch_due, open_delivery
+from shared.webhooks.delivery import (
+    DeliveryDeps,
+    attempt_delivery,
+    dispatch_due,
+    open_batch_delivery,
+    open_delivery,
+)
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.models import AttemptOutcome, DeliveryState
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.store import DeliveryStore
+from shared.webhooks.subjects import batch_subject
 from shotline.webhooks import generate_secret
 from tests.test_safe_http import ScriptedDns
 from tests.webhook_receiver import Reply, WebhookReceiver
@@ -72,9 +83,11 @@ async def _deps(redis_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterat
     deps = DeliveryDeps(
         deliveries=DeliveryStore(redis, ttl_seconds=3600),
         jobs=StatusStore(redis, ttl_seconds=3600),
+        batches=BatchStore(redis, ttl_seconds=3600),
         storage=LocalStorage(tmp_path / "files", "http://files.test", b"k" * 32),
         secrets=WebhookSecrets(redis, SecretSet(SECRET)),
         client=client, schedule=(1, 1), url_ttl_seconds=60, timeout_seconds=5,
+        public_base_url="http://api.test",
     )
     deps = replace(deps, **overrides)
     try:
@@ -378,3 +391,160 @@ def test_a_redelivered_capture_task_tells_the_listeners_again(
     assert finished.status is None and unknown.status is None
     assert [one.id for one in again.told] == [job.id] and again.told[0].status is JobStatus.succeeded
     assert once.told == []  # listeners that count outcomes hear of each one once
+
+
+# --- batch.completed --------------------------------------------------------------------
+
+
+async def _finished_batch(deps: DeliveryDeps, url: str | None) -> Batch:
+    """A batch of two finished jobs, completed through the store as Completion does it."""
+    jobs = [finished_job(None), finished_job(None, status=JobStatus.failed)]
+    batch = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url=url,
+                  job_ids=[job.id for job in jobs], urls=[job.options.url for job in jobs])
+    await deps.batches.create(batch)
+    for job in jobs:
+        await deps.jobs.create(job.model_copy(update={"batch_id": batch.id}))
+        completed = await deps.batches.job_finished(batch.id, job.id)
+    assert completed is not None
+    return completed
+
+
+def test_a_batch_event_is_retried_with_one_webhook_id_and_carries_the_batch_view(
+    run: Callable[..., Any]
+) -> None:
+    with WebhookReceiver([Reply(503), Reply(200)]) as receiver:
+
+        async def scenario(deps: DeliveryDeps) -> Any:
+            batch = await _finished_batch(deps, receiver.url())
+            assert await open_batch_delivery(deps.deliveries, batch, due=time.time())
+            assert not await open_batch_delivery(deps.deliveries, batch, due=time.time())
+            subject = batch_subject(batch.id)
+            count = await _attempt_until_final(deps, subject)
+            view = await render_batch(deps.batches, batch,
+                                      status_url=job_status_url("http://api.test"))
+            return batch, count, await deps.deliveries.attempts(subject), view
+
+        batch, count, attempts, view = run(scenario)
+    assert count == 2 and len(receiver.received) == 2
+    assert [(a.status, a.outcome) for a in attempts] == [
+        (503, AttemptOutcome.retrying), (200, AttemptOutcome.delivered)]
+    ids = {request.headers["webhook-id"] for request in receiver.received}
+    assert ids == {f"msg_{batch.id}_batch_completed"}
+    event = Webhook(SECRET).verify(receiver.received[1].body, receiver.received[1].headers)
+    assert event["type"] == "batch.completed"
+    assert event["timestamp"] == view.finished_at.isoformat().replace("+00:00", "Z")
+    assert event["data"] == view.model_dump(mode="json")
+    assert event["data"]["done"] and event["data"]["counts"]["failed"] == 1
+    assert event["data"]["jobs"][0]["status_url"] == f"http://api.test/v1/jobs/{batch.job_ids[0]}"
+
+
+def test_a_batch_and_a_job_delivery_do_not_share_keys(run: Callable[..., Any]) -> None:
+    """A batch's subject is ``batch:<id>``; a job's stays its bare id (its keys unchanged)."""
+    async def scenario(deps: DeliveryDeps) -> Any:
+        batch = await _finished_batch(deps, "http://127.0.0.1:9/batch")
+        job = finished_job("http://127.0.0.1:9/job").model_copy(update={"id": batch.id})
+        await deps.jobs.create(job)
+        assert await open_delivery(deps.deliveries, job, due=time.time())
+        assert await open_batch_delivery(deps.deliveries, batch, due=time.time())
+        redis = deps.deliveries.redis
+        return (await deps.deliveries.get(batch.id), await deps.deliveries.get(f"batch:{batch.id}"),
+                await redis.exists(f"shotline:webhook:{batch.id}"),
+                await redis.zrange("shotline:webhooks:due", 0, -1))
+
+    job_delivery, batch_delivery, job_key_exists, due = run(scenario)
+    assert job_delivery.event.value == "job.succeeded" and job_delivery.url.endswith("/job")
+    assert batch_delivery.event.value == "batch.completed" and batch_delivery.url.endswith("/batch")
+    assert job_key_exists == 1
+    assert sorted(due) == sorted([job_delivery.subject.encode(), batch_delivery.subject.encode()])
+
+
+def test_a_delivery_stored_before_subjects_still_reads(run: Callable[..., Any]) -> None:
+    """A job delivery written by the previous version names its job in a ``job_id`` field."""
+    job = finished_job("http://127.0.0.1:9/hook")
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        await deps.deliveries.redis.hset(f"shotline:webhook:{job.id}", mapping={
+            "job_id": job.id, "event": "job.succeeded", "webhook_id": f"msg_{job.id}_job_succeeded",
+            "url": job.webhook_url or "", "owner": "", "state": "scheduled", "round": "0",
+            "failures": "0", "attempts": "0", "next_attempt_at": "1",
+        })
+        return await deps.deliveries.get(job.id)
+
+    delivery = run(scenario)
+    assert delivery.subject == job.id and delivery.state is DeliveryState.scheduled
+
+
+def test_the_listener_opens_one_delivery_per_batch(run: Callable[..., Any]) -> None:
+    sent: list[str] = []
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        batch = await _finished_batch(deps, "http://127.0.0.1:9/hook")
+        silent = await _finished_batch(deps, None)
+        listener = WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60)
+        for one in (batch, batch, silent):
+            await listener.batch_finished(one)
+        return batch, await deps.deliveries.get(batch_subject(silent.id))
+
+    batch, none = run(scenario)
+    assert sent == [f"batch:{batch.id}"] and none is None
+
+
+def test_a_redelivered_task_schedules_a_finished_batchs_webhook_left_unscheduled(
+    run: Callable[..., Any]
+) -> None:
+    """The worker died after the batch's last job was counted, before its hook ran: the
+    redelivered capture task (renotify) schedules ``batch.completed``, once."""
+    sent: list[str] = []
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        batch = await _finished_batch(deps, "http://127.0.0.1:9/hook")
+        running = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url="http://127.0.0.1:9/b",
+                        job_ids=["a", "b"], urls=["https://example.com"] * 2)
+        await deps.batches.create(running)
+        resettle = Resettle(_completion(deps, sent))
+        last = await deps.jobs.get(batch.job_ids[-1])
+        for _ in range(2):
+            await resettle.job_finished(last)
+        await resettle.job_finished(finished_job(None).model_copy(update={"batch_id": running.id}))
+        return batch, await deps.deliveries.get(batch_subject(running.id))
+
+    batch, none = run(scenario)
+    assert sent == [f"batch:{batch.id}"]  # the unfinished batch is not told
+    assert none is None
+
+
+def test_a_redelivered_task_counts_its_job_in_the_batch_once(run: Callable[..., Any]) -> None:
+    """The worker died after finishing the batch's last job, before counting it: the
+    redelivered task counts it, the batch ends and ``batch.completed`` is scheduled once,
+    however often the job is settled again."""
+    sent: list[str] = []
+
+    async def scenario(deps: DeliveryDeps) -> Any:
+        jobs = [finished_job(None), finished_job(None)]
+        batch = Batch(id=new_batch_id(), created_at=utcnow(), webhook_url="http://127.0.0.1:9/h",
+                      job_ids=[job.id for job in jobs], urls=[job.options.url for job in jobs])
+        await deps.batches.create(batch)
+        jobs = [job.model_copy(update={"batch_id": batch.id}) for job in jobs]
+        for job in jobs:
+            await deps.jobs.create(job)
+        completion = _completion(deps, sent)
+        await completion.settled(jobs[0])
+        for _ in range(3):  # the first job told again: still one of two counted
+            await Resettle(completion).job_finished(jobs[0])
+        unfinished = await deps.batches.get(batch.id)
+        for _ in range(2):  # the last job, never counted before its worker died
+            await Resettle(completion).job_finished(jobs[1])
+        return unfinished, await deps.batches.get(batch.id)
+
+    unfinished, finished = run(scenario)
+    assert unfinished.finished_at is None
+    assert finished.finished_at is not None
+    assert sent == [f"batch:{finished.id}"]
+
+
+def _completion(deps: DeliveryDeps, sent: list[str]) -> Completion:
+    """A Completion whose webhook listener records what it would enqueue in ``sent``."""
+    webhooks = WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60)
+    cache = ResultCache(deps.jobs.redis, deps.jobs, index_ttl_seconds=60)
+    return Completion(deps.jobs, cache, deps.batches, job_hooks=(webhooks.job_finished,),
+                      batch_hooks=(webhooks.batch_finished,))

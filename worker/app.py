@@ -3,7 +3,8 @@
 Builds the settings once, configures logging, registers the tasks, binds each task's
 correlation (request id, trace context) to its log lines and, with
 ``SHOTLINE_WORKER_METRICS_PORT`` set, serves the pool's Prometheus metrics. The worker's main
-process also runs the sweeper (:mod:`worker.sweeper`) and bounds a warm shutdown
+process also runs the sweeper (:mod:`worker.sweeper`), the fair queue's dispatcher
+(:mod:`worker.dispatcher`, when it consumes the capture queue) and bounds a warm shutdown
 (:mod:`worker.shutdown`); its pool processes close their browser when they end.
 """
 
@@ -24,10 +25,11 @@ from typing import Any
 
 from celery import Task, signals
 
-from shared.constants import WEBHOOK_QUEUE
+from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
 from shared.correlation import bind_task_context, unbind_task_context
 from shared.logging import configure_logging
 from shared.queue import enqueue_delivery, make_celery
+from worker.dispatcher import dispatcher_thread
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.runtime import cancel_captures, close_runtime
 from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
@@ -40,6 +42,7 @@ register_tasks(app)
 _exporter: WorkerExporter | None = None
 
 _sweeper: SweeperThread | None = None
+_dispatcher: SweeperThread | None = None
 
 
 @signals.setup_logging.connect
@@ -53,6 +56,16 @@ def _start_sweeper(**_: Any) -> None:
     if settings.sweeper and _sweeper is None:
         _sweeper = sweeper_thread(settings)
         _sweeper.start()
+
+
+@signals.worker_ready.connect
+def _start_dispatcher(**_: Any) -> None:
+    # Every capture worker releases waiting captures into the queue, fairly between API
+    # keys (worker.dispatcher); claims are atomic, so any number may run.
+    global _dispatcher
+    if CAPTURE_QUEUE in app.amqp.queues.consume_from and _dispatcher is None:
+        _dispatcher = dispatcher_thread(settings)
+        _dispatcher.start()
 
 
 @signals.worker_ready.connect
@@ -71,10 +84,13 @@ def _bound_shutdown(how: str = "", **_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_sweeper(**_: Any) -> None:
-    global _sweeper
+    global _sweeper, _dispatcher
     if _sweeper is not None:
         sweeper, _sweeper = _sweeper, None
         sweeper.stop()
+    if _dispatcher is not None:
+        dispatcher, _dispatcher = _dispatcher, None
+        dispatcher.stop()
 
 
 @signals.worker_process_shutdown.connect

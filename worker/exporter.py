@@ -30,7 +30,15 @@ from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from shared.constants import CAPTURE_QUEUE, CAPTURE_TASK, WEBHOOK_QUEUE, job_key
+from shared.constants import (
+    CAPTURE_QUEUE,
+    CAPTURE_TASK,
+    FAIR_JOBS_PREFIX,
+    FAIR_OWNERS_KEY,
+    FAIR_WAITING_KEY,
+    WEBHOOK_QUEUE,
+    job_key,
+)
 from shared.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE, WORKER_PROCESSES
 from shared.settings import Settings
 
@@ -38,6 +46,9 @@ log = structlog.get_logger("shotline.worker.exporter")
 
 #: Seconds a scrape waits for Redis before reporting no queue metrics.
 REDIS_TIMEOUT_SECONDS = 2.0
+
+#: Most keys with waiting captures whose oldest job a scrape looks at.
+MAX_OWNERS_SCANNED = 1000
 
 
 def priority_lists(queue: str) -> list[str]:
@@ -63,8 +74,11 @@ def queued_job_id(raw: bytes | str) -> str | None:
 class QueueCollector(Collector):
     """Queue depth per queue and the age of the oldest queued capture, read at scrape time.
 
-    Two round trips: the list lengths and tails in one pipeline on the broker, then the
-    oldest job's ``created_at`` from its status record.
+    The capture queue's depth counts the captures waiting their turn in the fair queue's
+    per-key lists (:mod:`shared.fair_queue`) plus the tasks released to the broker; its
+    oldest job is the oldest of the broker's tail and each key's first waiting job. A few
+    round trips: list lengths and tails on the broker, the waiting count and heads on the
+    status Redis, then the candidates' ``created_at``.
     """
 
     def __init__(
@@ -91,7 +105,11 @@ class QueueCollector(Collector):
         except redis.RedisError as exc:
             log.warning("could not read the queues for the metrics", error=str(exc))
             return []
-        depth = GaugeMetricFamily(QUEUE_DEPTH, "Messages waiting in a queue.", labels=["queue"])
+        depth = GaugeMetricFamily(
+            QUEUE_DEPTH,
+            "Messages waiting in a queue; for captures also those waiting their turn per API key.",
+            labels=["queue"],
+        )
         for queue, size in depths.items():
             depth.add_metric([queue], size)
         age = GaugeMetricFamily(
@@ -115,12 +133,29 @@ class QueueCollector(Collector):
         depths = {queue: sum(replies[i * steps:(i + 1) * steps])
                   for i, queue in enumerate(self.queues)}
         tails = replies[len(self.queues) * steps:]
+        waiting, heads = self._waiting()
+        if CAPTURE_QUEUE in depths:
+            depths[CAPTURE_QUEUE] += waiting
         if depths.get(CAPTURE_QUEUE, 0) == 0:
             return depths, 0.0
-        return depths, self._oldest_age(tails)
-
-    def _oldest_age(self, tails: list[Any]) -> float | None:
         job_ids = [job_id for raw in tails if raw and (job_id := queued_job_id(raw))]
+        return depths, self._oldest_age(job_ids + heads)
+
+    def _waiting(self) -> tuple[int, list[str]]:
+        """How many captures wait in the fair queue, and each waiting key's first job."""
+        with self.store.pipeline(transaction=False) as pipe:
+            pipe.llen(FAIR_WAITING_KEY)
+            pipe.lrange(FAIR_OWNERS_KEY, 0, MAX_OWNERS_SCANNED - 1)
+            waiting, owners = pipe.execute()
+        if not owners:
+            return int(waiting), []
+        with self.store.pipeline(transaction=False) as pipe:
+            for owner in owners:
+                pipe.lindex(f"{FAIR_JOBS_PREFIX}{owner.decode()}", 0)
+            heads = pipe.execute()
+        return int(waiting), [head.decode() for head in heads if head]
+
+    def _oldest_age(self, job_ids: list[str]) -> float | None:
         if not job_ids:
             return None
         with self.store.pipeline(transaction=False) as pipe:

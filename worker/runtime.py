@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from shared.batches import BatchStore
-from shared.completion import Completion
+from shared.completion import Completion, Resettle
 from shared.connections import create_redis
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
@@ -63,11 +63,13 @@ class WorkerRuntime:
             DeliveryStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
             enqueue=enqueue_delivery,
         )
+        batches = BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         completion = Completion(
             store,
             ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
-            BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
+            batches,
             job_hooks=(webhooks.job_finished,),
+            batch_hooks=(webhooks.batch_finished,),
         )
         self.deps = PipelineDeps(
             store=store,
@@ -85,7 +87,8 @@ class WorkerRuntime:
             slot_wait=settings.snapapi_slot_wait_seconds,
             running_grace=settings.running_grace_seconds,
             max_countdown=max_countdown(settings),
-            renotify=(webhooks,),  # idempotent: a second call opens and enqueues nothing
+            # Idempotent: a second call opens and enqueues nothing.
+            renotify=(Resettle(completion),),
         )
         self._thread = threading.Thread(target=self.loop.run_forever, name="shotline-captures",
                                         daemon=True)

@@ -26,6 +26,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
@@ -184,15 +185,26 @@ class Sweeper:
             await self.resign()
 
 
+class Loop(Protocol):
+    """A background loop: the sweeper, the fair queue's dispatcher."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set."""
+        ...
+
+
 class SweeperThread:
-    """Runs a :class:`Sweeper` on its own event loop in a daemon thread of this process."""
+    """Runs a :class:`Sweeper` (or another :class:`Loop`) on its own event loop in a daemon
+    thread of this process."""
 
     def __init__(
-        self, build: Callable[[], tuple[Sweeper, Callable[[], Awaitable[None]]]]
+        self, build: Callable[[], tuple[Loop, Callable[[], Awaitable[None]]]],
+        *, name: str = "shotline-sweeper",
     ) -> None:
-        """``build()`` (called in the thread) returns the sweeper and what closes its clients."""
+        """``build()`` (called in the thread) returns the loop and what closes its clients."""
         self._build = build
-        self._thread = threading.Thread(target=self._main, name="shotline-sweeper", daemon=True)
+        self._name = name
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -223,7 +235,7 @@ class SweeperThread:
         try:
             asyncio.run(main())
         except Exception:
-            log.exception("sweeper thread crashed")
+            log.exception("background thread crashed", thread=self._name)
         finally:
             self._ready.set()
 
@@ -231,7 +243,7 @@ class SweeperThread:
 def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) -> SweeperThread:
     """A (not yet started) sweeper thread with its own Redis client and Celery producer."""
 
-    def build() -> tuple[Sweeper, Callable[[], Awaitable[None]]]:
+    def build() -> tuple[Loop, Callable[[], Awaitable[None]]]:
         redis = create_redis(settings.redis_url, max_connections=4)
         producer = make_celery(settings)
 
@@ -245,7 +257,7 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
         store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
                             queued_deadline=settings.queued_deadline_seconds)
         # A job failed as lost is settled like any other: shared-capture followers, its
-        # batch and its webhook (the same Completion as in the worker pipeline).
+        # batch and their webhooks (the same Completion as in the worker pipeline).
         webhooks = WebhookListener(DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
                                    enqueue=functools.partial(enqueue_delivery, producer))
         completion = Completion(
@@ -253,6 +265,7 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
             ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds),
             BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
             job_hooks=(webhooks.job_finished,),
+            batch_hooks=(webhooks.batch_finished,),
         )
         sweeper = Sweeper(
             redis=redis,

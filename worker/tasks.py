@@ -42,8 +42,9 @@ def register_tasks(app: ShotlineCelery) -> None:
             raise self.retry(countdown=outcome.retry_in)
 
     @app.task(name=WEBHOOK_TASK, max_retries=0)
-    def deliver_webhook(job_id: str) -> None:
-        """Make the due attempt of ``job_id``'s webhook delivery. Retries are scheduled in
-        Redis by the attempt itself, never with Celery countdowns."""
+    def deliver_webhook(subject: str) -> None:
+        """Make the due attempt of ``subject``'s webhook delivery (a job id, or
+        ``batch:<id>``). Retries are scheduled in Redis by the attempt itself, never with
+        Celery countdowns."""
         runtime = get_webhook_runtime(app.settings)
-        runtime.run(attempt_delivery(job_id, runtime.deps))
+        runtime.run(attempt_delivery(subject, runtime.deps))

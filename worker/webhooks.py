@@ -1,7 +1,8 @@
 """The worker side of webhooks: the job listener, the delivery runtime and the dispatcher.
 
-- :class:`WebhookListener` runs in capture workers: when a job with a ``webhook_url``
-  finishes it records the delivery and enqueues its task; it never sends anything itself.
+- :class:`WebhookListener` runs in capture workers: when a job (or a whole batch) with a
+  ``webhook_url`` finishes it records the delivery and enqueues its task; it never sends
+  anything itself.
 - :class:`WebhookRuntime` runs in webhook workers (``--pool threads``): one event loop in a
   background thread with its Redis client, stores and SSRF-safe HTTP client. Delivery tasks,
   on any of the pool's threads, hand their coroutine to that loop and wait for it.
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from shared.batches import BatchStore
 from shared.connections import create_redis
 from shared.safe_http import safe_async_client
 from shared.settings import Settings
@@ -61,6 +63,7 @@ class WebhookRuntime:
         return DeliveryDeps(
             deliveries=DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
             jobs=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds),
+            batches=BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
             storage=make_storage(settings),
             secrets=WebhookSecrets.from_settings(settings, redis),
             client=safe_async_client(UrlPolicy.from_settings(settings),
@@ -68,6 +71,7 @@ class WebhookRuntime:
             schedule=tuple(settings.webhook_retry_schedule),
             url_ttl_seconds=settings.url_ttl_seconds,
             timeout_seconds=settings.webhook_timeout_seconds,
+            public_base_url=settings.public_base_url,
         )
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -84,8 +88,8 @@ class WebhookRuntime:
 
     async def _dispatch_forever(self, enqueue: Enqueue, interval: float,
                                 lease_seconds: float) -> None:
-        async def send(job_id: str) -> None:
-            await asyncio.to_thread(enqueue, job_id)
+        async def send(subject: str) -> None:
+            await asyncio.to_thread(enqueue, subject)
 
         while True:
             try:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from api.batches import batch_view, submit_batch
+from api.batches import batch_delivery_log, batch_view, redeliver_batch, submit_batch
 from api.deps import CallerDep, IdempotentDep, RequestIdDep, ServicesDep, enforce_rate_limit
 from api.schemas import BatchAccepted, BatchView, ErrorBody
 from shared.batches import BatchRequest
+from shared.webhooks.models import BatchDeliveryLog
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -52,3 +53,36 @@ async def get_batch(batch_id: str, request: Request, services: ServicesDep,
     """Counts per status, whether every job has ended, and each job in brief."""
     return await batch_view(services, caller, batch_id,
                             lambda job_id: str(request.url_for("get_job", job_id=job_id)))
+
+
+@router.get(
+    "/{batch_id}/deliveries",
+    response_model=BatchDeliveryLog,
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    tags=["webhooks"],
+    summary="List a batch's webhook delivery attempts",
+)
+async def get_batch_deliveries(batch_id: str, services: ServicesDep,
+                               caller: CallerDep) -> BatchDeliveryLog:
+    """The ``batch.completed`` webhook's state (``none``, ``waiting``, ``scheduled``,
+    ``delivered``, ``failed``, ``disabled``), when the next attempt is due, and every attempt:
+    time, HTTP status or error, duration."""
+    return await batch_delivery_log(services, caller, batch_id)
+
+
+@router.post(
+    "/{batch_id}/deliveries/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchDeliveryLog,
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody},
+               503: {"model": ErrorBody}},
+    tags=["webhooks"],
+    summary="Send a batch's webhook again",
+    dependencies=[IdempotentDep],
+)
+async def post_batch_redeliver(batch_id: str, services: ServicesDep,
+                               caller: CallerDep) -> BatchDeliveryLog:
+    """Send the batch's ``batch.completed`` again now (same ``webhook-id``) with a fresh retry
+    schedule; an endpoint disabled by a 410 is enabled again. 409 while jobs of the batch are
+    still running, or without webhook."""
+    return await redeliver_batch(services, caller, batch_id)

@@ -1,4 +1,4 @@
-"""The records of webhook deliveries: one delivery per finished job, many attempts each."""
+"""The records of webhook deliveries: one delivery per finished job or batch, many attempts each."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from shared.webhooks.payload import EventType
 
 
 class DeliveryState(StrEnum):
-    """Where a job's webhook stands."""
+    """Where a job's or batch's webhook stands."""
 
-    #: The job asked for no webhook.
+    #: The job (batch) asked for no webhook.
     none = "none"
-    #: The job has not finished yet; nothing to send.
+    #: The job (every job of the batch) has not finished yet; nothing to send.
     waiting = "waiting"
     #: An attempt is due or in progress, or a retry is scheduled (see ``next_attempt_at``).
     scheduled = "scheduled"
@@ -43,7 +43,7 @@ class AttemptOutcome(StrEnum):
 
 
 class DeliveryAttempt(BaseModel):
-    """One attempt to deliver a job's event, as recorded and as ``GET .../deliveries`` shows it."""
+    """One attempt to deliver an event, as recorded and as ``GET .../deliveries`` shows it."""
 
     number: int = Field(description="1 for the first attempt, counting across redeliveries.")
     round: int = Field(description="0 for the automatic delivery, n for the n-th redelivery.")
@@ -61,10 +61,9 @@ class DeliveryAttempt(BaseModel):
     )
 
 
-class DeliveryLog(BaseModel):
-    """A job's webhook: its current state and every attempt so far, oldest first."""
+class DeliveryLogBase(BaseModel):
+    """A webhook's current state and every attempt so far, oldest first."""
 
-    job_id: str
     webhook_url: str | None = None
     event: EventType | None = None
     webhook_id: str | None = None
@@ -73,15 +72,28 @@ class DeliveryLog(BaseModel):
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """The stored state of one job's delivery."""
+class DeliveryLog(DeliveryLogBase):
+    """A job's webhook (``GET /v1/jobs/{id}/deliveries``)."""
 
     job_id: str
+
+
+class BatchDeliveryLog(DeliveryLogBase):
+    """A batch's ``batch.completed`` webhook (``GET /v1/batches/{id}/deliveries``)."""
+
+    batch_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The stored state of one delivery."""
+
+    #: What it is about: a job id, or ``batch:<id>`` (:mod:`shared.webhooks.subjects`).
+    subject: str
     event: EventType
     webhook_id: str
     url: str
-    #: The API key that owns the job (its secret signs); ``None`` in single-tenant mode.
+    #: The API key that owns the job or batch (its secret signs); ``None`` in single-tenant mode.
     owner: str | None
     state: DeliveryState
     #: 0 for the automatic delivery, incremented by each redelivery.

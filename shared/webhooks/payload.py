@@ -6,15 +6,18 @@ import json
 from datetime import datetime
 from enum import StrEnum
 
-from shared.job_view import JobView
+from pydantic import BaseModel
+
 from shared.jobs import JobStatus
 
 
 class EventType(StrEnum):
-    """The events Shotline sends."""
+    """The events Shotline sends: ``<subject>.<what happened>``."""
 
     job_succeeded = "job.succeeded"
     job_failed = "job.failed"
+    #: Every job of a batch has ended (each succeeded or failed); sent once per batch.
+    batch_completed = "batch.completed"
 
 
 def event_for(status: JobStatus) -> EventType:
@@ -26,20 +29,21 @@ def event_for(status: JobStatus) -> EventType:
     raise ValueError(f"a {status.value} job has not ended")
 
 
-def webhook_id(job_id: str, event: EventType) -> str:
-    """The ``webhook-id`` of ``event`` for ``job_id``: the same on every attempt and every
-    redelivery, so receivers can drop duplicates."""
-    return f"msg_{job_id}_{event.value.replace('.', '_')}"
+def webhook_id(record_id: str, event: EventType) -> str:
+    """The ``webhook-id`` of ``event`` for the job or batch ``record_id``: the same on every
+    attempt and every redelivery, so receivers can drop duplicates."""
+    return f"msg_{record_id}_{event.value.replace('.', '_')}"
 
 
-def event_body(event: EventType, job: JobView, *, occurred_at: datetime) -> bytes:
-    """The JSON body ``{"type", "timestamp", "data"}``; ``data`` is ``GET /v1/jobs/{id}``'s record.
+def event_body(event: EventType, record: BaseModel, *, occurred_at: datetime) -> bytes:
+    """The JSON body ``{"type", "timestamp", "data"}``; ``data`` is what polling returns:
+    ``GET /v1/jobs/{id}``'s record for job events, ``GET /v1/batches/{id}``'s for batch ones.
 
-    ``timestamp`` is when the event happened (the job's end), not when it is sent.
+    ``timestamp`` is when the event happened (the job's or batch's end), not when it is sent.
     """
     document = {
         "type": event.value,
         "timestamp": occurred_at.isoformat().replace("+00:00", "Z"),
-        "data": job.model_dump(mode="json"),
+        "data": record.model_dump(mode="json"),
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,5 +1,8 @@
 """Webhook deliveries in Redis: state, attempt log, due set, locks and disabled endpoints.
 
+Every key and due-set member is a delivery's subject: a job id or ``batch:<batch_id>``
+(:mod:`shared.webhooks.subjects`).
+
 Every change of a delivery's state and its place in the due set happens in one Lua script,
 so a crash between the two cannot lose a retry. The due set is the retry schedule: an entry
 whose score has passed is handed to a delivery task by :meth:`DeliveryStore.claim_due`,
@@ -28,10 +31,10 @@ from shared.status_store import redis_errors
 from shared.webhooks.models import Delivery, DeliveryAttempt, DeliveryState
 from shared.webhooks.payload import EventType
 
-#: Attempts kept per job (the oldest are dropped beyond this).
+#: Attempts kept per delivery (the oldest are dropped beyond this).
 MAX_LOGGED_ATTEMPTS = 100
 
-# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] ttl, ARGV[2] job id, ARGV[3] due score,
+# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] ttl, ARGV[2] subject, ARGV[3] due score,
 # ARGV[4..] field/value pairs. Creates the delivery unless it exists: 1 created, 0 existed.
 _OPEN = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -41,7 +44,7 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1
 """
 
-# KEYS[1] due set. ARGV[1] now, ARGV[2] lease end, ARGV[3] limit. Returns the due job ids,
+# KEYS[1] due set. ARGV[1] now, ARGV[2] lease end, ARGV[3] limit. Returns the due subjects,
 # each pushed to the lease end.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
@@ -50,7 +53,7 @@ return ids
 """
 
 # KEYS[1] delivery hash, KEYS[2] attempt list, KEYS[3] due set. ARGV[1] round the attempt
-# belongs to, ARGV[2] attempt JSON, ARGV[3] attempts so far, ARGV[4] ttl, ARGV[5] job id,
+# belongs to, ARGV[2] attempt JSON, ARGV[3] attempts so far, ARGV[4] ttl, ARGV[5] subject,
 # ARGV[6] next due score or '' (final), ARGV[7] max logged attempts, ARGV[8..] fields.
 # The attempt is always logged; the state changes only if no redelivery began meanwhile.
 # Returns 1 applied, 0 superseded by a redelivery, -1 no such delivery.
@@ -72,7 +75,7 @@ end
 return 1
 """
 
-# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] job id, ARGV[2] now, ARGV[3] due score,
+# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] subject, ARGV[2] now, ARGV[3] due score,
 # ARGV[4] ttl. Starts a new round due now: 1 done, 0 no such delivery.
 _RESTART = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -89,14 +92,14 @@ return 0
 """
 
 
-def delivery_key(job_id: str) -> str:
-    """Redis key of ``job_id``'s delivery hash."""
-    return f"{WEBHOOK_KEY_PREFIX}{job_id}"
+def delivery_key(subject: str) -> str:
+    """Redis key of ``subject``'s delivery hash."""
+    return f"{WEBHOOK_KEY_PREFIX}{subject}"
 
 
-def attempts_key(job_id: str) -> str:
-    """Redis key of ``job_id``'s attempt list."""
-    return f"{WEBHOOK_ATTEMPTS_PREFIX}{job_id}"
+def attempts_key(subject: str) -> str:
+    """Redis key of ``subject``'s attempt list."""
+    return f"{WEBHOOK_ATTEMPTS_PREFIX}{subject}"
 
 
 def disabled_key(owner: str | None, url: str) -> str:
@@ -113,7 +116,8 @@ def _decode(raw: Mapping[Any, Any]) -> Delivery:
     fields = {_text(k): _text(v) for k, v in raw.items()}
     next_at = fields.get("next_attempt_at", "")
     return Delivery(
-        job_id=fields["job_id"],
+        # Deliveries stored before batches had webhooks name their job in ``job_id``.
+        subject=fields.get("subject") or fields["job_id"],
         event=EventType(fields["event"]),
         webhook_id=fields["webhook_id"],
         url=fields["url"],
@@ -152,7 +156,7 @@ class DeliveryStore:
         capture task) creates nothing the second time.
         """
         fields = {
-            "job_id": delivery.job_id,
+            "subject": delivery.subject,
             "event": delivery.event.value,
             "webhook_id": delivery.webhook_id,
             "url": delivery.url,
@@ -163,26 +167,26 @@ class DeliveryStore:
             "attempts": delivery.attempts,
             "next_attempt_at": delivery.next_attempt_at,
         }
-        args = [str(self.ttl_seconds), delivery.job_id, repr(due), *_pairs(fields)]
+        args = [str(self.ttl_seconds), delivery.subject, repr(due), *_pairs(fields)]
         with redis_errors():
-            created = await self._open(keys=[delivery_key(delivery.job_id), WEBHOOK_DUE_KEY],
+            created = await self._open(keys=[delivery_key(delivery.subject), WEBHOOK_DUE_KEY],
                                        args=args)
         return bool(created)
 
-    async def get(self, job_id: str) -> Delivery | None:
-        """The delivery of ``job_id``, or ``None`` when there is none (yet)."""
+    async def get(self, subject: str) -> Delivery | None:
+        """The delivery of ``subject``, or ``None`` when there is none (yet)."""
         with redis_errors():
-            raw = await self.redis.hgetall(delivery_key(job_id))
+            raw = await self.redis.hgetall(delivery_key(subject))
         return _decode(raw) if raw else None
 
-    async def attempts(self, job_id: str) -> list[DeliveryAttempt]:
-        """Every logged attempt of ``job_id``'s delivery, oldest first."""
+    async def attempts(self, subject: str) -> list[DeliveryAttempt]:
+        """Every logged attempt of ``subject``'s delivery, oldest first."""
         with redis_errors():
-            raw = await self.redis.lrange(attempts_key(job_id), 0, -1)
+            raw = await self.redis.lrange(attempts_key(subject), 0, -1)
         return [DeliveryAttempt.model_validate_json(item) for item in raw]
 
     async def claim_due(self, *, now: float, lease_seconds: float, limit: int = 100) -> list[str]:
-        """The job ids whose attempt is due at ``now``, each leased for ``lease_seconds``.
+        """The subjects whose attempt is due at ``now``, each leased for ``lease_seconds``.
 
         A claimed entry comes due again after the lease unless its attempt records an
         outcome first, so a lost task only delays the delivery.
@@ -192,21 +196,21 @@ class DeliveryStore:
                                     args=[repr(now), repr(now + lease_seconds), limit])
         return [_text(item) for item in ids]
 
-    async def due_at(self, job_id: str) -> float | None:
-        """The score of ``job_id`` in the due set (``None``: not in it)."""
+    async def due_at(self, subject: str) -> float | None:
+        """The score of ``subject`` in the due set (``None``: not in it)."""
         with redis_errors():
-            score = await self.redis.zscore(WEBHOOK_DUE_KEY, job_id)
+            score = await self.redis.zscore(WEBHOOK_DUE_KEY, subject)
         return None if score is None else float(score)
 
-    async def set_due(self, job_id: str, *, at: float) -> None:
-        """Make ``job_id`` due at ``at`` if it is in the due set (a failed enqueue: try soon)."""
+    async def set_due(self, subject: str, *, at: float) -> None:
+        """Make ``subject`` due at ``at`` if it is in the due set (a failed enqueue: try soon)."""
         with redis_errors():
-            await self.redis.zadd(WEBHOOK_DUE_KEY, {job_id: at}, xx=True)
+            await self.redis.zadd(WEBHOOK_DUE_KEY, {subject: at}, xx=True)
 
-    async def forget_due(self, job_id: str) -> None:
-        """Drop ``job_id`` from the due set (its delivery is final or gone)."""
+    async def forget_due(self, subject: str) -> None:
+        """Drop ``subject`` from the due set (its delivery is final or gone)."""
         with redis_errors():
-            await self.redis.zrem(WEBHOOK_DUE_KEY, job_id)
+            await self.redis.zrem(WEBHOOK_DUE_KEY, subject)
 
     async def record(
         self,
@@ -225,39 +229,39 @@ class DeliveryStore:
         fields = {"state": state.value, "failures": failures, "next_attempt_at": next_attempt_at}
         args = [
             str(delivery.round), attempt.model_dump_json(), str(attempt.number),
-            str(self.ttl_seconds), delivery.job_id,
+            str(self.ttl_seconds), delivery.subject,
             "" if next_attempt_at is None else repr(next_attempt_at), str(MAX_LOGGED_ATTEMPTS),
             *_pairs(fields),
         ]
-        keys = [delivery_key(delivery.job_id), attempts_key(delivery.job_id), WEBHOOK_DUE_KEY]
+        keys = [delivery_key(delivery.subject), attempts_key(delivery.subject), WEBHOOK_DUE_KEY]
         with redis_errors():
             applied = await self._record(keys=keys, args=args)
         return int(applied) == 1
 
-    async def restart(self, job_id: str, *, now: float, due: float) -> bool:
-        """Start a new round of attempts for ``job_id``, due at ``due`` (a redelivery)."""
+    async def restart(self, subject: str, *, now: float, due: float) -> bool:
+        """Start a new round of attempts for ``subject``, due at ``due`` (a redelivery)."""
         with redis_errors():
-            done = await self._restart(keys=[delivery_key(job_id), WEBHOOK_DUE_KEY],
-                                       args=[job_id, repr(now), repr(due), str(self.ttl_seconds)])
+            done = await self._restart(keys=[delivery_key(subject), WEBHOOK_DUE_KEY],
+                                       args=[subject, repr(now), repr(due), str(self.ttl_seconds)])
         return bool(done)
 
-    async def lock(self, job_id: str, *, ttl_seconds: float) -> str | None:
-        """Take the attempt lock of ``job_id``: a token to :meth:`unlock` with, or ``None``
+    async def lock(self, subject: str, *, ttl_seconds: float) -> str | None:
+        """Take the attempt lock of ``subject``: a token to :meth:`unlock` with, or ``None``
         when another attempt holds it."""
         token = secrets.token_hex(8)
         with redis_errors():
-            taken = await self.redis.set(f"{WEBHOOK_LOCK_PREFIX}{job_id}", token, nx=True,
+            taken = await self.redis.set(f"{WEBHOOK_LOCK_PREFIX}{subject}", token, nx=True,
                                          px=max(1, int(ttl_seconds * 1000)))
         return token if taken else None
 
-    async def unlock(self, job_id: str, token: str) -> None:
+    async def unlock(self, subject: str, token: str) -> None:
         """Release the attempt lock taken with ``token`` (no-op if it expired meanwhile)."""
         with redis_errors():
-            await self._unlock(keys=[f"{WEBHOOK_LOCK_PREFIX}{job_id}"], args=[token])
+            await self._unlock(keys=[f"{WEBHOOK_LOCK_PREFIX}{subject}"], args=[token])
 
-    async def disable_endpoint(self, owner: str | None, url: str, *, job_id: str, at: float) -> None:
+    async def disable_endpoint(self, owner: str | None, url: str, *, subject: str, at: float) -> None:
         """Mark ``owner``'s endpoint ``url`` disabled (it answered 410 Gone)."""
-        value = json.dumps({"url": url, "job_id": job_id, "at": at})
+        value = json.dumps({"url": url, "subject": subject, "at": at})
         with redis_errors():
             await self.redis.set(disabled_key(owner, url), value)
 

@@ -1,0 +1,110 @@
+"""The dispatcher: releases waiting captures into the Celery capture queue, fairly.
+
+Captures wait in per-owner lists (:mod:`shared.fair_queue`). A dispatcher thread runs in the
+main process of every capture worker (several are safe: each claim is one atomic Lua
+script). It sleeps on a Redis wake list that the API pushes to on every submit and the
+worker pushes to when a released capture starts, so an idle fleet starts a new job within
+a round trip or two; every :data:`IDLE_WAKE_SECONDS` it also looks by itself (leases to
+renew, stale entries to age out). Each pass claims up to the deficit below
+``SHOTLINE_DISPATCH_AHEAD`` in one call, publishes those tasks with the job's stored
+request id and trace context, and confirms them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+import structlog
+
+from shared.connections import create_redis
+from shared.errors import ShotlineError
+from shared.fair_queue import FairQueue, Release
+from shared.queue import enqueue_capture, make_celery
+from shared.settings import Settings
+from shared.status_store import StatusStore
+from worker.sweeper import SweeperThread
+
+log = structlog.get_logger("shotline.dispatcher")
+
+#: Longest sleep between two passes when nothing wakes the dispatcher.
+IDLE_WAKE_SECONDS = 1.0
+
+#: Sends one capture task (blocking; run in a thread).
+Publish = Callable[[Release], None]
+
+
+class Dispatcher:
+    """Claims waiting captures and publishes their tasks; see the module docstring."""
+
+    def __init__(self, fair: FairQueue, publish: Publish, *,
+                 idle_wake: float = IDLE_WAKE_SECONDS) -> None:
+        self.fair = fair
+        self.publish = publish
+        self.idle_wake = idle_wake
+
+    async def dispatch(self) -> list[str]:
+        """One pass: claim, publish, confirm. Returns the ids published.
+
+        A task that could not be published stays claimed; its lease runs out and a later
+        pass publishes it again (so does any dispatcher, if this one dies meanwhile).
+        """
+        claimed = await self.fair.claim()
+        sent: list[str] = []
+        for release in claimed:
+            try:
+                await asyncio.to_thread(self.publish, release)
+            except Exception as exc:
+                log.warning("could not publish a capture task; it is published again after"
+                            " its lease", job_id=release.job_id, request_id=release.request_id,
+                            error=str(exc))
+                continue
+            sent.append(release.job_id)
+        await self.fair.published(sent)
+        if sent:
+            log.debug("captures released", jobs=len(sent))
+        return sent
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch on every wake-up until ``stop`` is set; survives Redis and broker outages."""
+        while not stop.is_set():
+            try:
+                await self.dispatch()
+                await self.fair.wait_for_work(self.idle_wake)
+            except ShotlineError as exc:
+                log.warning("dispatch failed; trying again later", error=exc.message)
+                await _sleep_unless(stop, self.idle_wake)
+            except Exception:
+                log.exception("dispatch crashed; trying again later")
+                await _sleep_unless(stop, self.idle_wake)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def dispatcher_thread(settings: Settings) -> SweeperThread:
+    """A (not yet started) dispatcher thread with its own Redis client and Celery producer."""
+
+    def build() -> tuple[Dispatcher, Callable[[], Awaitable[None]]]:
+        redis: aioredis.Redis = create_redis(settings.redis_url, max_connections=4)
+        producer = make_celery(settings)
+
+        def publish(release: Release) -> None:
+            enqueue_capture(producer, release.job_id, request_id=release.request_id,
+                            traceparent=release.traceparent)
+
+        async def close() -> None:
+            producer.close()
+            await redis.aclose()
+
+        store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
+                            queued_deadline=settings.queued_deadline_seconds)
+        fair = FairQueue(redis, store, ahead=settings.dispatch_ahead,
+                         stale_after=settings.visibility_timeout_seconds)
+        return Dispatcher(fair, publish), close
+
+    return SweeperThread(build, name="shotline-dispatcher")
