@@ -15,11 +15,14 @@ from standardwebhooks import Webhook
 
 from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
+from shared.fair_queue import FairQueue
+from shared.status_store import StatusStore
 from shotline.webhooks import generate_secret, verify
 from tests.conftest import ProcessFactory
 from tests.polling import assert_error, submit
 from tests.servers import PageServer
 from tests.webhook_receiver import Reply, WebhookReceiver
+from worker.dispatcher import Dispatcher
 
 WEBHOOK_ENV = {
     "SHOTLINE_WEBHOOK_RETRY_SCHEDULE": "1,1",
@@ -186,13 +189,15 @@ def test_a_batch_webhook_url_is_checked_at_submit(base: str, alice: httpx.Client
 
 @pytest.mark.slow
 def test_jobs_the_sweeper_fails_as_lost_send_job_failed_and_batch_completed(
-    processes: ProcessFactory, page_server: PageServer
+    processes: ProcessFactory, page_server: PageServer, redis_url: str
 ) -> None:
     """The sweeper settles lost jobs through the same Completion: their ``job.failed`` and
-    their batch's ``batch.completed`` go out. No capture worker runs, so the jobs stay queued
-    until the sweeper (in the webhook worker) gives up on them: one re-enqueue after the
-    queued deadline (10 s, the least allowed), then failed as lost at the next one. (A worker
-    killed mid-capture reaches the same verdict only after its running deadline, 60 s + grace.)
+    their batch's ``batch.completed`` go out. A dispatcher releases both jobs but their
+    messages are lost (no capture worker ever takes them), so they stay queued until the
+    sweeper (in the webhook worker) gives up on them: one re-enqueue after the queued
+    deadline (10 s, the least allowed), then failed as lost at the next one. (A worker
+    killed mid-capture reaches the same verdict only after its running deadline, 60 s +
+    grace; a job still waiting its turn in the fair queue is never lost: it has no deadline.)
     """
     secret = generate_secret()
     env = {**WEBHOOK_ENV, "SHOTLINE_WEBHOOK_SECRET": secret,
@@ -205,6 +210,8 @@ def test_jobs_the_sweeper_fails_as_lost_send_job_failed_and_batch_completed(
                      webhook_url=receiver.url("/job"))
         batch = submit_batch(client, base, [page_server.url("/index.html")],
                              webhook_url=receiver.url("/batch"))
+        assert sorted(asyncio.run(_release_and_lose(redis_url))) == sorted(
+            [job["id"], *batch["job_ids"]])
         received = receiver.wait_for(2, timeout=60)
         time.sleep(1)
         assert len(receiver.received) == 2
@@ -218,3 +225,15 @@ def test_jobs_the_sweeper_fails_as_lost_send_job_failed_and_batch_completed(
         assert events["/batch"]["data"] == client.get(batch["status_url"]).json()
         assert events["/batch"]["data"]["counts"]["failed"] == 1
         assert events["/batch"]["data"]["jobs"][0]["error"]["code"] == "lost"
+
+
+async def _release_and_lose(redis_url: str) -> list[str]:
+    """One dispatcher pass whose publications are lost: the released jobs' queued deadline
+    starts, but no task will ever run them."""
+    redis = create_redis(redis_url)
+    try:
+        store = StatusStore(redis, ttl_seconds=600, queued_deadline=10)
+        fair = FairQueue(redis, store, ahead=8, stale_after=600)
+        return await Dispatcher(fair, lambda release: None).dispatch()
+    finally:
+        await redis.aclose()
