@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     chromium_memory_mb: int = Field(
         default=2048, ge=256, description="Cap of each Chromium process's memory (data), in MiB."
     )
+    chromium_warm_contexts: int = Field(
+        default=1, ge=0, le=8,
+        description="Browser contexts opened ahead of demand per worker process (each still"
+        " serves one job only); 0 opens each job's context when the job starts.",
+    )
+    chromium_fast_screenshot: bool = Field(
+        default=True,
+        description="Encode viewport PNGs with Chromium's faster PNG compression (same pixels,"
+        " somewhat larger files).",
+    )
     snapapi_key: SecretStr | None = None
     snapapi_base_url: str = "https://api.snapapi.pics"
     snapapi_max_concurrency: int = Field(default=4, ge=1)
