@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     )
     chromium_warm_contexts: int = Field(
         default=1, ge=0, le=8,
-        description="Browser contexts opened ahead of demand per worker process (each still"
-        " serves one job only); 0 opens each job's context when the job starts.",
+        description="Browser contexts opened ahead of demand per worker process, at least (one"
+        " per capture in flight when more run at once); each serves one job only; 0 opens"
+        " each job's context when the job starts.",
     )
     chromium_fast_screenshot: bool = Field(
         default=True,

@@ -145,3 +145,26 @@ def test_aclose_closes_the_warm_contexts_and_their_gates(page_server: PageServer
     for port in ports:  # the gates no longer listen: no way out is left open
         with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             pass
+
+
+def test_captures_in_flight_together_each_find_a_warm_context(
+    loopback_engine: Pooled, page_server: PageServer
+) -> None:
+    """With several captures at once on one event loop, the pool keeps one ready per
+    capture in flight: the next round of as many captures all find one."""
+
+    async def three_at_once() -> list[Capture]:
+        return list(await asyncio.gather(*(
+            loopback_engine.engine.capture(
+                CaptureOptions(url=page_server.url("/cookie.html"), timeout_ms=20000)
+            )
+            for _ in range(3)
+        )))
+
+    loopback_engine.runner.run(three_at_once())
+    loopback_engine.settle()
+    loopback_engine.runner.run(asyncio.sleep(1))  # the refill goes on past the first one
+    hits = loopback_engine.engine.warm.hits
+    captures = loopback_engine.runner.run(three_at_once())
+    assert [capture.title for capture in captures] == ["fresh,set"] * 3
+    assert loopback_engine.engine.warm.hits == hits + 3

@@ -43,6 +43,9 @@ DEFAULT_WARM_URL: Final = "http://warm.invalid/"
 #: How long a warm page may take to answer before it counts as gone with its browser.
 PROBE_TIMEOUT_S: Final = 2.0
 
+#: Most contexts kept warm, whatever the number of captures in flight.
+MAX_WARM: Final = 8
+
 #: ``context_options`` keys that carry secrets: contexts with them are never warmed.
 SECRET_OPTIONS: Final = frozenset({"http_credentials", "extra_http_headers"})
 
@@ -63,8 +66,10 @@ class WarmContext:
 
 
 class WarmContexts:
-    """Keeps up to ``size`` contexts ready in ``browser``, each behind its own egress gate
-    checking ``policy`` (hosts resolved with ``resolver``).
+    """Keeps ``size`` contexts ready in ``browser`` (0: none), each behind its own egress
+    gate checking ``policy`` (hosts resolved with ``resolver``); more while more captures
+    run at once (one per capture in flight, up to :data:`MAX_WARM`), so that several
+    captures on one event loop each find one.
 
     Refilling runs in the background on the engine's event loop; it never launches a
     browser (a recycled or crashed browser is relaunched by the next capture), and a warm
@@ -137,8 +142,15 @@ class WarmContexts:
         if self._refilling is None or self._refilling.done():
             self._refilling = asyncio.ensure_future(self._refill())
 
+    @property
+    def target(self) -> int:
+        """How many contexts to keep ready now: ``size``, or one per capture in flight."""
+        if self._size <= 0:
+            return 0
+        return min(max(self._size, self._browser.open_contexts), MAX_WARM)
+
     async def _refill(self) -> None:
-        while not self._closed and len(self._ready) < self._size:
+        while not self._closed and len(self._ready) < self.target:
             if self._browser.current is None:
                 return  # no browser to warm in: the next capture launches one
             try:
