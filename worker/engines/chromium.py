@@ -186,6 +186,7 @@ class ChromiumEngine:
                     creating = asyncio.ensure_future(self._open_context(options, gate))
                 # Shielded: a context created after the deadline is still closed below.
                 context = await asyncio.shield(creating)
+                self._warm.refill()  # a relaunched browser is warmed from now on
                 capture = await self._capture_in(context, page, run, request_id, gate)
         except TimeoutError as exc:
             raise run.timeout_error() from exc

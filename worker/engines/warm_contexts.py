@@ -121,7 +121,12 @@ class WarmContexts:
         found: WarmContext | None = None
         while self._ready:
             candidate = self._ready.pop(0)
-            if candidate.signature == wanted and await self._answers(candidate):
+            try:
+                answers = candidate.signature == wanted and await self._answers(candidate)
+            except BaseException:  # cancelled while probing: the context is nobody's
+                self._discard(candidate)
+                raise
+            if answers:
                 found = candidate
                 break
             self._discard(candidate)  # gone with its browser, or warmed for other options
