@@ -151,7 +151,8 @@ class Settings(BaseSettings):
     chromium_recycle_rss_mb: int = Field(
         default=1024,
         ge=64,
-        description="Relaunch Chromium once it (with its children) uses this many MB of RSS.",
+        description="Relaunch Chromium once it (with its children) uses this many MB of resident"
+        " memory of its own (pages shared between its processes counted in none).",
     )
 
     # --- URL policy -------------------------------------------------------------------

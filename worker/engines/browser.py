@@ -130,9 +130,15 @@ def memory_capped_launcher(executable: str, memory_mb: int, directory: Path) -> 
 
 
 def browser_rss_bytes(*, pid: int | None = None) -> int:
-    """Resident memory of the Chromium processes this process started (its descendants).
+    """Resident memory of the Chromium processes this process started (its descendants),
+    without the pages each shares with the others.
 
-    Playwright's driver (``node``) is left out: it is not the browser and is not recycled.
+    Every Chromium process maps the same binary, fonts and shared-memory buffers: summing
+    plain RSS counts those once per process (1.2 GB for ~0.5 GB really used, with a warm
+    context's renderer beside a capture's), so a browser would be recycled for being made
+    of several processes rather than for growing. What a leak or a heavy page grows is
+    memory of its own, which this counts. Playwright's driver (``node``) is left out: it is
+    not the browser and is not recycled.
     """
     total = 0
     try:
@@ -142,7 +148,8 @@ def browser_rss_bytes(*, pid: int | None = None) -> int:
     for child in children:
         try:
             if child.name() != "node":
-                total += child.memory_info().rss
+                memory = child.memory_info()
+                total += memory.rss - memory.shared
         except psutil.Error:
             continue  # gone meanwhile
     return total
