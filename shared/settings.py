@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     chromium_memory_mb: int = Field(
         default=2048, ge=256, description="Cap of each Chromium process's memory (data), in MiB."
     )
+    chromium_warm_contexts: int = Field(
+        default=1, ge=0, le=8,
+        description="Browser contexts opened ahead of demand per worker process, at least (one"
+        " per capture in flight when more run at once); each serves one job only; 0 opens"
+        " each job's context when the job starts.",
+    )
+    chromium_fast_screenshot: bool = Field(
+        default=True,
+        description="Encode viewport PNGs with Chromium's faster PNG compression (same pixels,"
+        " somewhat larger files).",
+    )
     snapapi_key: SecretStr | None = None
     snapapi_base_url: str = "https://api.snapapi.pics"
     snapapi_max_concurrency: int = Field(default=4, ge=1)
@@ -153,7 +164,8 @@ class Settings(BaseSettings):
     chromium_recycle_rss_mb: int = Field(
         default=1024,
         ge=64,
-        description="Relaunch Chromium once it (with its children) uses this many MB of RSS.",
+        description="Relaunch Chromium once it (with its children) uses this many MB of resident"
+        " memory of its own (pages shared between its processes counted in none).",
     )
 
     # --- URL policy -------------------------------------------------------------------

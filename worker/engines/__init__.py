@@ -56,4 +56,6 @@ def make_engine(settings: Settings) -> CaptureEngine:
         recycle_rss_mb=settings.chromium_recycle_rss_mb,
         js_heap_mb=settings.chromium_js_heap_mb,
         memory_mb=settings.chromium_memory_mb,
+        warm_contexts=settings.chromium_warm_contexts,
+        fast_screenshot=settings.chromium_fast_screenshot,
     )

@@ -130,9 +130,15 @@ def memory_capped_launcher(executable: str, memory_mb: int, directory: Path) -> 
 
 
 def browser_rss_bytes(*, pid: int | None = None) -> int:
-    """Resident memory of the Chromium processes this process started (its descendants).
+    """Resident memory of the Chromium processes this process started (its descendants),
+    without the pages each shares with the others.
 
-    Playwright's driver (``node``) is left out: it is not the browser and is not recycled.
+    Every Chromium process maps the same binary, fonts and shared-memory buffers: summing
+    plain RSS counts those once per process (1.2 GB for ~0.5 GB really used, with a warm
+    context's renderer beside a capture's), so a browser would be recycled for being made
+    of several processes rather than for growing. What a leak or a heavy page grows is
+    memory of its own, which this counts. Playwright's driver (``node``) is left out: it is
+    not the browser and is not recycled.
     """
     total = 0
     try:
@@ -142,7 +148,8 @@ def browser_rss_bytes(*, pid: int | None = None) -> int:
     for child in children:
         try:
             if child.name() != "node":
-                total += child.memory_info().rss
+                memory = child.memory_info()
+                total += memory.rss - memory.shared
         except psutil.Error:
             continue  # gone meanwhile
     return total
@@ -186,8 +193,10 @@ class SharedBrowser:
         self._launcher_dir: Path | None = None
         self._launcher: str | None = None
         self._outside_gate = EgressGate(None)
-        #: Contexts opened in the current browser since it was launched.
+        #: Contexts handed to captures in the current browser since it was launched.
         self.served = 0
+        #: Contexts opened ahead of demand and not yet handed to a capture.
+        self._spares: set[BrowserContext] = set()
         #: Browsers launched so far (the first one included).
         self.launches = 0
         self._start_lock = asyncio.Lock()
@@ -209,12 +218,19 @@ class SharedBrowser:
         return self._executable
 
     @property
-    def open_contexts(self) -> int:
-        """Browser contexts open right now (one per capture in progress)."""
+    def current(self) -> Browser | None:
+        """The running browser, or None (not launched yet, gone, or being relaunched)."""
         browser = self._browser
-        if browser is None or not browser.is_connected():
+        return browser if browser is not None and browser.is_connected() else None
+
+    @property
+    def open_contexts(self) -> int:
+        """Browser contexts open right now for captures (one per capture in progress;
+        spare contexts opened ahead of demand are not counted)."""
+        browser = self.current
+        if browser is None:
             return 0
-        return len(browser.contexts)
+        return len([context for context in browser.contexts if context not in self._spares])
 
     async def start(self) -> None:
         """Start Playwright's driver and launch Chromium. Idempotent.
@@ -255,9 +271,12 @@ class SharedBrowser:
         return await asyncio.shield(self._launching)
 
     async def new_context(
-        self, open_context: Callable[[Browser], Awaitable[BrowserContext]]
+        self, open_context: Callable[[Browser], Awaitable[BrowserContext]], *, spare: bool = False
     ) -> BrowserContext:
         """A new context from ``open_context(browser)`` in the running browser.
+
+        A ``spare`` context is opened ahead of demand: it does not count as served nor keep
+        the browser from being recycled until a capture :meth:`claim` s it.
 
         A browser that died while the event loop was idle (between two tasks of a worker)
         still looks connected until its ``disconnected`` event is processed: when opening
@@ -272,8 +291,20 @@ class SharedBrowser:
                 raise
             self.discard(browser)
             context = await open_context(await self.connected())
-        self.served += 1
+        if spare:
+            self._spares.add(context)
+        else:
+            self.served += 1
         return context
+
+    def claim(self, context: BrowserContext) -> None:
+        """A capture takes the spare ``context``: from now on it counts as served."""
+        self._spares.discard(context)
+        self.served += 1
+
+    def forget_spare(self, context: BrowserContext) -> None:
+        """The spare ``context`` was closed without serving."""
+        self._spares.discard(context)
 
     async def _launch(self) -> Browser:
         if self._playwright is None or self._launcher is None:
@@ -351,8 +382,10 @@ class SharedBrowser:
     def _maybe_recycle(self) -> None:
         """Close the browser if it is idle and served its share or grew too big."""
         browser = self._browser
-        if browser is None or not browser.is_connected() or browser.contexts:
+        if browser is None or not browser.is_connected():
             return
+        if any(context not in self._spares for context in browser.contexts):
+            return  # a capture is still running in it
         reason = None
         rss = 0
         if self._recycle_after is not None and self.served >= self._recycle_after:

@@ -2,10 +2,13 @@
 
 One browser per engine (per worker process, see :mod:`worker.engines.browser`), a fresh
 browser context per capture: no cookies, storage or cache pass from one job to the next.
-Each capture is bounded by its ``timeout_ms`` as a hard limit, and its context is closed
-whatever happens. Each context reaches the network only through an egress gate of its own
+Contexts are opened ahead of demand (:mod:`worker.engines.warm_contexts`) so that opening
+one overlaps the previous capture; each still serves exactly one capture. Each capture is
+bounded by its ``timeout_ms`` as a hard limit, and its context is closed whatever happens.
+Each context reaches the network only through an egress gate of its own
 (:mod:`worker.engines.egress`) that enforces the URL policy on every connection; a refused
 top-level navigation fails the capture with ``url_blocked`` (:mod:`worker.engines.navigation`).
+What the capture produces (screenshot or PDF) is :mod:`worker.engines.output`'s part.
 """
 
 from __future__ import annotations
@@ -13,54 +16,45 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import structlog
-from playwright.async_api import BrowserContext, FloatRect, Page, ProxySettings, Response
+from playwright.async_api import BrowserContext, Page, ProxySettings, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from shared.constants import MAX_CAPTURE_PIXELS, MAX_FULL_PAGE_HEIGHT, MAX_FULL_PAGE_WIDTH
 from shared.errors import (
-    CaptureError,
-    CaptureTimeout,
     CaptureUrlBlocked,
     EngineError,
     HttpErrorStatus,
     NavigationFailed,
     ResultTooLarge,
-    SelectorNotFound,
 )
-from shared.jobs import CaptureOptions, ImageFormat, WaitUntil
+from shared.jobs import CaptureOptions, WaitUntil
 from shared.url_policy import AsyncResolver, UrlPolicy
 from worker.engines.base import Capture
 from worker.engines.blocking import RequestBlocker
 from worker.engines.browser import NO_PROXY_BYPASS, SharedBrowser, first_line
+from worker.engines.capture_run import WAITING_FOR_SELECTOR, CaptureRun
 from worker.engines.cookie_banners import dismiss_cookie_banners
 from worker.engines.egress import EgressGate
 from worker.engines.navigation import NavigationGuard
+from worker.engines.output import bounded_clip, full_page_clip, output, selector_error
 from worker.engines.page_ready import MAX_SCROLL_HEIGHT, scroll_through, wait_for_assets
 from worker.engines.page_setup import (
     click,
     context_options,
-    pdf_options,
     prepare_context,
     run_script,
     style_page,
 )
+from worker.engines.warm_contexts import WarmContexts
+
+__all__ = ["ChromiumEngine", "bounded_clip", "full_page_clip"]
 
 log = structlog.get_logger("shotline.engines.chromium")
 
-ScreenshotType = Literal["png", "jpeg", "webp"]
 PlaywrightWaitUntil = Literal["domcontentloaded", "load", "networkidle"]
-
-#: Playwright's screenshot ``type`` per image format (PDF goes through ``page.pdf``).
-SCREENSHOT_TYPES: Final[dict[ImageFormat, ScreenshotType]] = {
-    ImageFormat.png: "png",
-    ImageFormat.jpeg: "jpeg",
-    ImageFormat.webp: "webp",
-}
 
 #: Playwright's ``wait_until`` per :class:`WaitUntil`.
 WAIT_UNTIL: Final[dict[WaitUntil, PlaywrightWaitUntil]] = {
@@ -68,25 +62,6 @@ WAIT_UNTIL: Final[dict[WaitUntil, PlaywrightWaitUntil]] = {
     WaitUntil.domcontentloaded: "domcontentloaded",
     WaitUntil.networkidle: "networkidle",
 }
-
-#: The page's scrollable size in CSS pixels, measured the way Playwright's full-page
-#: screenshots measure it.
-PAGE_SIZE_JS: Final = """() => {
-  const d = document.documentElement, b = document.body || d;
-  return [
-    Math.max(d.scrollWidth, d.offsetWidth, d.clientWidth, b.scrollWidth, b.offsetWidth),
-    Math.max(d.scrollHeight, d.offsetHeight, d.clientHeight, b.scrollHeight, b.offsetHeight),
-  ];
-}"""
-
-#: An element's rectangle in document coordinates (CSS pixels): x, y, width, height.
-ELEMENT_RECT_JS: Final = """element => {
-  const r = element.getBoundingClientRect();
-  return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height];
-}"""
-
-#: The stage in which running out of time means the selector never matched.
-WAITING_FOR_SELECTOR: Final = "waiting for wait_for_selector"
 
 _NET_ERROR = re.compile(r"net::ERR_[A-Z0-9_]+")
 
@@ -98,31 +73,6 @@ PROXIED_NET_ERRORS: Final = frozenset({
 })
 
 
-@dataclass(slots=True)
-class _Run:
-    """One capture in progress: its options, its deadline and what it is doing now."""
-
-    options: CaptureOptions
-    deadline: float
-    stage: str = field(default="opening a browser context (starting Chromium if needed)")
-
-    def remaining_ms(self) -> float:
-        """Milliseconds left before the deadline (at least 1: Playwright reads 0 as 'none')."""
-        return max((self.deadline - asyncio.get_running_loop().time()) * 1000, 1.0)
-
-    def timeout_error(self) -> CaptureError:
-        """The error for running out of time in the current stage."""
-        if self.stage == WAITING_FOR_SELECTOR:
-            return SelectorNotFound(
-                f"no element matched wait_for_selector {self.options.wait_for_selector!r} "
-                f"within {self.options.timeout_ms} ms"
-            )
-        return CaptureTimeout(
-            f"capture did not finish within {self.options.timeout_ms} ms "
-            f"(still {self.stage})"
-        )
-
-
 class ChromiumEngine:
     """Captures pages with headless Chromium (Playwright's async API).
 
@@ -132,7 +82,9 @@ class ChromiumEngine:
     ``resolver`` (default ``getaddrinfo``). Results larger than ``max_result_bytes`` raise
     :class:`ResultTooLarge`. The browser is relaunched after ``recycle_after`` captures or
     beyond ``recycle_rss_mb`` MB of memory. ``js_heap_mb`` caps each renderer's JavaScript
-    heap and ``memory_mb`` the memory (data) of each Chromium process.
+    heap and ``memory_mb`` the memory (data) of each Chromium process. ``warm_contexts``
+    contexts are kept open ahead of demand (0: each capture opens its own);
+    ``fast_screenshot`` takes viewport PNGs through the faster encoder (same pixels).
     """
 
     name = "chromium"
@@ -149,6 +101,8 @@ class ChromiumEngine:
         recycle_rss_mb: int | None = None,
         js_heap_mb: int | None = None,
         memory_mb: int | None = None,
+        warm_contexts: int = 1,
+        fast_screenshot: bool = True,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
@@ -163,11 +117,20 @@ class ChromiumEngine:
             js_heap_mb=js_heap_mb,
             memory_mb=memory_mb,
         )
+        self._fast_screenshot = fast_screenshot
+        self._warm = WarmContexts(
+            self._browser, policy=policy, resolver=resolver, size=warm_contexts
+        )
 
     @property
     def open_contexts(self) -> int:
         """Browser contexts open right now: one per capture in progress, 0 when idle."""
         return self._browser.open_contexts
+
+    @property
+    def warm(self) -> WarmContexts:
+        """The contexts opened ahead of demand (with their hit and miss counts)."""
+        return self._warm
 
     @property
     def launches(self) -> int:
@@ -182,10 +145,14 @@ class ChromiumEngine:
             EngineError: Chromium failed to start.
         """
         await self._browser.start()
+        self._warm.refill()
 
     async def aclose(self) -> None:
-        """Close Chromium and stop Playwright; no browser process survives it."""
-        await self._browser.aclose()
+        """Close the warm contexts, Chromium and Playwright; no browser process survives it."""
+        try:
+            await self._warm.aclose()
+        finally:
+            await self._browser.aclose()
 
     async def capture(self, options: CaptureOptions, *, request_id: str | None = None) -> Capture:
         """Capture ``options.url`` in a fresh browser context, within ``options.timeout_ms``.
@@ -203,19 +170,24 @@ class ChromiumEngine:
         if not self._browser.started:
             await self.start()
         loop = asyncio.get_running_loop()
-        run = _Run(options, deadline=loop.time() + options.timeout_ms / 1000)
+        run = CaptureRun(options, deadline=loop.time() + options.timeout_ms / 1000)
         creating: asyncio.Future[BrowserContext] | None = None
-        gate = EgressGate(self._policy, resolver=self._resolver, request_id=request_id)
-        await gate.start()
-        proxy: ProxySettings = {"server": gate.proxy_server, "bypass": NO_PROXY_BYPASS}
+        warm = await self._warm.take(options)
+        if warm is not None:
+            gate, page = warm.gate, warm.page
+            gate.request_id = request_id
+            creating = loop.create_future()
+            creating.set_result(warm.context)
+        else:
+            gate, page = await self._open_gate(request_id), None
         try:
             async with asyncio.timeout_at(run.deadline):
-                creating = asyncio.ensure_future(self._browser.new_context(
-                    lambda browser: browser.new_context(**context_options(options), proxy=proxy)
-                ))
+                if creating is None:
+                    creating = asyncio.ensure_future(self._open_context(options, gate))
                 # Shielded: a context created after the deadline is still closed below.
                 context = await asyncio.shield(creating)
-                capture = await self._capture_in(context, run, request_id, gate)
+                self._warm.refill()  # a relaunched browser is warmed from now on
+                capture = await self._capture_in(context, page, run, request_id, gate)
         except TimeoutError as exc:
             raise run.timeout_error() from exc
         except PlaywrightTimeoutError as exc:
@@ -237,18 +209,36 @@ class ChromiumEngine:
             )
         return capture
 
+    async def _open_gate(self, request_id: str | None) -> EgressGate:
+        gate = EgressGate(self._policy, resolver=self._resolver, request_id=request_id)
+        await gate.start()
+        return gate
+
+    async def _open_context(self, options: CaptureOptions, gate: EgressGate) -> BrowserContext:
+        """A context of its own for one capture, reaching the network only through ``gate``."""
+        proxy: ProxySettings = {"server": gate.proxy_server, "bypass": NO_PROXY_BYPASS}
+        return await self._browser.new_context(
+            lambda browser: browser.new_context(**context_options(options), proxy=proxy)
+        )
+
     async def _capture_in(
-        self, context: BrowserContext, run: _Run, request_id: str | None, gate: EgressGate
+        self,
+        context: BrowserContext,
+        page: Page | None,
+        run: CaptureRun,
+        request_id: str | None,
+        gate: EgressGate,
     ) -> Capture:
-        """Render in ``context``, racing the work against a renderer crash and a refused
-        top-level navigation."""
+        """Render in ``context`` (in ``page`` when it was opened ahead), racing the work
+        against a renderer crash and a refused top-level navigation."""
         context.set_default_timeout(run.remaining_ms())
         run.stage = "setting up the browser context"
         blocker = RequestBlocker(run.options)
         await blocker.install(context)
         await prepare_context(context, run.options)
-        run.stage = "opening a page"
-        page = await context.new_page()
+        if page is None:
+            run.stage = "opening a page"
+            page = await context.new_page()
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         page.on("crash", lambda _page: None if crashed.done() else crashed.set_result(None))
         guard = NavigationGuard(page, gate)
@@ -280,7 +270,7 @@ class ChromiumEngine:
         return work.result()
 
     async def _render(
-        self, page: Page, run: _Run, blocker: RequestBlocker, guard: NavigationGuard
+        self, page: Page, run: CaptureRun, blocker: RequestBlocker, guard: NavigationGuard
     ) -> Capture:
         """Load the page, prepare it as asked, then take the screenshot or print the PDF."""
         options = run.options
@@ -290,7 +280,7 @@ class ChromiumEngine:
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
         await _prepare_page(page, run)
-        data = await _output(page, run)
+        data = await output(page, run, fast_screenshot=self._fast_screenshot)
         run.stage = "reading the page title"
         title = await page.title()
         return Capture(
@@ -303,7 +293,7 @@ class ChromiumEngine:
         )
 
 
-async def _prepare_page(page: Page, run: _Run) -> None:
+async def _prepare_page(page: Page, run: CaptureRun) -> None:
     """Between load and capture: CSS, JS, the click, waits, full-page scrolling, cookie
     banners, then images and fonts, in that order."""
     options = run.options
@@ -324,7 +314,7 @@ async def _prepare_page(page: Page, run: _Run) -> None:
         except PlaywrightTimeoutError as exc:
             raise run.timeout_error() from exc
         except PlaywrightError as exc:
-            raise _selector_error(exc, "wait_for_selector", options.wait_for_selector) from exc
+            raise selector_error(exc, "wait_for_selector", options.wait_for_selector) from exc
     if options.full_page:
         run.stage = "scrolling through the page"
         await scroll_through(page, max_height=options.max_height, remaining_ms=run.remaining_ms())
@@ -339,7 +329,7 @@ async def _prepare_page(page: Page, run: _Run) -> None:
     await wait_for_assets(page, limit=limit, remaining_ms=run.remaining_ms())
 
 
-async def _navigate(page: Page, run: _Run, guard: NavigationGuard) -> Response | None:
+async def _navigate(page: Page, run: CaptureRun, guard: NavigationGuard) -> Response | None:
     """``page.goto`` with Playwright's errors turned into Shotline's."""
     url = run.options.url
     try:
@@ -366,111 +356,6 @@ async def _navigate(page: Page, run: _Run, guard: NavigationGuard) -> Response |
         if "Download is starting" in message:
             raise NavigationFailed(f"{url} starts a download instead of showing a page") from exc
         raise
-
-
-async def _output(page: Page, run: _Run) -> bytes:
-    """The PDF, the element screenshot or the (full-)page screenshot ``run`` asks for."""
-    options = run.options
-    if options.format is ImageFormat.pdf:
-        run.stage = "printing the PDF"
-        return await page.pdf(**pdf_options(options))
-    image_type = SCREENSHOT_TYPES[options.format]
-    if options.selector is not None:
-        return await _element_screenshot(page, run, image_type, options.selector)
-    run.stage = "taking the screenshot"
-    clip: FloatRect | None = None
-    if options.clip is not None:
-        clip = {"x": options.clip.x, "y": options.clip.y,
-                "width": options.clip.width, "height": options.clip.height}
-        if options.full_page:  # beyond the viewport: bounded like a full page
-            clip = bounded_clip(clip, max_height=None, scale=options.device_scale_factor)
-    elif options.full_page:
-        clip = await _max_height_clip(page, options)
-    return await page.screenshot(
-        type=image_type,
-        quality=options.quality,
-        full_page=options.full_page,
-        clip=clip,
-        omit_background=options.omit_background,
-        timeout=run.remaining_ms(),
-    )
-
-
-async def _element_screenshot(
-    page: Page, run: _Run, image_type: ScreenshotType, selector: str
-) -> bytes:
-    """A screenshot of the first visible element ``selector`` matches, at its own size."""
-    run.stage = "capturing the selector's element"
-    element = page.locator(selector).first
-    try:
-        if await element.count() == 0:
-            raise SelectorNotFound(f"no element matches selector {selector!r}")
-        if not await element.is_visible():
-            raise SelectorNotFound(f"the element selector {selector!r} matches is not visible")
-    except PlaywrightError as exc:
-        raise _selector_error(exc, "selector", selector) from exc
-    await element.scroll_into_view_if_needed(timeout=run.remaining_ms())
-    x, y, width, height = await element.evaluate(ELEMENT_RECT_JS)
-    # Playwright's element screenshots take the enclosing integer rectangle, a pixel wider
-    # or taller than the element whenever it sits at a fractional position; rounding gives
-    # the element's own size. Clips of full-page screenshots are in document coordinates,
-    # so elements beyond the viewport work too.
-    clip: FloatRect = {
-        "x": round(x),
-        "y": round(y),
-        "width": max(round(width), 1),
-        "height": max(round(height), 1),
-    }
-    return await page.screenshot(
-        type=image_type,
-        quality=run.options.quality,
-        full_page=True,
-        clip=clip,
-        omit_background=run.options.omit_background,
-        timeout=run.remaining_ms(),
-    )
-
-
-async def _max_height_clip(page: Page, options: CaptureOptions) -> FloatRect | None:
-    """The part of the page a full-page capture takes (see :func:`full_page_clip`)."""
-    width, height = await page.evaluate(PAGE_SIZE_JS)
-    return full_page_clip(
-        width, height, max_height=options.max_height, scale=options.device_scale_factor
-    )
-
-
-def full_page_clip(
-    width: int, height: int, *, max_height: int | None, scale: float
-) -> FloatRect | None:
-    """The top of a ``width`` x ``height`` page (CSS pixels) a full-page capture keeps, or
-    None when it keeps the whole page (see :func:`bounded_clip`)."""
-    kept = bounded_clip(
-        {"x": 0, "y": 0, "width": width, "height": height}, max_height=max_height, scale=scale
-    )
-    return None if (kept["width"], kept["height"]) == (width, height) else kept
-
-
-def bounded_clip(clip: FloatRect, *, max_height: int | None, scale: float) -> FloatRect:
-    """``clip`` cut to at most ``max_height`` (else :data:`MAX_FULL_PAGE_HEIGHT`) CSS pixels
-    tall, :data:`MAX_FULL_PAGE_WIDTH` wide and :data:`MAX_CAPTURE_PIXELS` device pixels
-    (``scale`` is the device scale factor): a capture beyond the viewport (a full page, or
-    a clip in one) cannot make a screenshot of unbounded size, whatever the page's size.
-    """
-    width = min(clip["width"], MAX_FULL_PAGE_WIDTH)
-    height = min(
-        clip["height"],
-        max_height or MAX_FULL_PAGE_HEIGHT,
-        int(MAX_CAPTURE_PIXELS / (max(width, 1) * scale * scale)),
-    )
-    return {"x": clip["x"], "y": clip["y"], "width": width, "height": height}
-
-
-def _selector_error(exc: PlaywrightError, option: str, selector: str) -> Exception:
-    """A :class:`SelectorNotFound` for an unusable selector; other errors unchanged."""
-    message = first_line(exc.message)
-    if "selector" in message.lower():
-        return SelectorNotFound(f"{option} {selector!r} is not a valid selector: {message}")
-    return exc
 
 
 def _mentions_crash(work: asyncio.Future[Capture]) -> bool:

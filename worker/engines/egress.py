@@ -142,7 +142,8 @@ class EgressGate:
     ) -> None:
         self._policy = policy
         self._resolver = resolver
-        self._request_id = request_id
+        #: Goes into the log lines; a gate opened ahead of its capture gets it when taken.
+        self.request_id = request_id
         self._connect_timeout = connect_timeout
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -212,7 +213,7 @@ class EgressGate:
             log.info(
                 "The browser's connections were refused more often than logged.",
                 blocked=len(self._refusals), logged=MAX_LOGGED_REFUSALS,
-                request_id=self._request_id,
+                request_id=self.request_id,
             )
 
     async def __aenter__(self) -> EgressGate:
@@ -265,7 +266,7 @@ class EgressGate:
             pass
         except Exception:  # a bug must cut this connection (fail closed), never the gate
             log.exception("The egress gate failed on a connection; it was cut.",
-                          request_id=self._request_id)
+                          request_id=self.request_id)
         finally:
             for stream in (writer, upstream):
                 if stream is not None:
@@ -288,7 +289,7 @@ class EgressGate:
         elif len(self._refusals) <= MAX_LOGGED_REFUSALS:
             log.info(
                 "Refused a connection the browser tried to open.",
-                host=name, port=port, reason=reason, request_id=self._request_id,
+                host=name, port=port, reason=reason, request_id=self.request_id,
             )
 
     async def _connect(
