@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages Shotline needs (Chromium, emoji/CJK fonts, redis-server) when
+# Installs the system packages Shotline needs (Chromium, emoji/CJK/Latin fonts, redis-server) when
 # they are missing. As root it uses apt-get; otherwise it says exactly what to install.
 # With --bench, also the pages the benchmarks shoot (python3.11-doc).
 set -euo pipefail
@@ -12,6 +12,9 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chr
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+# Arial/Times/Courier metrics for the many pages that ask for them; without it Chromium's
+# sans-serif is DejaVu Sans, whose monochrome emoticons win over the colour emoji font.
+dpkg -s fonts-liberation >/dev/null 2>&1 || missing+=(fonts-liberation)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
