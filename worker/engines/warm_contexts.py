@@ -147,6 +147,11 @@ class WarmContexts:
         if self._refilling is None or self._refilling.done():
             self._refilling = asyncio.ensure_future(self._refill())
 
+    async def refilled(self) -> None:
+        """Wait until the background refill in progress, if any, has ended."""
+        if self._refilling is not None:
+            await asyncio.wait({self._refilling})
+
     @property
     def target(self) -> int:
         """How many contexts to keep ready now: ``size``, or one per capture in flight."""
