@@ -82,10 +82,17 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f"| bare Celery no-op (prefork x{bare['worker_concurrency']}) | {bare['jobs']} |"
             f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} |",
             "",
-            f"Shotline / bare Celery: {result['ratio_shotline_vs_bare_celery']}. Submit latency at"
-            f" {lat['rate_per_second']:g} req/s open loop for {lat['seconds']:g} s: p50"
-            f" {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms"
-            f" ({lat['jobs_succeeded']}/{lat['sent']} of those jobs succeeded).",
+            f"Shotline / bare Celery: {result['ratio_shotline_vs_bare_celery']}.",
+            "",
+            *(
+                f"Submit latency at {one['rate_per_second']:g} req/s open loop for"
+                f" {one['seconds']:g} s, {label}: p50 {one['p50_ms']} ms, p99 {one['p99_ms']} ms,"
+                f" max {one['max_ms']} ms ({one['jobs_succeeded']}/{one['sent']} of those jobs"
+                " succeeded)."
+                for label, one in (("workers paused", result.get("submit_latency_workers_paused")),
+                                   ("workers running", lat))
+                if one is not None
+            ),
             "",
         ]
         lines += [f"Goal: {goal['name']}: {_goal_cell(goal)}." for goal in result["goals"]]
