@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import psutil
 import redis
 
 from shared.constants import CAPTURE_QUEUE
-from tests.conftest import ProcessFactory, base_env
+from tests.conftest import ProcessFactory, base_env, wait_until_ready
 from tests.servers import python_command, run_redis
 
 #: Settings every benchmark process gets on top of the test suite's (production log format).
@@ -49,7 +48,7 @@ class BenchProcesses(ProcessFactory):
             "--concurrency", str(concurrency), "--loglevel", "WARNING",
             "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
         )], env)
-        _wait_ready(process, log_path)
+        wait_until_ready(process, log_path, "worker")
         return process
 
     def shotline_worker(
@@ -61,24 +60,13 @@ class BenchProcesses(ProcessFactory):
             env["SHOTLINE_WORKER_POOL"] = pool
         if concurrency is not None:
             env["SHOTLINE_WORKER_CONCURRENCY"] = str(concurrency)
-        process, log_path = self._spawn(
-            "worker", python_command("-m", "shotline.cli", "worker"), env
-        )
-        _wait_ready(process, log_path)
+        process, _ = self.cli_worker(**env)
         return process
 
     def api_process(self, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
         """The API under uvicorn: its base URL and its process."""
         base = self.api(**env)
         return base, self.processes[-1]
-
-
-def _wait_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while b"ready." not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.05)
 
 
 @dataclass

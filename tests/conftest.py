@@ -111,6 +111,16 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
+def wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, what: str) -> None:
+    """Wait (60 s at most) for a Celery worker's log to say it is ready; RuntimeError with the
+    log's end if it exits or takes longer."""
+    deadline = time.monotonic() + 60
+    while b"ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
 class ProcessFactory:
     """Starts real child processes (API, worker) for a test and stops them afterwards."""
 
@@ -138,11 +148,15 @@ class ProcessFactory:
             "--concurrency", str(concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "-Q", CAPTURE_QUEUE,
         ), env)
-        deadline = time.monotonic() + 60
-        while b"ready." not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_until_ready(process, log_path, "worker")
+        return process, log_path
+
+    def cli_worker(self, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """``shotline worker ARGS`` as users run it (pool and concurrency from the settings),
+        waited for until it reports ready."""
+        process, log_path = self._spawn(
+            "worker", python_command("-m", "shotline.cli", "worker", *args), env)
+        wait_until_ready(process, log_path, "shotline worker")
         return process, log_path
 
     def webhook_worker(self, *, concurrency: int = 4, **env: str
@@ -153,11 +167,7 @@ class ProcessFactory:
             "--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname", "webhooks@%h",
             "--without-gossip", "--without-mingle", "-Q", WEBHOOK_QUEUE,
         ), env)
-        deadline = time.monotonic() + 60
-        while b"ready." not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"webhook worker did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_until_ready(process, log_path, "webhook worker")
         return process, log_path
 
     def api(self, **env: str) -> str:

@@ -14,34 +14,24 @@ import os
 from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from shared.constants import MAX_CAPTURE_PIXELS, MAX_FULL_PAGE_HEIGHT, MAX_FULL_PAGE_WIDTH
 from shared.errors import EngineError
-from shared.jobs import CaptureOptions
 from shared.url_policy import UrlPolicy
 from tests.canary import Canary
+from tests.engine_loop import EngineOnLoop
 from tests.hostile_pages import HostilePages
-from worker.engines.base import Capture
 from worker.engines.browser import chromium_args, memory_capped_launcher
 from worker.engines.chromium import ChromiumEngine, bounded_clip, full_page_clip
 
 POLICY = UrlPolicy(allowed_networks=(ip_network("127.0.0.1/32"),))
 
 
-class Limited:
+class Limited(EngineOnLoop):
     """An engine with small memory caps, on its own event loop."""
-
-    def __init__(self, engine: ChromiumEngine, runner: asyncio.Runner) -> None:
-        self.engine = engine
-        self.runner = runner
-
-    def capture(self, url: str, **fields: Any) -> Capture:
-        options = CaptureOptions(url=url, **{"timeout_ms": 20000, **fields})
-        return self.runner.run(self.engine.capture(options))
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from shared.errors import CaptureUrlBlocked, NavigationFailed
 from shared.jobs import CaptureOptions
 from shared.url_policy import IPAddress, UrlPolicy
 from tests.canary import Canary
+from tests.engine_loop import EngineOnLoop
 from tests.hostile_pages import HostilePages
-from worker.engines.base import Capture
 from worker.engines.browser import chromium_args, find_chromium
 from worker.engines.chromium import ChromiumEngine
 from worker.engines.egress import EgressGate
@@ -56,18 +56,13 @@ class TestResolver:
         return [ip_address(sequence[min(asked, len(sequence) - 1)])]
 
 
-class Browser:
+class Browser(EngineOnLoop):
     """The engine under test on its own event loop, with the resolver it was given."""
 
     def __init__(self, engine: ChromiumEngine, runner: asyncio.Runner,
                  resolver: TestResolver) -> None:
-        self.engine = engine
-        self.runner = runner
+        super().__init__(engine, runner)
         self.resolver = resolver
-
-    def capture(self, url: str, **fields: Any) -> Capture:
-        options = CaptureOptions(url=url, **{"timeout_ms": 20000, **fields})
-        return self.runner.run(self.engine.capture(options))
 
 
 @pytest.fixture(scope="module")

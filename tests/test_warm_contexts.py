@@ -11,13 +11,13 @@ import asyncio
 import socket
 from collections.abc import Iterator
 from ipaddress import ip_network
-from typing import Any
 
 import pytest
 
 from shared.errors import CaptureUrlBlocked
 from shared.jobs import CaptureOptions
 from shared.url_policy import UrlPolicy
+from tests.engine_loop import EngineOnLoop
 from tests.servers import LOOPBACK_POLICY, PageServer
 from worker.engines.base import Capture
 from worker.engines.chromium import ChromiumEngine
@@ -26,16 +26,8 @@ from worker.engines.chromium import ChromiumEngine
 ONLY_LOCALHOST = UrlPolicy(allowed_networks=(ip_network("127.0.0.1/32"),))
 
 
-class Pooled:
-    """An engine with one warm context on its own event loop."""
-
-    def __init__(self, engine: ChromiumEngine, runner: asyncio.Runner) -> None:
-        self.engine = engine
-        self.runner = runner
-
-    def capture(self, url: str, **fields: Any) -> Capture:
-        options = CaptureOptions(url=url, **{"timeout_ms": 20000, **fields})
-        return self.runner.run(self.engine.capture(options))
+class Pooled(EngineOnLoop):
+    """An engine with warm contexts on its own event loop."""
 
     def settle(self) -> None:
         """Let the background refill finish (a worker's loop runs it during the next task)."""

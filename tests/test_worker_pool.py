@@ -6,10 +6,8 @@ stand-in, real Redis; concurrency is counted on the stand-in, never timed."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
@@ -20,7 +18,6 @@ from tests.conftest import ProcessFactory
 from tests.fakes.snapapi_server import SnapApiStandIn
 from tests.polling import submit
 from tests.procs import wait_for
-from tests.servers import python_command
 from tests.test_chaos_workers import CHAOS_ENV, wait_all_terminal
 
 KEY = "sk_test_pool"
@@ -44,19 +41,6 @@ def snap_env(snapapi: SnapApiStandIn, **extra: str) -> dict[str, str]:
             "SHOTLINE_SNAPAPI_MAX_CONCURRENCY": "50", **extra}
 
 
-def capture_worker(processes: ProcessFactory, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """``shotline worker --queues capture`` as users run it (pool and concurrency from the
-    settings), waited for until it reports ready."""
-    process, log_path = processes._spawn(
-        "worker", python_command("-m", "shotline.cli", "worker", "--queues", "capture"), env)
-    deadline = time.monotonic() + 60
-    while b"ready." not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.1)
-    return process, log_path
-
-
 def test_the_pool_follows_the_engine() -> None:
     chromium = Settings(_env_file=None, engine="chromium")  # type: ignore[call-arg]
     snap = Settings(_env_file=None, engine="snapapi", snapapi_max_concurrency=10)  # type: ignore[call-arg]
@@ -75,7 +59,7 @@ def test_one_threads_worker_runs_many_snapapi_captures_at_once(
 ) -> None:
     env = snap_env(snapapi, SHOTLINE_WORKER_CONCURRENCY="6")
     snapapi.hang = True
-    worker, _log = capture_worker(processes, **env)
+    worker, _log = processes.cli_worker("--queues", "capture", **env)
     base = processes.api(**env)
     urls = [submit(client, base, url=f"http://127.0.0.1:9/page?n={n}", width=200, height=150)[
         "status_url"] for n in range(10)]
@@ -96,7 +80,7 @@ def test_sigterm_on_a_threads_worker_requeues_captures_past_the_shutdown_timeout
 ) -> None:
     env = snap_env(snapapi, SHOTLINE_WORKER_CONCURRENCY="3", SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS="2")
     snapapi.hang = True
-    worker, log_path = capture_worker(processes, **env)
+    worker, log_path = processes.cli_worker("--queues", "capture", **env)
     base = processes.api(**env)
     urls = [submit(client, base, url=f"http://127.0.0.1:9/page?n={n}", width=200, height=150,
                    timeout_ms=30000)["status_url"] for n in range(5)]
@@ -111,7 +95,7 @@ def test_sigterm_on_a_threads_worker_requeues_captures_past_the_shutdown_timeout
 
     snapapi.hang = False
     snapapi.release()
-    capture_worker(processes, **{**env, "SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS": "30"})
+    processes.cli_worker("--queues", "capture", **{**env, "SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS": "30"})
     done = wait_all_terminal(client, urls, timeout=90)
     assert [r["status"] for r in done] == ["succeeded"] * len(urls), done
     assert sorted(r["attempts"] for r in done) == [1, 1, 2, 2, 2], done  # three ran again
