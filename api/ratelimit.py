@@ -1,60 +1,29 @@
 """Per-key request rate limits (moving window, shared by every API process through Redis)
 and monthly capture quotas.
 
-Rates are parsed by ``limits`` (the library behind slowapi: ``"60/minute"``), and the
-window is kept the way its Redis storage keeps a moving window (a list of hit times, newest
-first, trimmed to the limit). The hit and the window's state for the ``X-RateLimit-*``
-headers are one Lua script here, one round trip per request, where ``limits.aio`` needs two
-(``hit`` then ``get_window_stats``). Times come from the Redis clock, so API hosts whose
-clocks disagree still share one window.
+Built on ``limits`` (the library behind slowapi) through its asyncio API: slowapi's own
+limiter is synchronous and its key functions cannot await the API key lookup, while
+``limits.aio`` gives the same Redis storage and moving-window strategy without blocking
+the event loop.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError as LimitsStorageError
 
 from api.auth import Principal
 from shared.constants import QUOTA_PREFIX, RATE_LIMIT_PREFIX
-from shared.errors import QuotaExceeded
+from shared.errors import QuotaExceeded, StoreUnavailable
 from shared.status_store import redis_errors
-
-# KEYS[1] the caller's window: hit times (Redis clock, seconds), newest first. ARGV[1] the
-# limit, ARGV[2] the window in seconds, ARGV[3] the cost of this request. Counts the hits
-# unless that would go over the limit, then finds the oldest hit still in the window.
-# Returns {allowed 1|0, hits in the window, oldest hit's time, now} (times as strings: Lua
-# numbers would come back truncated to integers).
-_HIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local start = now - window
-local allowed = 0
-if cost <= limit then
-  local entry = redis.call('LINDEX', KEYS[1], limit - cost)
-  if not entry or tonumber(entry) < start then
-    local hits = {}
-    for i = 1, cost do hits[i] = string.format('%.6f', now) end
-    redis.call('LPUSH', KEYS[1], unpack(hits))
-    redis.call('LTRIM', KEYS[1], 0, limit - 1)
-    redis.call('EXPIRE', KEYS[1], math.ceil(window))
-    allowed = 1
-  end
-end
-local low, high, last = 0, redis.call('LLEN', KEYS[1]) - 1, -1
-while low <= high do
-  local mid = math.floor((low + high) / 2)
-  local value = tonumber(redis.call('LINDEX', KEYS[1], mid))
-  if value and value >= start then last = mid; low = mid + 1 else high = mid - 1 end
-end
-local oldest = now
-if last >= 0 then oldest = tonumber(redis.call('LINDEX', KEYS[1], last)) end
-return {allowed, last + 1, string.format('%.6f', oldest), string.format('%.6f', now)}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +47,12 @@ class RateLimiter:
     """Moving-window limits per caller on Redis."""
 
     def __init__(self, redis: aioredis.Redis, *, default: str) -> None:
-        self.redis = redis
-        self._hit = redis.register_script(_HIT)
+        # The API's own connection pool (its timeouts and retries), no second one.
+        self.storage = RedisStorage("async+redis://", implementation="redispy",
+                                    key_prefix=RATE_LIMIT_PREFIX, wrap_exceptions=True,
+                                    connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+                                    )
+        self.strategy = MovingWindowRateLimiter(self.storage)
         self.default = parse(default)
         self._parsed: dict[str, RateLimitItem] = {}
 
@@ -94,16 +67,14 @@ class RateLimiter:
         """Count ``cost`` requests of ``principal``; ``allowed`` is false when that would go
         over its limit (and then nothing was counted)."""
         item = self._item(principal.key.rate_limit if principal.key else None)
-        window = item.get_expiry()
-        with redis_errors():
-            allowed, hits, oldest, now = await self._hit(
-                keys=[f"{RATE_LIMIT_PREFIX}:{item.key_for(principal.client)}"],
-                args=[item.amount, window, cost],
-            )
-        reset = float(oldest) + window
+        try:
+            allowed = await self.strategy.hit(item, principal.client, cost=cost)
+            stats = await self.strategy.get_window_stats(item, principal.client)
+        except LimitsStorageError as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
         return RateLimitState(
-            limit=item.amount, remaining=max(0, item.amount - int(hits)), reset=math.ceil(reset),
-            allowed=bool(allowed), retry_after=max(1, math.ceil(reset - float(now))),
+            limit=item.amount, remaining=max(0, stats.remaining), reset=math.ceil(stats.reset_time),
+            allowed=allowed, retry_after=max(1, math.ceil(stats.reset_time - time.time())),
         )
 
 

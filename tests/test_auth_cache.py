@@ -111,15 +111,12 @@ def test_new_keys_work_at_once_and_any_exist_stays_true(redis_url: str) -> None:
     run_with_redis(redis_url, body)
 
 
-def test_the_rate_limit_is_one_round_trip_shared_by_every_process(redis_url: str) -> None:
+def test_the_rate_limit_window_is_shared_by_every_process(redis_url: str) -> None:
     async def body(client: aioredis.Redis) -> None:
         one = RateLimiter(client, default="3/minute")
         other = RateLimiter(client, default="3/minute")
         caller = Principal(key=None, client="ip:192.0.2.1")
-        await one.hit(Principal(key=None, client="ip:192.0.2.9"))  # Redis has the script now
-        before = calls(redis_url, "evalsha")
         first = await one.hit(caller)
-        assert calls(redis_url, "evalsha") == before + 1
         assert (first.allowed, first.limit, first.remaining) == (True, 3, 2)
         second = await other.hit(caller)
         assert (second.allowed, second.remaining) == (True, 1)
