@@ -29,11 +29,12 @@ from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
 from shared.correlation import bind_task_context, unbind_task_context
 from shared.logging import configure_logging
 from shared.queue import enqueue_delivery, make_celery
+from worker.background import BackgroundLoop
 from worker.dispatcher import dispatcher_thread
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.runtime import cancel_captures, close_runtime
 from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
-from worker.sweeper import SweeperThread, sweeper_thread
+from worker.sweeper import sweeper_thread
 from worker.tasks import register_tasks
 from worker.webhooks import close_webhook_runtime, get_webhook_runtime
 
@@ -41,8 +42,8 @@ app = make_celery(settings)
 register_tasks(app)
 _exporter: WorkerExporter | None = None
 
-_sweeper: SweeperThread | None = None
-_dispatcher: SweeperThread | None = None
+_sweeper: BackgroundLoop | None = None
+_dispatcher: BackgroundLoop | None = None
 
 
 @signals.setup_logging.connect

@@ -25,7 +25,7 @@ from shared.fair_queue import FairQueue, Release
 from shared.queue import enqueue_capture, make_celery
 from shared.settings import Settings
 from shared.status_store import StatusStore
-from worker.sweeper import SweeperThread
+from worker.background import BackgroundLoop
 
 log = structlog.get_logger("shotline.dispatcher")
 
@@ -86,7 +86,7 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-def dispatcher_thread(settings: Settings) -> SweeperThread:
+def dispatcher_thread(settings: Settings) -> BackgroundLoop:
     """A (not yet started) dispatcher thread with its own Redis client and Celery producer."""
 
     def build() -> tuple[Dispatcher, Callable[[], Awaitable[None]]]:
@@ -107,4 +107,4 @@ def dispatcher_thread(settings: Settings) -> SweeperThread:
                          stale_after=settings.visibility_timeout_seconds)
         return Dispatcher(fair, publish), close
 
-    return SweeperThread(build, name="shotline-dispatcher")
+    return BackgroundLoop(build, name="shotline-dispatcher")

@@ -22,11 +22,9 @@ import contextlib
 import functools
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
@@ -43,6 +41,7 @@ from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.store import DeliveryStore
+from worker.background import BackgroundLoop
 from worker.pipeline import JobListener
 
 log = structlog.get_logger("shotline.sweeper")
@@ -185,65 +184,10 @@ class Sweeper:
             await self.resign()
 
 
-class Loop(Protocol):
-    """A background loop: the sweeper, the fair queue's dispatcher."""
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set."""
-        ...
-
-
-class SweeperThread:
-    """Runs a :class:`Sweeper` (or another :class:`Loop`) on its own event loop in a daemon
-    thread of this process."""
-
-    def __init__(
-        self, build: Callable[[], tuple[Loop, Callable[[], Awaitable[None]]]],
-        *, name: str = "shotline-sweeper",
-    ) -> None:
-        """``build()`` (called in the thread) returns the loop and what closes its clients."""
-        self._build = build
-        self._name = name
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-
-    def start(self) -> None:
-        """Start sweeping in the background."""
-        self._thread.start()
-        self._ready.wait(5)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop sweeping (resigning the leadership) and wait for the thread."""
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        self._thread.join(timeout)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            sweeper, close = self._build()
-            self._ready.set()
-            try:
-                await sweeper.run(self._stop)
-            finally:
-                await close()
-
-        try:
-            asyncio.run(main())
-        except Exception:
-            log.exception("background thread crashed", thread=self._name)
-        finally:
-            self._ready.set()
-
-
-def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) -> SweeperThread:
+def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) -> BackgroundLoop:
     """A (not yet started) sweeper thread with its own Redis client and Celery producer."""
 
-    def build() -> tuple[Loop, Callable[[], Awaitable[None]]]:
+    def build() -> tuple[Sweeper, Callable[[], Awaitable[None]]]:
         redis = create_redis(settings.redis_url, max_connections=4)
         producer = make_celery(settings)
 
@@ -278,4 +222,4 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
         )
         return sweeper, close
 
-    return SweeperThread(build)
+    return BackgroundLoop(build, name="shotline-sweeper")
