@@ -86,9 +86,9 @@ async def redeliver_batch(services: Services, principal: Principal,
     if batch.finished_at is None:
         raise BatchNotFinished(f"batch {batch_id} has jobs still running; its webhook is sent"
                                " when the last one ends")
-    subject = batch_subject(batch.id)
-    await send_again(services, subject, lambda due, now: open_batch_delivery(
-        services.deliveries, batch, due=due, now=now), owner=batch.api_key_id,
-        url=batch.webhook_url)
-    return await read_delivery_log(services, subject, batch.webhook_url, BatchDeliveryLog,
-                                   batch_id=batch.id)
+    subject, url = batch_subject(batch.id), batch.webhook_url
+    return await send_again(
+        services, subject,
+        lambda due, now: open_batch_delivery(services.deliveries, batch, due=due, now=now),
+        lambda: read_delivery_log(services, subject, url, BatchDeliveryLog, batch_id=batch.id),
+        owner=batch.api_key_id, url=url)

@@ -219,22 +219,31 @@ async def redeliver(services: Services, principal: Principal, job_id: str) -> De
         raise NoWebhook(f"job {job_id} has no webhook_url; there is nothing to redeliver")
     if not job.status.is_terminal:
         raise JobNotFinished(f"job {job_id} is {job.status.value}; its webhook is sent when it ends")
-    await send_again(services, job.id, lambda due, now: open_delivery(
-        services.deliveries, job, due=due, now=now), owner=job.api_key_id, url=job.webhook_url)
-    return await read_delivery_log(services, job.id, job.webhook_url, DeliveryLog, job_id=job.id)
+    url = job.webhook_url
+    return await send_again(
+        services, job.id,
+        lambda due, now: open_delivery(services.deliveries, job, due=due, now=now),
+        lambda: read_delivery_log(services, job.id, url, DeliveryLog, job_id=job.id),
+        owner=job.api_key_id, url=url)
 
 
 async def send_again(services: Services, subject: str,
-                     open_: Callable[[float, float], Awaitable[bool]], *,
-                     owner: str | None, url: str) -> None:
+                     open_: Callable[[float, float], Awaitable[bool]],
+                     read_log: Callable[[], Awaitable[LogT]], *,
+                     owner: str | None, url: str) -> LogT:
     """Start a new round of ``subject``'s delivery now (``open_`` creates it if it never
-    was), enable its endpoint again and send its task (or leave it to the dispatcher)."""
+    was), enable its endpoint again and send its task (or leave it to the dispatcher).
+
+    Returns ``read_log()`` as the redelivery was accepted (``scheduled``): read before the
+    task is sent, so the answer does not depend on how fast a webhook worker delivers it.
+    """
     now = time.time()
     due_if_lost = now + REDELIVERY_LEASE_SECONDS
     if not await open_(due_if_lost, now):
         await services.deliveries.restart(subject, now=now, due=due_if_lost)
     if await services.deliveries.enable_endpoint(owner, url):
         log.info("webhook endpoint enabled again", subject=subject, url=url)
+    accepted = await read_log()
     try:
         await anyio.to_thread.run_sync(functools.partial(enqueue_delivery, services.celery, subject))
     except Exception as exc:  # the worker-side dispatcher picks it up instead
@@ -242,3 +251,4 @@ async def send_again(services: Services, subject: str,
                     error=str(exc))
         await services.deliveries.set_due(subject, at=now)
     log.info("webhook redelivery requested", subject=subject, url=url)
+    return accepted
