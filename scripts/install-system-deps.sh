@@ -9,6 +9,9 @@ if [ "${1:-}" = "--bench" ]; then
   dpkg -s python3.11-doc >/dev/null 2>&1 || missing+=(python3.11-doc)
 fi
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The capture browser: the same Chromium built as the headless shell (several times less CPU
+# per capture than the full browser, which stays the fallback and the fidelity tests' reference).
+[ -x /usr/lib/chromium/chromium-headless-shell ] || missing+=(chromium-headless-shell)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     # --- Capture engines --------------------------------------------------------------
     engine: Literal["chromium", "snapapi"] = "chromium"
     chromium_path: str | None = Field(
-        default=None, description="Chromium binary; Playwright's own if installed, else the system one."
+        default=None, description="Chromium binary; the headless shell (chromium-headless-shell) if"
+        " installed, else Playwright's own, else the full system Chromium."
     )
     chromium_no_sandbox: bool | None = Field(
         default=None, description="Pass --no-sandbox; default: only when running as root."
