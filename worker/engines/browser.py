@@ -222,6 +222,8 @@ class SharedBrowser:
         self.served = 0
         #: Contexts opened ahead of demand and not yet handed to a capture.
         self._spares: set[BrowserContext] = set()
+        #: Recycled browsers still running captures: closed when their last one ends.
+        self._retiring: set[Browser] = set()
         #: Browsers launched so far (the first one included).
         self.launches = 0
         self._start_lock = asyncio.Lock()
@@ -252,10 +254,11 @@ class SharedBrowser:
     def open_contexts(self) -> int:
         """Browser contexts open right now for captures (one per capture in progress;
         spare contexts opened ahead of demand are not counted)."""
-        browser = self.current
-        if browser is None:
-            return 0
-        return len([context for context in browser.contexts if context not in self._spares])
+        browsers = [self.current, *self._retiring]
+        return sum(
+            len([context for context in browser.contexts if context not in self._spares])
+            for browser in browsers if browser is not None and browser.is_connected()
+        )
 
     async def start(self) -> None:
         """Start Playwright's driver and launch Chromium. Idempotent.
@@ -405,12 +408,21 @@ class SharedBrowser:
             pass  # the browser is gone already, and the context with it
 
     def _maybe_recycle(self) -> None:
-        """Close the browser if it is idle and served its share or grew too big."""
+        """Recycle the browser once it served its share or grew too big.
+
+        An idle browser is closed at once. One with captures still running (several in
+        flight on one browser) is retired instead: new captures open their contexts in a
+        new browser, and the old one is closed when its last capture ends, so recycling
+        never fails a capture and memory stays bounded under constant load (at most two
+        browsers, briefly). Retired browsers whose captures all ended are closed here too.
+        """
+        for old in list(self._retiring):
+            if not old.is_connected() or not self._busy(old):
+                self._retiring.discard(old)
+                self.discard(old)
         browser = self._browser
-        if browser is None or not browser.is_connected():
-            return
-        if any(context not in self._spares for context in browser.contexts):
-            return  # a capture is still running in it
+        if browser is None or not browser.is_connected() or self._retiring:
+            return  # the memory figure would count the retiring browser's processes too
         reason = None
         rss = 0
         if self._recycle_after is not None and self.served >= self._recycle_after:
@@ -419,10 +431,21 @@ class SharedBrowser:
             rss = browser_rss_bytes()
             if rss >= self._recycle_rss_bytes:
                 reason = "memory"
-        if reason is not None:
-            log.info("Recycling Chromium.", reason=reason, captures=self.served,
-                     rss_mb=round(rss / 2**20) if rss else None)
+        if reason is None:
+            return
+        busy = self._busy(browser)
+        log.info("Recycling Chromium.", reason=reason, captures=self.served,
+                 rss_mb=round(rss / 2**20) if rss else None,
+                 waiting_for_captures=self.open_contexts if busy else 0)
+        if busy:
+            self._browser = None  # the next capture launches a new one
+            self._retiring.add(browser)
+        else:
             self.discard(browser)
+
+    def _busy(self, browser: Browser) -> bool:
+        """Whether a capture still has a context open in ``browser``."""
+        return any(context not in self._spares for context in browser.contexts)
 
     def discard(self, browser: Browser) -> None:
         """Stop using ``browser`` (it hangs) and close it in the background."""
@@ -453,8 +476,10 @@ class SharedBrowser:
             if launching is not None:
                 await asyncio.wait({launching})
             browser, self._browser = self._browser, None
-            if browser is not None:
-                await self._close_browser(browser)
+            retiring, self._retiring = self._retiring, set()
+            for one in (browser, *retiring):
+                if one is not None:
+                    await self._close_browser(one)
             if self._background:
                 _done, pending = await asyncio.wait(set(self._background), timeout=CLOSE_TIMEOUT_S)
                 for task in pending:
