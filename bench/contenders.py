@@ -107,11 +107,11 @@ async def engine_loop(urls: list[str], warmup: list[str], *, executable: str,
     from worker.engines import make_engine
     from worker.engines.chromium import ChromiumEngine
 
-    settings = Settings(
-        engine="chromium", chromium_path=executable,
-        allowed_networks=[ip_network("127.0.0.0/8")],
+    settings = Settings.model_validate({
+        "engine": "chromium", "chromium_path": executable,
+        "allowed_networks": [ip_network("127.0.0.0/8")],
         **{key.removeprefix("SHOTLINE_").lower(): value for key, value in env.items()},
-    )
+    })
     engine = make_engine(settings)
     assert isinstance(engine, ChromiumEngine)
     await engine.start()
