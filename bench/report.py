@@ -139,6 +139,9 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f" {worker['samples'][0]['total_mb']} → {worker['samples'][-1]['total_mb']} MB"
             f" ({worker['growth_percent_total']:+} %; Python {worker['growth_percent_python']:+} %)"
             f" | ≤ 10 %: {'met' if worker['goal']['met'] else 'NOT met'} |",
+            f"| processes of the worker left after its shutdown |"
+            f" {len(worker.get('leftover_processes_after_shutdown', []))}"
+            f" {worker.get('leftover_processes_after_shutdown', [])} | none |",
         ]
     return "\n".join(lines) + "\n"
 

@@ -3,7 +3,8 @@
 A wedged capture is ended at its time limit and its renderer stops (it does not keep a
 core busy beside the others), a browser crash costs only the captures in flight (each a
 retryable error, the next capture relaunches), and recycling the browser under constant
-load (never idle) fails no capture and leaves one browser, so memory stays bounded.
+load (never idle) fails no capture and leaves one browser, so memory stays bounded. End
+to end, a browser killed under a worker's three captures loses no job.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 
+import httpx
 import psutil
 import pytest
 
 from shared.errors import CaptureTimeout, EngineError
+from tests.conftest import ProcessFactory
+from tests.polling import submit, wait_for_job
+from tests.procs import BROWSER_NAMES
 from tests.servers import PageServer
 from tests.test_chromium_engine import EngineUnderTest, start_engine
 from worker.engines.base import Capture
@@ -128,3 +134,33 @@ def test_recycling_under_constant_load_fails_no_capture_and_leaves_one_browser(
     while browsers() > 1 and time.monotonic() < deadline:
         engine.run(asyncio.sleep(0.1))
     assert browsers() == 1
+
+
+def test_a_browser_killed_under_a_threads_worker_loses_no_job(
+    processes: ProcessFactory, page_server: PageServer
+) -> None:
+    """End to end, the default pool (threads, several captures on one browser): the browser
+    is killed with three captures in flight; they are retried and every job succeeds."""
+    worker, _ = processes.cli_worker(SHOTLINE_ENGINE="chromium", SHOTLINE_WORKER_CONCURRENCY="3",
+                                     SHOTLINE_CAPTURE_MAX_ATTEMPTS="3")
+    base = processes.api(SHOTLINE_ENGINE="chromium")
+    marker = uuid.uuid4().hex
+    with httpx.Client(timeout=30) as client:
+        accepted = [submit(client, base, url=page_server.url(f"/slow?ms=3000&job={marker}-{n}"))
+                    for n in range(6)]
+
+        def in_flight() -> int:
+            return len([path for path in page_server.requests if marker in path])
+
+        deadline = time.monotonic() + 60
+        while in_flight() < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_flight() >= 3
+        browsers = [proc for proc in psutil.Process(worker.pid).children(recursive=True)
+                    if proc.name() in BROWSER_NAMES
+                    and not any(arg.startswith("--type=") for arg in proc.cmdline())]
+        assert len(browsers) == 1, browsers  # one browser for every capture of the worker
+        browsers[0].kill()
+        records = [wait_for_job(client, job["status_url"], timeout=120) for job in accepted]
+    assert [record["status"] for record in records] == ["succeeded"] * 6, records
+    assert max(record["attempts"] for record in records) >= 2  # the ones the crash cost
