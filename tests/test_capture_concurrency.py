@@ -57,12 +57,12 @@ def test_a_wedged_capture_is_ended_and_its_renderer_stopped_while_others_succeed
     engine: EngineUnderTest,
 ) -> None:
     async def three() -> list[Capture | BaseException]:
-        return await asyncio.gather(
+        return list(await asyncio.gather(
             engine.engine.capture(engine.options("/busy.html", timeout_ms=1500)),
             engine.engine.capture(engine.options("/index.html")),
             engine.engine.capture(engine.options("/index.html")),
             return_exceptions=True,
-        )
+        ))
 
     started = time.monotonic()
     wedged, *others = engine.run(three())
