@@ -164,8 +164,11 @@ def download_request(http: httpx.Client | httpx.AsyncClient, url: str) -> httpx.
 def result_url(job: JobView) -> str:
     """The download URL of a succeeded job; :class:`ApiConflict` for any other."""
     if job.result is None:
-        raise ApiConflict(f"job {job.id} is {job.status.value}; it has no result to download",
-                          code="job_not_finished")
+        if job.status.value == "failed":
+            raise ApiConflict(f"job {job.id} failed, so it has no result to download",
+                              code="job_failed")
+        raise ApiConflict(f"job {job.id} is still {job.status.value}; it has no result to"
+                          " download yet", code="job_not_finished")
     return job.result.url
 
 

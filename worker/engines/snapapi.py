@@ -132,7 +132,7 @@ SNAPAPI_FIELDS: Final[tuple[SnapApiField, ...]] = (
 
 #: Options Shotline applies itself whatever the engine (``landscape`` travels with
 #: ``device`` as ``isLandscape``, or is already applied to width and height).
-ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape"})
+ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape", "retries"})
 
 #: Values SnapAPI has no field for, though the option itself maps.
 _SNAPAPI_RESOURCE_TYPES: Final = frozenset({
