@@ -147,8 +147,8 @@ def _body_problem(request: Request, errors: list[dict[str, Any]]) -> str | None:
         where = f" at character {position}" if isinstance(position, int) else ""
         return (f"the request body is not valid JSON ({reason}{where}): send {_BODY_EXAMPLE}"
                 " with Content-Type: application/json")
-    if len(loc) != 1 and not isinstance(loc[1], int):
-        return None  # a named field: the usual per-field message says it best
+    if (len(loc) != 1 and not isinstance(loc[1], int)) or isinstance(first.get("input"), dict):
+        return None  # a JSON object with bad fields: the usual per-field messages say it best
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if first.get("type") == "missing" and first.get("input") is None:
         return (f"the request body is empty: send {_BODY_EXAMPLE}"
