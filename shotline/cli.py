@@ -72,13 +72,17 @@ def _parse_queues(value: str) -> set[str]:
 @click.option("--queues", "-Q", default="capture,webhooks", show_default=True,
               help="What to work on: capture, webhooks, or both (a capture worker plus a"
               " webhook worker process beside it, so slow endpoints never hold a capture slot).")
+@click.option("--root-noted", is_flag=True, hidden=True,
+              help="The parent already said why running as root is accepted.")
 @click.pass_context
-def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
+def worker(ctx: click.Context, concurrency: int | None, queues: str, root_noted: bool) -> None:
     """Run Celery workers that capture queued jobs (releasing them fairly between API keys,
     sweeping stuck ones) and deliver webhooks."""
     from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
     from worker.app import app
+    from worker.root import accept_root
 
+    accept_root(announce=not root_noted)
     settings = _settings(ctx)
     wanted = _parse_queues(queues)
     common = ["--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
@@ -95,7 +99,8 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
         return
     from shotline.devstack import child_process
 
-    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks"]):
+    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks",
+                        "--root-noted"]):
         app.worker_main(argv=argv)
 
 
