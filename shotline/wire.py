@@ -8,6 +8,7 @@ and :class:`shotline.client.AsyncClient` (which only do the I/O).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -137,6 +138,24 @@ def batch_body(urls: Sequence[str], webhook_url: str | None,
     if webhook_url is not None:
         body["webhook_url"] = webhook_url
     return body
+
+
+#: Environment variables the clients (and the CLI) read when not given a key or base URL.
+API_KEY_VARIABLES = ("SHOTLINE_API_KEY", "SHOTLINE_KEY")
+API_URL_VARIABLE = "SHOTLINE_API_URL"
+
+
+def key_from_environment(api_key: str | None) -> str | None:
+    """``api_key``, or when None the first of :data:`API_KEY_VARIABLES` that is set (the key
+    ``shotline dev`` prints is exported as ``SHOTLINE_KEY``), as the CLI reads them."""
+    if api_key is not None:
+        return api_key
+    return next((os.environ[name] for name in API_KEY_VARIABLES if os.environ.get(name)), None)
+
+
+def base_url_from_environment(base_url: str | None, default: str) -> str:
+    """``base_url``, or when None ``SHOTLINE_API_URL``, or ``default``."""
+    return (base_url or os.environ.get(API_URL_VARIABLE) or default).rstrip("/")
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:
