@@ -56,7 +56,8 @@ set -eo pipefail
 trap 'env -0 > "$README_STATE/env"' EXIT
 curl() {{
   local job args=() arg
-  job=$(grep -o '"id":"[0-9a-f]\{{32\}}"' "$README_STATE/bodies" 2>/dev/null | tail -1 | cut -d'"' -f4 || true)
+  job=$(grep -o '"id":"[0-9a-f]\{{32\}}"' "$README_STATE/bodies" 2>/dev/null \
+        | tail -1 | cut -d'"' -f4 || true)
   for arg in "$@"; do args+=("${{arg//{JOB_PLACEHOLDER}/$job}}"); done
   command curl -w '%{{stderr}}README-HTTP %{{http_code}} %{{url_effective}}\n' "${{args[@]}}" \
     | tee -a "$README_STATE/bodies"
