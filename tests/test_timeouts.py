@@ -14,6 +14,7 @@ from datetime import datetime
 import httpx
 import pytest
 
+from api.sync import wait_seconds
 from shared.errors import CaptureTimeout, EngineError, ResultNotStored
 from shared.jobs import CaptureOptions, Job, JobStatus, new_job_id, utcnow
 from tests.conftest import ProcessFactory
@@ -99,3 +100,10 @@ def test_only_shotlines_faults_are_retried_unasked(
 def test_retries_above_the_attempt_limit_are_not_taken_for_a_dead_worker() -> None:
     # A 4th attempt asked for by retries=3 is legitimate, not a redelivery loop.
     assert attempt_limit(_job(4, retries=3), max_attempts=3) == 4
+
+
+def test_a_synchronous_capture_waits_for_every_attempt_it_asked_for() -> None:
+    assert wait_seconds(CaptureOptions(url="https://example.com", timeout_ms=3000)) == 8.0
+    # 3 attempts of 3 s, two pauses of up to 10 s, the 5 s margin.
+    assert wait_seconds(CaptureOptions(url="https://example.com", timeout_ms=3000,
+                                       retries=2)) == 34.0
