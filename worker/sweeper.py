@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 import uuid
@@ -29,18 +28,13 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 import structlog
 
-from shared.batches import BatchStore
-from shared.completion import Completion
-from shared.connections import create_redis
+from shared.composition import build_components
 from shared.constants import SWEEPER_LOCK_KEY
 from shared.errors import ShotlineError
 from shared.jobs import Job
-from shared.queue import enqueue_capture, enqueue_delivery, make_celery
-from shared.result_cache import ResultCache
+from shared.queue import enqueue_capture, make_celery
 from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
-from shared.webhooks.listener import WebhookListener
-from shared.webhooks.store import DeliveryStore
 from worker.background import BackgroundLoop
 from worker.pipeline import JobListener
 
@@ -188,37 +182,26 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
     """A (not yet started) sweeper thread with its own Redis client and Celery producer."""
 
     def build() -> tuple[Sweeper, Callable[[], Awaitable[None]]]:
-        redis = create_redis(settings.redis_url, max_connections=4)
         producer = make_celery(settings)
+        components = build_components(settings, producer=producer, max_connections=4)
 
         def enqueue(job_id: str, request_id: str | None) -> None:
             enqueue_capture(producer, job_id, request_id=request_id)
 
         async def close() -> None:
             producer.close()
-            await redis.aclose()
+            await components.aclose()
 
-        store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
-                            queued_deadline=settings.queued_deadline_seconds)
-        # A job failed as lost is settled like any other: shared-capture followers, its
-        # batch and their webhooks (the same Completion as in the worker pipeline).
-        webhooks = WebhookListener(DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
-                                   enqueue=functools.partial(enqueue_delivery, producer))
-        completion = Completion(
-            store,
-            ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds),
-            BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
-            job_hooks=(webhooks.job_finished,),
-            batch_hooks=(webhooks.batch_finished,),
-        )
         sweeper = Sweeper(
-            redis=redis,
-            store=store,
+            redis=components.redis,
+            store=components.jobs,
             enqueue=enqueue,
             interval=settings.sweep_interval_seconds,
             max_recoveries=settings.sweep_max_recoveries,
             max_attempts=settings.capture_max_attempts,
-            listeners=(completion, *listeners),
+            # A job failed as lost is settled like any other: shared-capture followers, its
+            # batch and their webhooks.
+            listeners=(components.completion, *listeners),
         )
         return sweeper, close
 
