@@ -8,19 +8,18 @@ SnapAPI's answers become :class:`~worker.engines.base.Capture` or one of Shotlin
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
+from shared.backoff import parse_retry_after
 from shared.correlation import http_headers
 from shared.devices import DEVICES
 from shared.engine_capabilities import option_defaults, unsupported_options
@@ -168,27 +167,6 @@ def _defer_to_device_preset(body: dict[str, Any], options: CaptureOptions) -> No
             body[key] = value
     if options.landscape:
         body["isLandscape"] = True
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-
-    ``None`` when absent or unreadable; never negative.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT anyway
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _rate_limit_reset_after(value: str | None, *, now: float | None = None) -> float | None:
