@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pytest
 from PIL import Image
+from pydantic import BaseModel
 
 from shared.jobs import CaptureOptions, ScreenshotRequest
 from shotline.cli import capture, submit
@@ -29,7 +30,8 @@ def _option_names(command: click.Command) -> set[str]:
 
 @pytest.mark.parametrize(("command", "model"), [(capture, CaptureOptions),
                                                 (submit, ScreenshotRequest)])
-def test_every_request_field_is_an_option(command: click.Command, model: type) -> None:
+def test_every_request_field_is_an_option(command: click.Command,
+                                          model: type[BaseModel]) -> None:
     fields = set(model.model_fields) - {"url"}  # URL is the argument
     assert fields <= _option_names(command), fields - _option_names(command)
 

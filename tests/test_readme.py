@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -160,8 +161,9 @@ class Reader:
 @pytest.fixture(scope="module")
 def reader(module_processes: ProcessFactory, module_env: dict[str, str],
            page_server: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    settings = Settings(_env_file=None, **{  # type: ignore[call-arg]
-        name.removeprefix("SHOTLINE_").lower(): value for name, value in module_env.items()})
+    values: dict[str, Any] = {
+        name.removeprefix("SHOTLINE_").lower(): value for name, value in module_env.items()}
+    settings = Settings(_env_file=None, **values)
     key_file = ensure_dev_key(settings)  # as `shotline dev` does on its first start
     module_processes.cli_worker()  # capture + webhook workers, as `shotline dev` runs them
     base = module_processes.api()

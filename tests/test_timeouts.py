@@ -77,7 +77,7 @@ def test_retries_is_bounded(base: str, client: httpx.Client, silent_url: str) ->
 
 def _job(attempts: int, **options: object) -> Job:
     return Job(id=new_job_id(), status=JobStatus.running, created_at=utcnow(), attempts=attempts,
-               options=CaptureOptions(url="https://example.com", **options))  # type: ignore[arg-type]
+               options=CaptureOptions(url="https://example.com", **options))
 
 
 @pytest.mark.parametrize(
