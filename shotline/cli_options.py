@@ -19,7 +19,7 @@ import enum
 import json
 import types
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import click
 from click.core import ParameterSource
@@ -65,6 +65,8 @@ def _scalar_type(annotation: Any) -> Any:
     """The click type of a scalar field, None for a structured one."""
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return click.Choice([str(member.value) for member in annotation])
+    if get_origin(annotation) is Literal and all(isinstance(a, str) for a in get_args(annotation)):
+        return click.Choice(list(get_args(annotation)))
     scalars: dict[Any, Any] = {int: click.INT, float: click.FLOAT, str: click.STRING}
     return scalars.get(annotation)
 

@@ -9,14 +9,17 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any, Literal
 
 import click
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from pydantic import BaseModel
 
 from shared.jobs import CaptureOptions, ScreenshotRequest
 from shotline.cli import capture, submit
+from shotline.cli_options import given_options, request_options
 from tests.conftest import ProcessFactory
 from tests.servers import REPO_ROOT, PageServer, child_env, python_command
 
@@ -34,6 +37,38 @@ def test_every_request_field_is_an_option(command: click.Command,
                                           model: type[BaseModel]) -> None:
     fields = set(model.model_fields) - {"url"}  # URL is the argument
     assert fields <= _option_names(command), fields - _option_names(command)
+
+
+class _FutureFields(BaseModel):
+    """Shapes of fields other issues add: the generator must turn each into an option."""
+
+    url: str
+    content: list[Literal["html", "text", "markdown"]] = []
+    engine_hint: Literal["fast", "faithful"] | None = None
+    scroll: CaptureOptions | None = None
+    retry_if_blank: bool = False
+    wait_for_function: str | None = None
+
+
+def test_new_kinds_of_fields_become_options() -> None:
+    @click.command()
+    @request_options(_FutureFields, skip={"url"})
+    @click.pass_context
+    def command(ctx: click.Context, /, **params: Any) -> None:
+        click.echo(json.dumps(given_options(ctx, params), sort_keys=True))
+
+    done = CliRunner().invoke(command, [
+        "--content", "html", "--content", "markdown", "--engine-hint", "fast",
+        "--scroll", '{"url": "https://example.com"}', "--retry-if-blank",
+        "--wait-for-function", "window.ready === true"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {
+        "content": ["html", "markdown"], "engine_hint": "fast",
+        "scroll": {"url": "https://example.com"}, "retry_if_blank": True,
+        "wait_for_function": "window.ready === true"}
+    refused = CliRunner().invoke(command, ["--content", "pdf"])
+    assert refused.exit_code == 2 and "'pdf' is not one of" in refused.output
+    assert json.loads(CliRunner().invoke(command, []).output) == {}  # nothing given, nothing sent
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
