@@ -8,13 +8,16 @@ and :class:`shotline.client.AsyncClient` (which only do the I/O).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from shared.errors import (
+from shared.backoff import backoff_delay, parse_retry_after
+from shotline import __version__
+from shotline.errors import (
     ApiAuthError,
     ApiConflict,
     ApiError,
@@ -25,7 +28,6 @@ from shared.errors import (
     JobFailed,
     JobWaitTimeout,
 )
-from shotline import __version__
 from shotline.models import Accepted, CaptureOptions, JobView, ScreenshotRequest
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -43,26 +45,24 @@ _KNOWN_OPTIONS = frozenset(CaptureOptions.model_fields)
 
 
 class Backoff:
-    """Delays between polls: ``initial`` seconds, growing by ``factor`` up to ``maximum``."""
+    """Delays between polls: ``initial`` seconds, growing by ``factor`` up to ``maximum``
+    (:func:`shared.backoff.backoff_delay` without jitter: a poll is not a retry storm)."""
 
     def __init__(self, initial: float = 0.2, maximum: float = 2.0, factor: float = 1.5) -> None:
         self.initial, self.maximum, self.factor = initial, maximum, factor
-        self._next = initial
+        self._polls = 0
 
     def next_delay(self, *, remaining: float, retry_after: float | None = None) -> float:
         """The next delay, never past the deadline; ``Retry-After`` wins when larger."""
-        delay = max(self._next, retry_after or 0.0)
-        self._next = min(self._next * self.factor, self.maximum)
-        return max(0.0, min(delay, remaining))
+        self._polls += 1
+        delay = backoff_delay(self._polls, base=self.initial, cap=self.maximum, factor=self.factor,
+                              jitter=False)
+        return max(0.0, min(max(delay, retry_after or 0.0), remaining))
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header in seconds, if the response has a numeric one."""
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if readable."""
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def api_error(response: httpx.Response) -> ApiError:
@@ -139,6 +139,24 @@ def batch_body(urls: Sequence[str], webhook_url: str | None,
     return body
 
 
+#: Environment variables the clients (and the CLI) read when not given a key or base URL.
+API_KEY_VARIABLES = ("SHOTLINE_API_KEY", "SHOTLINE_KEY")
+API_URL_VARIABLE = "SHOTLINE_API_URL"
+
+
+def key_from_environment(api_key: str | None) -> str | None:
+    """``api_key``, or when None the first of :data:`API_KEY_VARIABLES` that is set (the key
+    ``shotline dev`` prints is exported as ``SHOTLINE_KEY``), as the CLI reads them."""
+    if api_key is not None:
+        return api_key
+    return next((os.environ[name] for name in API_KEY_VARIABLES if os.environ.get(name)), None)
+
+
+def base_url_from_environment(base_url: str | None, default: str) -> str:
+    """``base_url``, or when None ``SHOTLINE_API_URL``, or ``default``."""
+    return (base_url or os.environ.get(API_URL_VARIABLE) or default).rstrip("/")
+
+
 def default_headers(api_key: str | None) -> dict[str, str]:
     """Headers of every request: the client's name and, with a key, ``Authorization: Bearer``."""
     headers = {"User-Agent": f"shotline-python/{__version__}", "Accept": "application/json"}
@@ -164,8 +182,11 @@ def download_request(http: httpx.Client | httpx.AsyncClient, url: str) -> httpx.
 def result_url(job: JobView) -> str:
     """The download URL of a succeeded job; :class:`ApiConflict` for any other."""
     if job.result is None:
-        raise ApiConflict(f"job {job.id} is {job.status.value}; it has no result to download",
-                          code="job_not_finished")
+        if job.status.value == "failed":
+            raise ApiConflict(f"job {job.id} failed, so it has no result to download",
+                              code="job_failed")
+        raise ApiConflict(f"job {job.id} is still {job.status.value}; it has no result to"
+                          " download yet", code="job_not_finished")
     return job.result.url
 
 

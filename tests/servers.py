@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.url_policy import UrlPolicy
+from tests.quiet_http import QuietHTTPServer
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
@@ -154,8 +155,7 @@ class PageHandler(SimpleHTTPRequestHandler):
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
         elif parts.path == "/echo-headers":
-            body = "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items())
-            self._html(200, body)
+            self._html(200, "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items()))
         else:
             super().do_GET()
 
@@ -187,7 +187,7 @@ class PageServer:
     """A threaded HTTP server for the test pages on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.httpd = ThreadingHTTPServer((host, 0), PageHandler)
+        self.httpd = QuietHTTPServer((host, 0), PageHandler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []  # type: ignore[attr-defined]
         self.httpd.headers_seen = []  # type: ignore[attr-defined]

@@ -64,12 +64,12 @@ def _queues(vhost: str) -> dict[str, tuple[str, int]]:
 def test_amqp_brokers_get_confirms_and_quorum_queues() -> None:
     assert is_amqp("amqp://guest@rabbit//") and is_amqp("AMQPS://rabbit/shotline")
     assert not is_amqp("redis://127.0.0.1:6379/0") and not is_amqp("rediss://cache:6380/0")
-    app = make_celery(Settings(_env_file=None, broker_url="amqp://guest:guest@rabbit:5672/x"))  # type: ignore[call-arg]
+    app = make_celery(Settings(_env_file=None, broker_url="amqp://guest:guest@rabbit:5672/x"))
     assert app.conf.broker_transport_options == {"confirm_publish": True}
     queue = next(q for q in app.conf.task_queues if q.name == CAPTURE_QUEUE)
     assert queue.queue_arguments == {"x-queue-type": "quorum"}
     assert queue.exchange.type == "topic"
-    redis_app = make_celery(Settings(_env_file=None))  # type: ignore[call-arg]
+    redis_app = make_celery(Settings(_env_file=None))
     assert "confirm_publish" not in redis_app.conf.broker_transport_options
     assert len(amqp_options()["task_queues"]) == 2
 
@@ -89,9 +89,10 @@ def test_capture_and_retry_end_to_end_over_rabbitmq(
         assert (job["result"]["width"], job["result"]["height"]) == (400, 300)
         assert client.get(job["result"]["url"]).content.startswith(b"\x89PNG")
 
-        # A timeout is retryable: the retry travels through RabbitMQ's delayed delivery
-        # (countdown) back into the quorum queue, and the second attempt runs.
-        slow = submit(client, base, url=page_server.url("/slow?ms=4000"), timeout_ms=1000)
+        # A timeout the request allows one retry for: the retry travels through RabbitMQ's
+        # delayed delivery (countdown) back into the quorum queue, and the second attempt runs.
+        slow = submit(client, base, url=page_server.url("/slow?ms=4000"), timeout_ms=1000,
+                      retries=1)
         failed = wait_for_job(client, slow["status_url"], timeout=60)
         assert failed["status"] == "failed" and failed["error"]["code"] == "timeout", failed
         assert failed["attempts"] == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import random
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,10 +16,13 @@ from typing import Protocol
 import structlog
 from PIL import Image
 
+from shared.backoff import backoff_delay
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
+    CaptureHostUnresolvable,
     CaptureUrlBlocked,
+    HostUnresolvable,
     JobLost,
     JobNotFound,
     ResultNotStored,
@@ -42,6 +44,8 @@ log = structlog.get_logger("shotline.pipeline")
 
 #: Upper bound of the exponential backoff between capture attempts, in seconds.
 MAX_BACKOFF_SECONDS = 60.0
+#: Ceiling of the first retry's delay; it doubles per attempt (full jitter, shared.backoff).
+RETRY_BASE_SECONDS = 2.0
 
 #: Seconds a fleet slot's lease outlasts the capture's own timeout (the SnapAPI engine waits
 #: up to 5 s past it for an answer).
@@ -100,10 +104,25 @@ def result_key(job: Job) -> str:
     return f"{RESULTS_PREFIX}{job.id}.{job.options.format.extension}"
 
 
-def backoff_delay(attempt: int, *, base: float = 2.0) -> float:
-    """Exponential backoff with full jitter for ``attempt`` (1-based), capped."""
-    ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
+def attempt_limit(job: Job, max_attempts: int) -> int:
+    """Most attempts ``job`` may get: ``max_attempts`` (``CAPTURE_MAX_ATTEMPTS``) for
+    Shotline's own faults, or more when the request's ``retries`` asks for them."""
+    return max(max_attempts, job.options.retries + 1)
+
+
+def may_retry(exc: CaptureError, job: Job, max_attempts: int) -> bool:
+    """Whether a failed attempt of ``job`` is tried again.
+
+    Shotline's own faults (browser crash, engine 429/5xx, storage hiccup) are, up to
+    ``CAPTURE_MAX_ATTEMPTS``. A page that did not answer in time is tried again only as
+    often as the request's ``retries`` asks: retrying it on our own initiative would turn
+    ``timeout_ms`` into a fraction of the real bound and hold worker slots meanwhile.
+    """
+    if not exc.retryable:
+        return False
+    if exc.page_fault:
+        return job.attempts <= job.options.retries
+    return job.attempts < attempt_limit(job, max_attempts)
 
 
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
@@ -184,8 +203,8 @@ def job_log_context(job: Job) -> dict[str, str]:
 async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) -> Outcome:
     """One attempt of ``job`` (already marked running): capture, store, record the outcome."""
     started = time.perf_counter()
-    if job.attempts > deps.max_attempts:
-        # Only redeliveries get here (retries stop at max_attempts): the worker of every
+    if job.attempts > attempt_limit(job, deps.max_attempts):
+        # Only redeliveries get here (retries stop at the limit): the worker of every
         # earlier attempt died, so this page may well be what kills them.
         return await _fail(deps, job, JobLost(
             f"the worker running this job died {job.attempts - 1} times; giving up"
@@ -213,6 +232,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         await deps.storage.put(key, capture.data, content_type=capture.content_type)
         log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
+    except HostUnresolvable as exc:
+        return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started)
     except UrlBlocked as exc:
         return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
     except CaptureError as exc:
@@ -265,8 +286,9 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float)
     duration_ms = round((time.perf_counter() - started) * 1000)
     error = JobError(code=exc.code, message=exc.message, status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
-    if exc.retryable and job.attempts < deps.max_attempts:
-        delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(job.attempts))
+    if may_retry(exc, job, deps.max_attempts):
+        delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
+            job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown
         await deps.store.mark_retrying(job.id, error, retry_in=delay, park=park)
         bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,
