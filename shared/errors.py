@@ -334,3 +334,16 @@ class JobWaitTimeout(ShotlineError):
     """Raised by the client when a job is still not finished at the end of a wait."""
 
     code = "wait_timeout"
+
+
+class MonitorNotFound(JobNotFound):
+    """Raised when a monitor id names no monitor of the caller's (unknown or deleted)."""
+
+
+class MonitorRefused(InvalidRequest):
+    """Raised when a monitor breaks a server limit (count, shortest interval); ``field``
+    names the field at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field

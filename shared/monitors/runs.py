@@ -1,0 +1,93 @@
+"""A monitor's run: an ordinary capture job, submitted through the fair queue.
+
+The run and its job share one id. A scheduled run's id is derived from (monitor, slot)
+(:func:`shared.monitors.models.slot_run_id`), so firing a slot twice (a scheduler took
+over from one that died mid-tick) finds the job already submitted and submits nothing.
+Runs always capture anew (no result cache, no single-flight): a monitor is there to see
+the page as it is now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from shared.constants import job_key
+from shared.fair_queue import FairQueue
+from shared.jobs import CaptureOptions, Job, JobStatus, utcnow
+from shared.monitors.models import Monitor, MonitorRun
+from shared.monitors.store import MonitorStore, utc
+from shared.status_store import StatusStore, redis_errors
+
+log = structlog.get_logger("shotline.monitors")
+
+#: The colour masked elements are painted with at capture (the same in every run, so a
+#: masked region never differs).
+MASK_COLOUR = "#ff00ff"
+
+
+def mask_css(selectors: Sequence[str]) -> str:
+    """A style sheet painting each of ``selectors`` one flat colour: the element keeps its
+    box (the layout does not move) while its content (text, images, children) is hidden."""
+    if not selectors:
+        return ""
+    boxes = ", ".join(selectors)
+    inner = ", ".join(f"{s} *" for s in selectors)
+    return (f"{boxes} {{ background: {MASK_COLOUR} !important; color: transparent !important;"
+            " text-shadow: none !important; border-color: transparent !important;"
+            " box-shadow: none !important; }\n"
+            f"{inner} {{ visibility: hidden !important; }}\n")
+
+
+def run_options(monitor: Monitor) -> CaptureOptions:
+    """The capture of one run: the monitor's capture, its ``hide_selectors`` removed and
+    its ``mask_selectors`` painted over."""
+    capture = monitor.capture
+    update: dict[str, object] = {}
+    if monitor.hide_selectors:
+        update["hide_selectors"] = [*capture.hide_selectors, *monitor.hide_selectors]
+    css = mask_css(monitor.mask_selectors)
+    if css:
+        update["css"] = f"{capture.css}\n{css}" if capture.css else css
+    return capture.model_copy(update=update) if update else capture
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarter:
+    """Submits runs as capture jobs (scheduler and ``run now`` alike)."""
+
+    monitors: MonitorStore
+    jobs: StatusStore
+    fair: FairQueue
+
+    async def start(self, planned: Sequence[tuple[Monitor, str, float, str]]) -> list[MonitorRun]:
+        """Record and submit each ``(monitor, run id, scheduled time, trigger)``.
+
+        Idempotent per run id: a run whose job exists already is not submitted again.
+        Returns the runs (new or found).
+        """
+        now = utcnow()
+        runs = [MonitorRun(id=run_id, monitor_id=monitor.id, job_id=run_id, trigger=trigger,
+                           scheduled_at=utc(slot))
+                for monitor, run_id, slot, trigger in planned]
+        await self.monitors.add_runs(runs)
+        existing = await self._exist([run.job_id for run in runs])
+        for (monitor, run_id, _, trigger), there in zip(planned, existing, strict=True):
+            if there:
+                log.info("monitor run already submitted", monitor_id=monitor.id, job_id=run_id)
+                continue
+            job = Job(id=run_id, status=JobStatus.queued, created_at=now,
+                      options=run_options(monitor), api_key_id=monitor.api_key_id,
+                      monitor_id=monitor.id)
+            await self.fair.submit(job)
+            log.info("monitor run queued", monitor_id=monitor.id, job_id=run_id, trigger=trigger)
+        return runs
+
+    async def _exist(self, job_ids: list[str]) -> list[bool]:
+        with redis_errors():
+            async with self.jobs.redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.exists(job_key(job_id))
+                return [bool(n) for n in await pipe.execute()]
