@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,7 +242,6 @@ async def main():
     monitors = MonitorStore(client)
     scheduler = MonitorScheduler(monitors, RunStarter(monitors, store, FairQueue(
         client, store, ahead=10, stale_after=600)), batch=int(sys.argv[2]))
-    print("ticking", flush=True)
     while True:
         await scheduler.tick(now=float(sys.argv[3]))
 
@@ -249,25 +249,31 @@ asyncio.run(main())
 """
 
 
-def test_killed_scheduler_process_loses_and_duplicates_nothing(redis_url: str) -> None:
+def test_killed_scheduler_process_loses_and_duplicates_nothing(redis_url: str,
+                                                               tmp_path: Path) -> None:
     """A real process SIGKILLed while it fires 3000 slots; a second one finishes the job."""
     count = 3000
 
     async def create(parts: Parts) -> list[Monitor]:
-        return await create_monitors(parts.scheduler().monitors, count)
+        # Slots 120 s apart: past the dead one's leases (60 s), before anyone's next slot.
+        return await create_monitors(parts.scheduler().monitors, count,
+                                     schedule={"interval_seconds": 120})
 
     monitors = run_with(redis_url, create)
     client = sync_redis.Redis.from_url(redis_url)
-    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, redis_url, "50", str(T0)],
-                               env=child_env({}), cwd=REPO_ROOT, stdout=subprocess.PIPE)
+    log_path = tmp_path / "scheduler.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, redis_url, "50", str(T0)],
+                                   env=child_env({}), cwd=REPO_ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
-        assert process.stdout is not None and process.stdout.readline() == b"ticking\n"
         deadline = time.monotonic() + 60
         while len(client.keys(f"{JOB_KEY_PREFIX}*")) < count // 3:
-            assert time.monotonic() < deadline
+            assert process.poll() is None, log_path.read_text()[-2000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
             time.sleep(0.005)
-        os.kill(process.pid, signal.SIGKILL)
     finally:
+        os.kill(process.pid, signal.SIGKILL)
         process.wait(10)
     submitted = len(client.keys(f"{JOB_KEY_PREFIX}*"))
     assert 0 < submitted < count, "the kill should land mid-way"
@@ -283,5 +289,5 @@ def test_killed_scheduler_process_loses_and_duplicates_nothing(redis_url: str) -
     assert set(jobs) == {slot_run_id(m.id, T0) for m in monitors}
     assert client.zcard(MONITORS_DUE_KEY) == count
     assert {score for _, score in client.zrange(MONITORS_DUE_KEY, 0, -1, withscores=True)} \
-        == {T0 + 60}
+        == {T0 + 120}
     client.close()
