@@ -35,6 +35,7 @@ from shared.webhooks.listener import Enqueue, WebhookListener
 from shared.webhooks.store import DeliveryStore
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
+from worker.monitor_results import monitor_results
 from worker.pipeline import PipelineDeps
 
 T = TypeVar("T")
@@ -64,17 +65,19 @@ class WorkerRuntime:
             enqueue=enqueue_delivery,
         )
         batches = BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
+        storage = make_storage(settings)
         completion = Completion(
             store,
             ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
             batches,
-            job_hooks=(webhooks.job_finished,),
+            job_hooks=(webhooks.job_finished,
+                       monitor_results(settings, self.redis, storage, webhooks).job_finished),
             batch_hooks=(webhooks.batch_finished,),
         )
         self.deps = PipelineDeps(
             store=store,
             engine=engine,
-            storage=make_storage(settings),
+            storage=storage,
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,

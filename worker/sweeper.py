@@ -39,9 +39,11 @@ from shared.queue import enqueue_capture, enqueue_delivery, make_celery
 from shared.result_cache import ResultCache
 from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
+from shared.storage import make_storage
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.store import DeliveryStore
 from worker.background import BackgroundLoop
+from worker.monitor_results import monitor_results
 from worker.pipeline import JobListener
 
 log = structlog.get_logger("shotline.sweeper")
@@ -194,8 +196,11 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
         def enqueue(job_id: str, request_id: str | None) -> None:
             enqueue_capture(producer, job_id, request_id=request_id)
 
+        storage = make_storage(settings)
+
         async def close() -> None:
             producer.close()
+            await storage.aclose()
             await redis.aclose()
 
         store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
@@ -208,7 +213,8 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
             store,
             ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds),
             BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
-            job_hooks=(webhooks.job_finished,),
+            job_hooks=(webhooks.job_finished,
+                       monitor_results(settings, redis, storage, webhooks).job_finished),
             batch_hooks=(webhooks.batch_finished,),
         )
         sweeper = Sweeper(

@@ -10,8 +10,8 @@ plus a hash of run records. See :mod:`shared.monitors.scheduler` for how slots a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -165,6 +165,11 @@ class MonitorStore:
                 else:
                     pipe.zadd(MONITORS_DUE_KEY, {monitor.id: next_slot})
                 await pipe.execute()
+
+    async def reset_baseline(self, monitor_id: str) -> None:
+        """Forget the baseline: the next good run becomes it without a comparison."""
+        with redis_errors():
+            await self.redis.hdel(monitor_key(monitor_id), "baseline")
 
     async def delete(self, monitor: Monitor) -> None:
         """Remove the monitor, its schedule and its history."""
