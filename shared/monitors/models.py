@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.jobs import CaptureOptions, HttpUrlStr, JobError
 from shared.options import MAX_HIDE_SELECTORS, Selector, Timezone
@@ -53,15 +53,19 @@ class Schedule(BaseModel):
     )
     timezone: Timezone = Field(default="UTC", description="IANA time zone of ``cron``.")
 
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, cron: str | None) -> str | None:
+        if cron is not None and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
+            raise ValueError(f"{cron!r} is not a valid five-field cron expression (minute hour"
+                             " day-of-month month day-of-week), e.g. '0 * * * *'")
+        return cron
+
     @model_validator(mode="after")
     def _one_kind(self) -> Schedule:
         if (self.interval_seconds is None) == (self.cron is None):
             raise ValueError("give exactly one of interval_seconds or cron")
-        if self.cron is not None:
-            if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
-                raise ValueError(f"cron: {self.cron!r} is not a valid five-field cron expression"
-                                 " (minute hour day-of-month month day-of-week)")
-        elif self.timezone != "UTC":
+        if self.cron is None and self.timezone != "UTC":
             raise ValueError("timezone applies to cron schedules only")
         return self
 
