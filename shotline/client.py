@@ -45,6 +45,7 @@ from shotline.models import (
     Screenshot,
     ScreenshotRequest,
 )
+from shotline.monitors import AsyncMonitors, Monitors
 from shotline.wire import (
     Backoff,
     batch_body,
@@ -102,6 +103,8 @@ class Client:
         self.api_key = api_key
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=default_headers(api_key),
                                   timeout=timeout, transport=transport)
+        #: The monitor endpoints (:mod:`shotline.monitors`).
+        self.monitors = Monitors(self._send)
 
     def __enter__(self) -> Self:
         return self
@@ -233,6 +236,8 @@ class AsyncClient:
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=default_headers(api_key),
                                        timeout=timeout, transport=transport)
         self._max_concurrency = max_concurrency
+        #: The monitor endpoints (:mod:`shotline.monitors`).
+        self.monitors = AsyncMonitors(self._send)
 
     async def __aenter__(self) -> Self:
         return self

@@ -351,3 +351,50 @@ def test_keys_see_only_their_monitors_and_lists_page(base: str, alice: httpx.Cli
     for m in bob.get(f"{base}/v1/monitors", params={"limit": 100}).json()["monitors"]:
         assert bob.delete(f"{base}/v1/monitors/{m['id']}").status_code == 204
     assert json.loads(bob.get(f"{base}/v1/monitors").text)["monitors"] == []
+
+
+@pytest.mark.timeout(300)  # a few CLI processes, slow to start on a busy machine
+def test_sdk_and_cli(base: str, keys: tuple[NewKey, NewKey], page: ChangingPage,
+                     module_env: dict[str, str]) -> None:
+    import subprocess
+
+    from shotline.client import Client
+    from tests.servers import REPO_ROOT, child_env, python_command
+
+    with Client(base, api_key=keys[1].key) as client:
+        monitor = client.monitors.create(page.url, interval_seconds=3600, paused=True,
+                                         mask_selectors=["#clock"], capture={"width": 600},
+                                         name="sdk")
+        assert monitor.paused and monitor.next_run_at is None and monitor.capture.width == 600
+        assert [m.id for m in client.monitors.list().monitors] == [monitor.id]
+        assert client.monitors.update(monitor.id, threshold=0.5).threshold == 0.5
+        assert client.monitors.resume(monitor.id).next_run_at is not None
+        assert client.monitors.pause(monitor.id).paused
+        accepted = client.monitors.run(monitor.id)
+        assert accepted.status == "queued"
+        deadline = time.monotonic() + 90
+        while (run := client.monitors.runs(monitor.id).runs[0]).status == "queued":
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert run.id == accepted.id and run.status == "succeeded" and run.picture_url
+
+    env = child_env({"SHOTLINE_API_URL": base, "SHOTLINE_API_KEY": keys[1].key})
+
+    def cli(*args: str) -> Any:
+        done = subprocess.run(python_command("-m", "shotline.cli", "monitors", *args), env=env,
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    assert cli("get", monitor.id)["name"] == "sdk"
+    assert [r["id"] for r in cli("runs", monitor.id)["runs"]] == [run.id]
+    created = cli("create", page.url, "--cron", "0 6 * * 1", "--timezone", "Asia/Tokyo",
+                  "--mask", "#clock", "--notify-on", "failure")
+    assert created["schedule"]["cron"] == "0 6 * * 1" and created["mask_selectors"] == ["#clock"]
+    assert cli("pause", created["id"])["paused"] is True
+    assert cli("delete", created["id"]) is None
+    refused = subprocess.run(python_command("-m", "shotline.cli", "monitors", "create", page.url,
+                                            "--every", "1"),
+                             env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "interval_seconds" in refused.stderr
+    cli("delete", monitor.id)

@@ -82,7 +82,8 @@ class RunStarter:
                       options=run_options(monitor), api_key_id=monitor.api_key_id,
                       monitor_id=monitor.id)
             await self.fair.submit(job)
-            log.info("monitor run queued", monitor_id=monitor.id, job_id=run_id, trigger=trigger)
+            log.debug("monitor run queued", monitor_id=monitor.id, job_id=run_id,
+                      trigger=trigger)
         return runs
 
     async def _exist(self, job_ids: list[str]) -> list[bool]:

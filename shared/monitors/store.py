@@ -203,6 +203,12 @@ class MonitorStore:
                 results = await pipe.execute()
         return sum(int(r) for r in results)
 
+    async def next_due(self) -> float | None:
+        """When the earliest slot in the due set falls (``None``: no active monitor)."""
+        with redis_errors():
+            first: list[Any] = await self.redis.zrange(MONITORS_DUE_KEY, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     async def due_count(self) -> int:
         """Monitors in the due set (paused ones are not)."""
         with redis_errors():
