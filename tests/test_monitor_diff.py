@@ -54,7 +54,7 @@ def test_text_changes_are_found_and_two_far_changes_are_two_regions() -> None:
     result = compare(page(), page(edit))
     assert len(result.regions) == 2
     text, square = result.regions
-    assert 20 <= text.x and text.x + text.width <= 200 and 20 <= text.y <= 35
+    assert text.x >= 20 and text.x + text.width <= 200 and 20 <= text.y <= 35
     assert square == Region(x=350, y=260, width=20, height=20)
 
 

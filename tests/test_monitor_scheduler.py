@@ -31,8 +31,8 @@ from shared.monitors.models import (
     slot_run_id,
 )
 from shared.monitors.runs import MASK_COLOUR, RunStarter, run_options
-from shared.monitors.scheduler import MonitorScheduler
 from shared.monitors.schedule import first_slot, next_slot
+from shared.monitors.scheduler import MonitorScheduler
 from shared.monitors.store import MonitorStore, runs_key
 from shared.status_store import StatusStore
 from tests.servers import REPO_ROOT, child_env
