@@ -291,3 +291,33 @@ def test_killed_scheduler_process_loses_and_duplicates_nothing(redis_url: str,
     assert {score for _, score in client.zrange(MONITORS_DUE_KEY, 0, -1, withscores=True)} \
         == {T0 + 120}
     client.close()
+
+
+def test_scheduled_runs_are_charged_to_the_keys_quota(redis_url: str,
+                                                      make_settings: Callable[..., Any]) -> None:
+    """A key with a monthly quota of 3 and five monitors: three runs get jobs, two are
+    recorded failed with quota_exceeded; a revoked key's monitor does not run."""
+    from shared.apikeys import KeyStore
+    from worker.monitor_scheduler import quota_charge
+
+    async def scenario(parts: Parts) -> None:
+        scheduler = parts.scheduler()
+        client = parts.clients[0]
+        keys = KeyStore(client)
+        limited = await keys.create("limited", monthly_quota=3)
+        revoked = await keys.create("revoked")
+        await keys.revoke(revoked.record.id)
+        object.__setattr__(scheduler.starter, "charge", quota_charge(make_settings(), client))
+        mine = await create_monitors(scheduler.monitors, 5, owner=limited.record.id)
+        gone = await create_monitors(scheduler.monitors, 1, owner=revoked.record.id)
+        assert len((await scheduler.tick(now=T0)).fired) == 6
+        outcomes = []
+        for monitor in [*mine, *gone]:
+            runs, _ = await scheduler.monitors.runs(monitor.id, limit=10, cursor=None)
+            outcomes.append((runs[0].status.value, runs[0].error.code if runs[0].error else None))
+        assert sorted(outcomes[:5]) == [("failed", "quota_exceeded")] * 2 + [("queued", None)] * 3
+        assert outcomes[5] == ("failed", "not_found")
+        assert len(queued_jobs(redis_url, limited.record.id)) == 3
+        assert (await scheduler.monitors.get(mine[0].id)).next_run_at == T0 + 60
+
+    run_with(redis_url, scenario)

@@ -9,15 +9,16 @@ the page as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from shared.constants import job_key
+from shared.errors import ApiKeyNotFound, QuotaExceeded
 from shared.fair_queue import FairQueue
-from shared.jobs import CaptureOptions, Job, JobStatus, utcnow
-from shared.monitors.models import Monitor, MonitorRun
+from shared.jobs import CaptureOptions, Job, JobError, JobStatus, utcnow
+from shared.monitors.models import Monitor, MonitorRun, RunStatus
 from shared.monitors.store import MonitorStore, utc
 from shared.status_store import StatusStore, redis_errors
 
@@ -54,13 +55,23 @@ def run_options(monitor: Monitor) -> CaptureOptions:
     return capture.model_copy(update=update) if update else capture
 
 
+#: Charges one capture to an owner's monthly quota (an API key id, ``None`` when anonymous);
+#: raises :class:`shared.errors.QuotaExceeded` or :class:`shared.errors.ApiKeyNotFound`.
+Charge = Callable[[str | None], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class RunStarter:
-    """Submits runs as capture jobs (scheduler and ``run now`` alike)."""
+    """Submits runs as capture jobs (scheduler and ``run now`` alike).
+
+    With ``charge``, each new run is charged to its owner's quota first; a run the quota
+    (or a deleted key) refuses is recorded failed, without a job.
+    """
 
     monitors: MonitorStore
     jobs: StatusStore
     fair: FairQueue
+    charge: Charge | None = None
 
     async def start(self, planned: Sequence[tuple[Monitor, str, float, str]]) -> list[MonitorRun]:
         """Record and submit each ``(monitor, run id, scheduled time, trigger)``.
@@ -73,10 +84,13 @@ class RunStarter:
                            scheduled_at=utc(slot))
                 for monitor, run_id, slot, trigger in planned]
         await self.monitors.add_runs(runs)
+        runs_by_id = {run.id: run for run in runs}
         existing = await self._exist([run.job_id for run in runs])
         for (monitor, run_id, _, trigger), there in zip(planned, existing, strict=True):
             if there:
                 log.info("monitor run already submitted", monitor_id=monitor.id, job_id=run_id)
+                continue
+            if self.charge is not None and not await self._charged(monitor, runs_by_id[run_id]):
                 continue
             job = Job(id=run_id, status=JobStatus.queued, created_at=now,
                       options=run_options(monitor), api_key_id=monitor.api_key_id,
@@ -85,6 +99,20 @@ class RunStarter:
             log.debug("monitor run queued", monitor_id=monitor.id, job_id=run_id,
                       trigger=trigger)
         return runs
+
+    async def _charged(self, monitor: Monitor, run: MonitorRun) -> bool:
+        assert self.charge is not None
+        try:
+            await self.charge(monitor.api_key_id)
+        except (QuotaExceeded, ApiKeyNotFound) as exc:
+            failed = run.model_copy(update={
+                "status": RunStatus.failed, "finished_at": utcnow(),
+                "error": JobError(code=exc.code, message=exc.message)})
+            await self.monitors.finish_run(failed, good=False)
+            log.warning("monitor run refused", monitor_id=monitor.id, run_id=run.id,
+                        error_code=exc.code)
+            return False
+        return True
 
     async def _exist(self, job_ids: list[str]) -> list[bool]:
         with redis_errors():
