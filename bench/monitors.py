@@ -41,6 +41,8 @@ from tests.servers import python_command
 PAGE = "http://127.0.0.2:8080/monitored.html"
 SPREAD_SECONDS = 60.0
 SCHEDULERS = 2
+#: Longest wait, after the last fire, for the worker to capture every run.
+CAPTURE_WAIT_SECONDS = 120.0
 
 
 async def create_monitors(redis_url: str, count: int, *, start: float) -> list[str]:
@@ -131,7 +133,10 @@ def run(workdir: Path, *, monitors: int = 10_000, timeout: float = 600.0) -> dic
         fired_at = time.time()
         cpu = sum(p.cpu_times().user + p.cpu_times().system for p in procs) - cpu_before
         # Then every run's job ends (the pending index empties), and the runs are counted.
-        while client.zcard(PENDING_JOBS_KEY) and time.monotonic() < deadline:
+        # (At most CAPTURE_WAIT_SECONDS: on a busy machine the captures lag far behind the
+        # fires, and what is measured here is the scheduling; the outcomes say how far they got.)
+        captures_deadline = min(deadline, time.monotonic() + CAPTURE_WAIT_SECONDS)
+        while client.zcard(PENDING_JOBS_KEY) and time.monotonic() < captures_deadline:
             time.sleep(1)
         time.sleep(2)  # the last results hooks
         counted = count_runs(running.redis_url, ids)

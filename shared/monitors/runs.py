@@ -86,18 +86,19 @@ class RunStarter:
         await self.monitors.add_runs(runs)
         runs_by_id = {run.id: run for run in runs}
         existing = await self._exist([run.job_id for run in runs])
+        jobs: list[Job] = []
         for (monitor, run_id, _, trigger), there in zip(planned, existing, strict=True):
             if there:
                 log.info("monitor run already submitted", monitor_id=monitor.id, job_id=run_id)
                 continue
             if self.charge is not None and not await self._charged(monitor, runs_by_id[run_id]):
                 continue
-            job = Job(id=run_id, status=JobStatus.queued, created_at=now,
-                      options=run_options(monitor), api_key_id=monitor.api_key_id,
-                      monitor_id=monitor.id)
-            await self.fair.submit(job)
+            jobs.append(Job(id=run_id, status=JobStatus.queued, created_at=now,
+                            options=run_options(monitor), api_key_id=monitor.api_key_id,
+                            monitor_id=monitor.id))
             log.debug("monitor run queued", monitor_id=monitor.id, job_id=run_id,
                       trigger=trigger)
+        await self.fair.submit_many(jobs)
         return runs
 
     async def _charged(self, monitor: Monitor, run: MonitorRun) -> bool:
