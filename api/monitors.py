@@ -13,6 +13,7 @@ import structlog
 
 from api.auth import Principal
 from api.services import Services, check_webhook
+from shared.engine_capabilities import check_engine_supports
 from shared.errors import MonitorNotFound, MonitorRefused, StoreUnavailable
 from shared.jobs import CaptureOptions, ImageFormat, new_job_id, utcnow
 from shared.monitors.models import (
@@ -31,7 +32,6 @@ from shared.monitors.runs import RunStarter
 from shared.monitors.schedule import first_slot, next_slot
 from shared.monitors.store import MonitorState, MonitorStore
 from shared.monitors.views import render_monitor, render_run
-from worker.engines import check_engine_supports
 
 log = structlog.get_logger("shotline.api")
 

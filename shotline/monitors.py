@@ -13,12 +13,96 @@ The same methods exist on :class:`Monitors` (``Client.monitors``) and :class:`As
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.monitors.models import MonitorList, MonitorView, RunAccepted, RunList
+from shotline.models import JobError
 from shotline.wire import api_error, parse_response
+
+
+class _Answer(BaseModel):
+    """An API answer: fields this client does not know yet are kept as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Schedule(_Answer):
+    """``interval_seconds``, or ``cron`` in ``timezone``."""
+
+    interval_seconds: int | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+
+
+class MonitorView(_Answer):
+    """A monitor (``GET /v1/monitors/{id}``). ``capture`` holds its capture options."""
+
+    id: str
+    name: str | None = None
+    capture: dict[str, Any]
+    schedule: Schedule
+    threshold: float
+    mask_selectors: list[str] = Field(default_factory=list)
+    hide_selectors: list[str] = Field(default_factory=list)
+    webhook_url: str | None = None
+    notify_on: str
+    paused: bool
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None = None
+    baseline_run_id: str | None = None
+    consecutive_failures: int = 0
+
+
+class MonitorList(_Answer):
+    """A page of monitors and the cursor of the next."""
+
+    monitors: list[MonitorView]
+    next_cursor: str | None = None
+
+
+class Region(_Answer):
+    """A changed area of the picture, in image pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class RunView(_Answer):
+    """One run of a monitor."""
+
+    id: str
+    job_id: str
+    status: str
+    scheduled_at: datetime
+    finished_at: datetime | None = None
+    changed: bool | None = None
+    changed_ratio: float | None = None
+    regions: list[Region] = Field(default_factory=list)
+    picture_url: str | None = None
+    diff_url: str | None = None
+    error: JobError | None = None
+
+
+class RunList(_Answer):
+    """A page of runs, newest first, and the cursor of the next."""
+
+    runs: list[RunView]
+    next_cursor: str | None = None
+
+
+class RunAccepted(_Answer):
+    """A run started now (``POST /v1/monitors/{id}/run``)."""
+
+    id: str
+    job_id: str
+    status: str
+    scheduled_at: datetime
 
 Send = Callable[..., httpx.Response]
 AsyncSend = Callable[..., Awaitable[httpx.Response]]

@@ -92,7 +92,8 @@ def run_with(redis_url: str, scenario: Callable[[Parts], Awaitable[Any]]) -> Any
 def queued_jobs(redis_url: str, owner: str = "key1") -> list[str]:
     client = sync_redis.Redis.from_url(redis_url)
     try:
-        return [m.decode() for m in client.lrange(fair_jobs_key(owner), 0, -1)]
+        members: list[bytes] = client.lrange(fair_jobs_key(owner), 0, -1)  # type: ignore[assignment]
+        return [m.decode() for m in members]
     finally:
         client.close()
 
@@ -288,8 +289,9 @@ def test_killed_scheduler_process_loses_and_duplicates_nothing(redis_url: str,
     assert len(jobs) == len(set(jobs)) == count
     assert set(jobs) == {slot_run_id(m.id, T0) for m in monitors}
     assert client.zcard(MONITORS_DUE_KEY) == count
-    assert {score for _, score in client.zrange(MONITORS_DUE_KEY, 0, -1, withscores=True)} \
-        == {T0 + 120}
+    scored: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
+        MONITORS_DUE_KEY, 0, -1, withscores=True)
+    assert {score for _, score in scored} == {T0 + 120}
     client.close()
 
 

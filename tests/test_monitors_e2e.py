@@ -200,9 +200,11 @@ def test_a_changed_element_is_boxed_and_announced(
                    (x + w + OUTLINE - 1, y + h // 2), (x + w // 2, y + h + OUTLINE - 1)):
         assert diff.getpixel((px, py)) == HIGHLIGHT, (px, py)
     assert diff.getpixel((x + w // 2, y - OUTLINE - 1)) == after.getpixel((x + w // 2, y - OUTLINE - 1))
-    r, g, b = diff.getpixel((x + 2, y + 2))  # inside: tinted toward red
-    ar, ag, ab = after.getpixel((x + 2, y + 2))
-    assert (r, g, b) == ((ar + 255) // 2, ag // 2, ab // 2)
+    inside = diff.getpixel((x + 2, y + 2))  # inside: tinted toward red
+    new = after.getpixel((x + 2, y + 2))
+    assert isinstance(inside, tuple) and isinstance(new, tuple)
+    ar, ag, ab = new[:3]
+    assert inside == ((ar + 255) // 2, ag // 2, ab // 2)
     # Outside the box, nothing is highlighted: the masked clock included.
     cx, cy = CLOCK_BOX["x"] + 10, CLOCK_BOX["y"] + 10
     assert diff.getpixel((cx, cy)) == after.getpixel((cx, cy))
@@ -365,7 +367,7 @@ def test_sdk_and_cli(base: str, keys: tuple[NewKey, NewKey], page: ChangingPage,
         monitor = client.monitors.create(page.url, interval_seconds=3600, paused=True,
                                          mask_selectors=["#clock"], capture={"width": 600},
                                          name="sdk")
-        assert monitor.paused and monitor.next_run_at is None and monitor.capture.width == 600
+        assert monitor.paused and monitor.next_run_at is None and monitor.capture["width"] == 600
         assert [m.id for m in client.monitors.list().monitors] == [monitor.id]
         assert client.monitors.update(monitor.id, threshold=0.5).threshold == 0.5
         assert client.monitors.resume(monitor.id).next_run_at is not None
@@ -398,3 +400,22 @@ def test_sdk_and_cli(base: str, keys: tuple[NewKey, NewKey], page: ChangingPage,
                              env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "interval_seconds" in refused.stderr
     cli("delete", monitor.id)
+
+
+def test_client_monitor_models_ask_for_nothing_the_api_does_not_send() -> None:
+    """The client owns its models (it installs without the server): each field it reads is
+    one the API's model has, and what it requires the API's model requires too."""
+    from pydantic import BaseModel
+
+    import shotline.monitors as client
+    from shared.monitors import models as server
+
+    pairs: list[tuple[type[BaseModel], type[BaseModel]]] = [
+        (client.MonitorView, server.MonitorView), (client.MonitorList, server.MonitorList),
+        (client.RunView, server.RunView), (client.RunList, server.RunList),
+        (client.RunAccepted, server.RunAccepted), (client.Region, server.Region),
+        (client.Schedule, server.Schedule)]
+    for client_model, server_model in pairs:
+        assert set(client_model.model_fields) <= set(server_model.model_fields), client_model
+        required = {n for n, f in client_model.model_fields.items() if f.is_required()}
+        assert required <= {n for n, f in server_model.model_fields.items() if f.is_required()}

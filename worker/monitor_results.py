@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import redis.asyncio as aioredis
 import structlog
 
+from shared.completion import JobHook
+from shared.composition import Components
 from shared.constants import MONITOR_DIFFS_PREFIX
 from shared.errors import MonitorNotFound, StorageError
 from shared.jobs import Job, JobError, JobStatus, utcnow
@@ -146,8 +147,8 @@ class MonitorResults:
                      runs=len(dropped))
 
 
-def monitor_results(settings: Settings, redis: aioredis.Redis, storage: Storage,
-                    webhooks: WebhookListener) -> MonitorResults:
-    """The monitor-run hook of a worker process's :class:`shared.completion.Completion`."""
-    return MonitorResults(MonitorStore(redis), storage, webhooks,
-                          failures_before_alert=settings.monitor_failures_before_alert)
+def monitor_results(settings: Settings, components: Components,
+                    storage: Storage) -> JobHook:
+    """The monitor-run hook for a worker process's :class:`shared.completion.Completion`."""
+    return MonitorResults(MonitorStore(components.redis), storage, components.webhooks,
+                          failures_before_alert=settings.monitor_failures_before_alert).job_finished

@@ -24,8 +24,8 @@ from shared.constants import (
     MONITORS_OWNER_PREFIX,
 )
 from shared.errors import MonitorNotFound
-from shared.monitors.lua import script
 from shared.monitors.models import Monitor, MonitorRun
+from shared.scripts import load_script
 from shared.status_store import redis_errors
 
 
@@ -77,9 +77,9 @@ class MonitorStore:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._claim = redis.register_script(script("claim_due"))
-        self._advance = redis.register_script(script("advance"))
-        self._finish = redis.register_script(script("finish_run"))
+        self._claim = load_script(redis, __name__, "claim_due")
+        self._advance = load_script(redis, __name__, "advance")
+        self._finish = load_script(redis, __name__, "finish_run")
 
     # --- Monitors -------------------------------------------------------------------------
 
