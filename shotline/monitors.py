@@ -44,11 +44,11 @@ class MonitorView(_Answer):
     name: str | None = None
     capture: dict[str, Any]
     schedule: Schedule
-    threshold: float
+    threshold: float = 0.0
     mask_selectors: list[str] = Field(default_factory=list)
     hide_selectors: list[str] = Field(default_factory=list)
     webhook_url: str | None = None
-    notify_on: str
+    notify_on: str = "change"
     paused: bool
     created_at: datetime
     updated_at: datetime
