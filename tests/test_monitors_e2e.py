@@ -419,3 +419,55 @@ def test_client_monitor_models_ask_for_nothing_the_api_does_not_send() -> None:
         assert set(client_model.model_fields) <= set(server_model.model_fields), client_model
         required = {n for n, f in client_model.model_fields.items() if f.is_required()}
         assert required <= {n for n, f in server_model.model_fields.items() if f.is_required()}
+
+
+@pytest.mark.timeout(300)
+def test_console_monitors_page(base: str, keys: tuple[NewKey, NewKey], page: ChangingPage) -> None:
+    """The console's Monitors page in real Chromium: create a monitor with a mask from the
+    form, see it listed, its timeline show the first run's picture, then a changed run's diff
+    once the page changes; pause from the page."""
+    import os
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from worker.engines.browser import find_chromium
+
+    with sync_playwright() as playwright:
+        root = os.geteuid() == 0
+        browser = playwright.chromium.launch(
+            executable_path=find_chromium(None, bundled=playwright.chromium.executable_path),
+            args=["--no-sandbox"] if root else [], chromium_sandbox=not root)
+        try:
+            context = browser.new_context(base_url=base)
+            tab = context.new_page()
+            errors: list[str] = []
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            tab.goto("/monitors")
+            tab.fill("#api-key", keys[1].key)
+            tab.fill("#url", page.url)
+            tab.fill("#mask", "#clock")
+            tab.click("#create")
+            row = tab.locator("#monitors li")
+            expect(row).to_have_count(1, timeout=30_000)
+            expect(row).to_contain_text(page.url)
+            first = tab.locator("#timeline li[data-status=succeeded] img[alt=picture]")
+            expect(first).to_have_count(1, timeout=90_000)
+            page.price, page.colour = "$99", "#ffe0e0"
+            try:
+                tab.click("#run-now")
+                expect(tab.locator("#timeline li.changed img[alt=diff]")).to_have_count(
+                    1, timeout=90_000)
+            finally:
+                page.price, page.colour = "$10", "#e8f0ff"
+            diff_src = tab.locator("#timeline li.changed img").get_attribute("src")
+            assert diff_src is not None and ".diff.png" in diff_src
+            tab.click("#toggle")
+            expect(tab.locator("#monitors li .state")).to_have_text("paused", timeout=30_000)
+            expect(tab.locator("#toggle")).to_have_text("Resume")
+            assert errors == [], errors
+            context.close()
+        finally:
+            browser.close()
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {keys[1].key}"}) as bob:
+        for monitor in bob.get(f"{base}/v1/monitors").json()["monitors"]:
+            bob.delete(f"{base}/v1/monitors/{monitor['id']}")
