@@ -55,8 +55,9 @@ def renderer_cpu(engine: EngineUnderTest) -> dict[int, float]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 14, open: with other captures in flight, the wedged (busy.html) capture "
-    "outlived its 1.5 s limit by > 25 s in about 1 run of 6 (once > 120 s); not diagnosed",
+    reason="issue 14: with other captures in flight, the wedged (busy.html) capture "
+    "outlived its 1.5 s limit by > 25 s in about 1 run of 6 (once > 120 s); since the "
+    "bounded wait for the cancelled render task it passed 8 runs of 8: not yet proven",
 )
 def test_a_wedged_capture_is_ended_and_its_renderer_stopped_while_others_succeed(
     engine: EngineUnderTest,
@@ -136,7 +137,9 @@ def test_recycling_under_constant_load_fails_no_capture_and_leaves_one_browser(
     launches = engine.engine.launches
     captures = engine.run(twelve())
     assert len(captures) == 12
-    assert engine.engine.launches >= launches + 2
+    # Recycled at least once while never idle (before, a busy browser was never recycled;
+    # while one drains, the next is not checked, so how many more is a matter of timing).
+    assert engine.engine.launches >= launches + 1
 
     def browsers() -> int:
         return len([proc for proc in engine.processes() if proc.is_browser])
