@@ -28,7 +28,7 @@ from shared.queue import enqueue_delivery, make_celery
 from shared.result_cache import ResultCache
 from shared.settings import Settings
 from shared.status_store import StatusStore
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.secrets import WebhookSecrets
@@ -54,7 +54,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         redis=redis,
         store=store,
-        storage=make_storage(settings),
+        storage=make_storage_router(settings),
         celery=celery,
         policy=UrlPolicy.from_settings(settings),
         keys=CachedKeyStore(redis, ttl_seconds=settings.api_key_cache_seconds),

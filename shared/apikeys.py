@@ -48,6 +48,9 @@ class ApiKey(BaseModel):
     previous_webhook_secret: str | None = None
     previous_webhook_secret_expires_at: float | None = None
     signing_secret: str
+    retention_seconds: int | None = Field(
+        default=None, description="Overrides SHOTLINE_RESULT_RETENTION_SECONDS."
+    )
 
     @property
     def active(self) -> bool:
@@ -195,6 +198,16 @@ class KeyStore:
                 await self.redis.hsetnx(_record_key(key_id), "revoked_at", str(time.time()))
             record = await self.get(key_id)
         return record
+
+    async def set_retention(self, key_id: str, seconds: int | None) -> ApiKey:
+        """Keep ``key_id``'s new results ``seconds`` long (None: the server's default)."""
+        await self.get(key_id)
+        with redis_errors():
+            if seconds is None:
+                await self.redis.hdel(_record_key(key_id), "retention_seconds")
+            else:
+                await self.redis.hset(_record_key(key_id), "retention_seconds", str(seconds))
+        return await self.get(key_id)
 
     async def ensure(self, key: str, name: str) -> ApiKey:
         """The record of ``key``, created when missing (the dev key survives a Redis reset)."""

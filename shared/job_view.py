@@ -35,12 +35,17 @@ class JobView(BaseModel):
     options: CaptureOptions
     cached: bool = Field(default=False, description="Reused another job's capture at no cost.")
     batch_id: str | None = None
+    result_expired_at: datetime | None = Field(
+        default=None,
+        description="Set when the retention period deleted the result: `GET .../result` then"
+        " answers 410 gone.",
+    )
 
 
 def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
     """The client-facing view of ``job``, with a fresh download URL when it succeeded."""
     result = None
-    if job.result is not None and job.status is JobStatus.succeeded:
+    if job.result is not None and job.status is JobStatus.succeeded and job.result_expired_at is None:
         signed = storage.signed_url(job.result.key, expires_in=url_ttl_seconds)
         result = ResultView(
             url=signed.url,
@@ -59,4 +64,5 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
         options=job.options.redacted(),
         cached=job.cached,
         batch_id=job.batch_id,
+        result_expired_at=job.result_expired_at,
     )

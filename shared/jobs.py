@@ -317,6 +317,9 @@ class Job(BaseModel):
     )
     error: JobError | None = None
     result: StoredResult | None = None
+    result_expired_at: datetime | None = Field(
+        default=None, description="When the retention period deleted the result's files."
+    )
 
 
 def new_job_id() -> str:

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     url_ttl_seconds: int = Field(
         default=3600, ge=1, le=7 * 24 * 3600, description="Lifetime of download URLs (S3 caps it at 7 days)."
     )
+    result_retention_seconds: int | None = Field(
+        default=None, ge=1,
+        description="Delete results this long after their capture (API keys may override it);"
+        " unset: keep them until deleted. For large buckets an S3 lifecycle rule on"
+        " results/ is the alternative (see the README).",
+    )
+    retention_sweep_interval_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often workers delete expired results."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs local download URLs; generated under DATA_DIR when unset.",

@@ -346,6 +346,23 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"Revoked API key {record.id} ({record.name}).")
 
 
+@keys.command("set-retention")
+@click.argument("key_id")
+@click.option("--seconds", type=click.IntRange(min=1), default=None,
+              help="Delete this key's results this long after their capture.")
+@click.option("--default", "use_default", is_flag=True,
+              help="Back to the server's SHOTLINE_RESULT_RETENTION_SECONDS.")
+@click.pass_context
+def keys_set_retention(ctx: click.Context, key_id: str, seconds: int | None,
+                       use_default: bool) -> None:
+    """How long the results of KEY_ID's new captures are kept before they are deleted."""
+    if (seconds is None) == (not use_default):
+        raise click.UsageError("give exactly one of --seconds N or --default")
+    record = _run_keys(_settings(ctx), lambda store: store.set_retention(key_id, seconds))
+    kept = f"{record.retention_seconds} s" if record.retention_seconds else "the server's default"
+    click.echo(f"API key {record.id} ({record.name}): new results are kept {kept}.")
+
+
 def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") if timestamp else None
 

@@ -20,16 +20,18 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from shared.apikeys import KeyStore
 from shared.batches import BatchStore
 from shared.completion import Completion, Resettle
 from shared.connections import create_redis
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
 from shared.result_cache import ResultCache
+from shared.retention import RetentionIndex, RetentionListener
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
 from shared.status_store import StatusStore
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.listener import Enqueue, WebhookListener
 from shared.webhooks.store import DeliveryStore
@@ -74,11 +76,13 @@ class WorkerRuntime:
         self.deps = PipelineDeps(
             store=store,
             engine=engine,
-            storage=make_storage(settings),
+            storage=make_storage_router(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
-            listeners=(completion, MetricsListener(engine=engine.name)),
+            listeners=(completion, MetricsListener(engine=engine.name),
+                       RetentionListener(RetentionIndex(self.redis), KeyStore(self.redis),
+                                         default=settings.result_retention_seconds)),
             slots=(
                 FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
                                limit=settings.snapapi_max_concurrency)

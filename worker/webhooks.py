@@ -29,7 +29,7 @@ from shared.connections import create_redis
 from shared.safe_http import safe_async_client
 from shared.settings import Settings
 from shared.status_store import StatusStore
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.delivery import DeliveryDeps, dispatch_due
 from shared.webhooks.listener import LEASE_SECONDS, Enqueue
@@ -64,7 +64,7 @@ class WebhookRuntime:
             deliveries=DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
             jobs=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds),
             batches=BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
-            storage=make_storage(settings),
+            storage=make_storage_router(settings),
             secrets=WebhookSecrets.from_settings(settings, redis),
             client=safe_async_client(UrlPolicy.from_settings(settings),
                                      timeout=settings.webhook_timeout_seconds),
