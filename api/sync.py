@@ -20,6 +20,7 @@ from api.services import Services, get_owned_job
 from api.streaming import open_stream
 from shared.errors import WaitTimeout
 from shared.jobs import Job, JobError, JobStatus
+from shared.storage.destinations import storage_for
 
 #: Time allowed beyond a request's ``timeout_ms`` for queueing and storing.
 WAIT_MARGIN_SECONDS = 5.0
@@ -73,7 +74,7 @@ async def capture_response(request: Request, services: Services, job: Job
         return error_response(request, failure_status(error), error.code, error.message,
                               details=[detail], headers=headers)
     result = job.result
-    body = await open_stream(services.storage, result.key,
+    body = await open_stream(storage_for(services.storage, result.destination), result.key,
                              missing=f"the result of job {job.id} is no longer stored")
     headers["Content-Length"] = str(result.bytes)
     return StreamingResponse(body, media_type=result.content_type, headers=headers)

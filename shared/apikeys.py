@@ -51,6 +51,10 @@ class ApiKey(BaseModel):
     retention_seconds: int | None = Field(
         default=None, description="Overrides SHOTLINE_RESULT_RETENTION_SECONDS."
     )
+    storage_destination: str | None = Field(
+        default=None, description="JSON of the key's own bucket (shared.storage.destinations),"
+        " its credentials encrypted.",
+    )
 
     @property
     def active(self) -> bool:
@@ -207,6 +211,17 @@ class KeyStore:
                 await self.redis.hdel(_record_key(key_id), "retention_seconds")
             else:
                 await self.redis.hset(_record_key(key_id), "retention_seconds", str(seconds))
+        return await self.get(key_id)
+
+    async def set_storage(self, key_id: str, destination_json: str | None) -> ApiKey:
+        """Send ``key_id``'s new results to the bucket ``destination_json`` describes (see
+        :mod:`shared.storage.destinations`), or back to the default storage (None)."""
+        await self.get(key_id)
+        with redis_errors():
+            if destination_json is None:
+                await self.redis.hdel(_record_key(key_id), "storage_destination")
+            else:
+                await self.redis.hset(_record_key(key_id), "storage_destination", destination_json)
         return await self.get(key_id)
 
     async def ensure(self, key: str, name: str) -> ApiKey:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, ResultMetadata
 from shared.storage.base import Storage
+from shared.storage.destinations import storage_for
 
 
 class ResultView(ResultMetadata):
@@ -46,11 +47,12 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
     """The client-facing view of ``job``, with a fresh download URL when it succeeded."""
     result = None
     if job.result is not None and job.status is JobStatus.succeeded and job.result_expired_at is None:
-        signed = storage.signed_url(job.result.key, expires_in=url_ttl_seconds)
+        holder = storage_for(storage, job.result.destination)
+        signed = holder.signed_url(job.result.key, expires_in=url_ttl_seconds)
         result = ResultView(
             url=signed.url,
             expires_at=signed.expires_at,
-            **job.result.model_dump(exclude={"key"}),
+            **job.result.model_dump(exclude={"key", "destination"}),
         )
     return JobView(
         id=job.id,

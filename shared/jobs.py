@@ -292,6 +292,10 @@ class StoredResult(ResultMetadata):
     """A stored capture result, as recorded on the job (the download URL is minted per read)."""
 
     key: str
+    destination: dict[str, Any] | None = Field(
+        default=None, description="The API key's own bucket holding the result (credentials"
+        " encrypted; see shared.storage.destinations); none: the default storage. Never shown.",
+    )
 
 
 class Job(BaseModel):

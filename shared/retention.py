@@ -126,9 +126,10 @@ def owned_objects(job: Job) -> StoredObjects | None:
     if job.capture_of is not None or job.cached:
         return None
     result = job.result.model_dump(mode="json") if job.result is not None else {}
+    destination = result.pop("destination", None)
     keys = tuple(dict.fromkeys(_keys_in(result)))
-    return StoredObjects(keys=keys, prefix=job_prefix(job.id),
-                         destination=result.get("destination"))
+    prefix = (destination or {}).get("prefix", "") + job_prefix(job.id)
+    return StoredObjects(keys=keys, prefix=prefix, destination=destination)
 
 
 async def delete_objects(storages: StorageResolver, objects: StoredObjects) -> int:

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         " unset: keep them until deleted. For large buckets an S3 lifecycle rule on"
         " results/ is the alternative (see the README).",
     )
+    credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated (the first encrypts), for the credentials"
+        " of API keys' own buckets; unset: derived from SECRET_KEY.",
+    )
     retention_sweep_interval_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="How often workers delete expired results."
     )

@@ -80,7 +80,7 @@ def stored_files(data_dir: Path, job_id: str) -> list[str]:
 def local_stack(module_processes: ProcessFactory, module_env: dict[str, str]) -> Stack:
     env = {"SHOTLINE_RETENTION_SWEEP_INTERVAL_SECONDS": "0.5",
            "SHOTLINE_CACHE_TTL_SECONDS": "3600"}
-    module_processes.worker(**env)
+    module_processes.worker(concurrency=1, **env)
     return Stack(base=module_processes.api(**env), redis_url=module_env["SHOTLINE_REDIS_URL"],
                  data_dir=Path(module_env["SHOTLINE_DATA_DIR"]))
 
@@ -221,7 +221,7 @@ def s3_stack(processes: ProcessFactory, moto_endpoint: str, s3_admin: Any,
     env = {"SHOTLINE_STORAGE": "s3", "SHOTLINE_S3_BUCKET": bucket,
            "SHOTLINE_S3_ENDPOINT_URL": moto_endpoint, "SHOTLINE_S3_REGION": "us-east-1",
            **AWS_ENV}
-    processes.worker(**env)
+    processes.worker(concurrency=1, **env)
     yield Stack(base=processes.api(**env), redis_url=shotline_env["SHOTLINE_REDIS_URL"],
                 data_dir=Path(shotline_env["SHOTLINE_DATA_DIR"])), bucket
 

@@ -17,6 +17,7 @@ from typing import Protocol
 import structlog
 from PIL import Image
 
+from shared.apikeys import KeyStore
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
@@ -34,6 +35,7 @@ from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
 from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
+from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
 from worker.thumbnail import thumbnail
@@ -207,11 +209,15 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
             raise ResultTooLarge(
                 f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
             )
-        key = result_key(job)
+        # The key's own bucket (its endpoint checked by the URL policy), or the default.
+        placement = await placement_for(deps.storage, job.api_key_id,
+                                        keys=KeyStore(deps.store.redis), policy=deps.policy)
+        key = placement.prefix + result_key(job)
         result = describe(capture, key, job.options.format)
+        result.destination = placement.record
         storing = time.perf_counter()
-        await deps.storage.put(key, capture.data, content_type=capture.content_type)
-        log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
+        await placement.put(key, capture.data, content_type=capture.content_type)
+        log.info("result stored", storage=placement.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
     except UrlBlocked as exc:
         return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
