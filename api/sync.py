@@ -57,6 +57,8 @@ def failure_status(error: JobError) -> int:
         return 504
     if error.code in ("url_blocked", "selector_not_found"):
         return 422
+    if error.code == "ffmpeg_missing":
+        return 503  # the worker lacks ffmpeg for scroll videos: a service problem, named
     if error.code in ("engine_rejected", "engine_error") and error.status is not None:
         return 502 if error.status == 401 or not 400 <= error.status <= 599 else error.status
     return 502

@@ -15,11 +15,24 @@ from shared.storage.base import Storage
 from shared.storage.destinations import storage_for
 
 
+class FileView(BaseModel):
+    """Another file of a result (a scroll video's poster frame) with its download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
 class ResultView(ResultMetadata):
     """A succeeded job's result with a freshly minted, time-limited download URL."""
 
     url: str
     expires_at: datetime
+    poster: FileView | None = Field(
+        default=None, description="With thumbnail_width, a scroll video's first frame that wide.")
 
 
 class JobView(BaseModel):
@@ -49,10 +62,16 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
     if job.result is not None and job.status is JobStatus.succeeded and job.result_expired_at is None:
         holder = storage_for(storage, job.result.destination)
         signed = holder.signed_url(job.result.key, expires_in=url_ttl_seconds)
+        poster = None
+        if job.result.poster is not None:
+            signed_poster = holder.signed_url(job.result.poster.key, expires_in=url_ttl_seconds)
+            poster = FileView(url=signed_poster.url, expires_at=signed_poster.expires_at,
+                              **job.result.poster.model_dump(exclude={"key"}))
         result = ResultView(
             url=signed.url,
             expires_at=signed.expires_at,
-            **job.result.model_dump(exclude={"key", "destination"}),
+            poster=poster,
+            **job.result.model_dump(exclude={"key", "destination", "poster"}),
         )
     return JobView(
         id=job.id,

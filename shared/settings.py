@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         description="Encode viewport PNGs with Chromium's faster PNG compression (same pixels,"
         " somewhat larger files).",
     )
+    ffmpeg_path: str | None = Field(
+        default=None, description="ffmpeg binary encoding scroll videos; default: ffmpeg on PATH."
+    )
     snapapi_key: SecretStr | None = None
     snapapi_base_url: str = "https://api.snapapi.pics"
     snapapi_max_concurrency: int = Field(default=4, ge=1)

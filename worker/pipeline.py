@@ -38,6 +38,7 @@ from shared.storage.base import Storage
 from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
+from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
@@ -111,8 +112,8 @@ def backoff_delay(attempt: int, *, base: float = 2.0) -> float:
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
-    width = height = None
-    if fmt is not ImageFormat.pdf:
+    width, height = capture.width, capture.height
+    if width is None and fmt is not ImageFormat.pdf:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
             width, height = image.size
     return StoredResult(
@@ -126,6 +127,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         http_status=capture.http_status,
         title=capture.title,
         blocked_requests=capture.blocked_requests,
+        duration_ms=capture.duration_ms,
     )
 
 
@@ -200,7 +202,7 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         finally:
             if lease is not None:
                 await lease.release()
-        if job.options.thumbnail_width is not None:
+        if job.options.thumbnail_width is not None and not job.options.format.is_video:
             capture = dataclasses.replace(capture, data=thumbnail(
                 capture.data, job.options.format, job.options.thumbnail_width,
                 quality=job.options.quality,
@@ -217,6 +219,9 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         result.destination = placement.record
         storing = time.perf_counter()
         await placement.put(key, capture.data, content_type=capture.content_type)
+        if capture.poster is not None and job.options.thumbnail_width is not None:
+            result.poster = await store_poster(placement, job, capture.poster,
+                                               job.options.thumbnail_width)
         log.info("result stored", storage=placement.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
     except UrlBlocked as exc:

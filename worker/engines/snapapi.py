@@ -164,6 +164,8 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
     for name in CaptureOptions.model_fields:
         if name not in mapped and getattr(options, name) != defaults[name]:
             unsupported.append(name)
+    if options.format.is_video:
+        unsupported.insert(0, "format")  # SnapAPI takes pictures only: no scroll videos
     unsupported += [
         f"block_resources.{index}"
         for index, kind in enumerate(options.block_resources)
