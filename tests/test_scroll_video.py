@@ -14,12 +14,12 @@ import httpx
 import pytest
 from PIL import Image
 
+from shared.engine_capabilities import check_engine_supports
 from shared.errors import OptionNotSupported
 from shared.jobs import CaptureOptions
 from tests.conftest import ProcessFactory
 from tests.polling import assert_error, submit, wait_for_job
 from tests.servers import PageServer
-from worker.engines import check_engine_supports
 
 RED, GREEN, BLUE = (220, 0, 0), (0, 160, 0), (0, 0, 220)
 

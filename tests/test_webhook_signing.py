@@ -16,11 +16,12 @@ import redis as sync_redis
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as LibraryVerificationError
 
+from shared.backoff import parse_retry_after
 from shared.connections import create_redis
 from shared.constants import API_KEY_PREFIX
 from shared.errors import WebhookVerificationError
 from shared.settings import Settings
-from shared.webhooks.retry import Verdict, next_delay, parse_retry_after, verdict_for
+from shared.webhooks.retry import Verdict, next_delay, verdict_for
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.signing import parse_secret, signature_headers
 from shotline.webhooks import generate_secret, sign, verify
