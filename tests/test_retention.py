@@ -149,13 +149,13 @@ def test_the_result_cache_never_hands_out_a_deleted_result(
 def test_retention_deletes_a_keys_results_and_the_job_says_410_gone(
     local_stack: Stack, page_server: PageServer,
 ) -> None:
-    short, kept = local_stack.key("short", retention=2), local_stack.key("kept")
+    short, kept = local_stack.key("short", retention=5), local_stack.key("kept")
     base = local_stack.base
     page = page_server.url(f"/index.html?retention={uuid.uuid4().hex}")
     with client_for(short) as client, client_for(kept) as keeper:
         job = capture(client, base, page)
-        other = capture(keeper, base, page)
         assert stored_files(local_stack.data_dir, job["id"])
+        other = capture(keeper, base, page)
         deadline = time.monotonic() + 20
         while stored_files(local_stack.data_dir, job["id"]):
             assert time.monotonic() < deadline, "the retention sweep did not delete the result"

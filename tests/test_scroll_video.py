@@ -4,6 +4,7 @@ ffmpeg, their first and last frames checked pixel by pixel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ from PIL import Image
 
 from shared.engine_capabilities import check_engine_supports
 from shared.errors import OptionNotSupported
-from shared.jobs import CaptureOptions
+from shared.jobs import CaptureOptions, ImageFormat
 from tests.conftest import ProcessFactory
 from tests.polling import assert_error, submit, wait_for_job
 from tests.servers import PageServer
+from worker.engines.scroll_video import encode, ffmpeg_arguments, find_ffmpeg
 
 RED, GREEN, BLUE = (220, 0, 0), (0, 160, 0), (0, 0, 220)
 
@@ -141,6 +143,27 @@ def test_scroll_back_and_scroll_to_selector(base: str, client: httpx.Client,
     # The element's top at the top of the frame (its white "MIDDLE" label covers a little).
     last = decoded[-1]
     assert share_of(last, GREEN) > 0.8 and share_of(last, RED) == share_of(last, BLUE) == 0
+
+
+@pytest.mark.parametrize("fmt", [ImageFormat.mp4, ImageFormat.webm, ImageFormat.gif])
+def test_the_encoder_keeps_every_frames_colours(fmt: ImageFormat, tmp_path: Path) -> None:
+    """Frames of solid colours in, the same colours out at the same places (the GIF palette
+    once lost a colour that filled whole frames)."""
+    paths = []
+    for index, colour in enumerate((RED, GREEN, BLUE)):
+        path = tmp_path / f"{index}.jpg"
+        Image.new("RGB", (320, 200), colour).save(path, "JPEG", quality=90)
+        paths.append(path)
+    sequence = [paths[0]] * 7 + [paths[1]] * 2 + [paths[2]] * 11
+    output = tmp_path / f"out.{fmt.value}"
+    asyncio.run(encode(ffmpeg_arguments(find_ffmpeg(None), fmt, 10.0, (320, 200), output),
+                       sequence))
+    assert abs(float(probe(output)["duration"]) - 2.0) <= 0.1
+    decoded = frames(output, tmp_path / "frames")
+    assert len(decoded) == 20
+    expected = [RED] * 7 + [GREEN] * 2 + [BLUE] * 11
+    for index, (frame, colour) in enumerate(zip(decoded, expected, strict=True)):
+        assert share_of(frame, colour) > 0.95, (index, frame.getpixel((100, 100)))
 
 
 def test_bad_video_requests_are_422_naming_the_field(base: str, client: httpx.Client) -> None:

@@ -136,7 +136,9 @@ def ffmpeg_arguments(ffmpeg: str, fmt: ImageFormat, fps: float, size: tuple[int,
         command += ["-vf", f"{scale},format=yuv420p", "-c:v", "libvpx-vp9", "-deadline",
                     "realtime", "-cpu-used", "8", "-row-mt", "1", "-b:v", "0", "-crf", "36"]
     else:
-        command += ["-vf", f"{scale},split[a][b];[a]palettegen=stats_mode=diff[p];"
+        # One palette from every frame: stats_mode=diff left colours that appear at once
+        # over the whole frame (a solid band scrolling in) out, and they came out wrong.
+        command += ["-vf", f"{scale},split[a][b];[a]palettegen[p];"
                     "[b][p]paletteuse=dither=bayer:bayer_scale=4", "-loop", "0"]
     return [*command, str(output)]
 
@@ -189,7 +191,7 @@ async def record_scroll_video(page: Page, run: CaptureRun, *, ffmpeg: str | None
                   for i in range(count)]
         run.stage = f"encoding the {options.format.value} video"
         output = Path(directory) / f"video.{options.format.value}"
-        await _encode(ffmpeg_arguments(binary, options.format, fps, size, output), frames)
+        await encode(ffmpeg_arguments(binary, options.format, fps, size, output), frames)
         data = output.read_bytes()
         poster = frames[0].read_bytes()
     log.info("scroll video encoded", format=options.format.value, frames=count,
@@ -252,7 +254,7 @@ def _forget(pending: set[asyncio.Future[Any]]) -> Any:
     return done
 
 
-async def _encode(command: list[str], frames: list[Path]) -> None:
+async def encode(command: list[str], frames: list[Path]) -> None:
     """Run ffmpeg on ``frames`` (fed on its standard input); killed when cancelled (the
     capture's deadline)."""
     process = await asyncio.create_subprocess_exec(
