@@ -15,7 +15,8 @@ import httpx
 from pydantic import BaseModel
 
 from shared.backoff import backoff_delay, parse_retry_after
-from shared.errors import (
+from shotline import __version__
+from shotline.errors import (
     ApiAuthError,
     ApiConflict,
     ApiError,
@@ -26,7 +27,6 @@ from shared.errors import (
     JobFailed,
     JobWaitTimeout,
 )
-from shotline import __version__
 from shotline.models import Accepted, CaptureOptions, JobView, ScreenshotRequest
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -246,8 +246,8 @@ def test_a_destination_at_a_refused_address_is_rejected(
 def test_credentials_are_encrypted_with_the_settings_key(make_settings: Any) -> None:
     settings: Settings = make_settings()
     cipher = CredentialCipher.from_settings(settings)
-    token = cipher.encrypt(BucketCredentials(access_key_id=ACCESS_KEY_ID,  # type: ignore[arg-type]
-                                             secret_access_key=SECRET))  # type: ignore[arg-type]
+    token = cipher.encrypt(BucketCredentials(access_key_id=ACCESS_KEY_ID,
+                                             secret_access_key=SECRET))
     assert SECRET not in token and ACCESS_KEY_ID not in token
     opened = cipher.decrypt(token)
     assert opened.secret_access_key.get_secret_value() == SECRET

@@ -185,7 +185,7 @@ def test_bad_video_requests_are_422_naming_the_field(base: str, client: httpx.Cl
 def test_snapapi_refuses_scroll_videos_with_option_not_supported(
     processes: ProcessFactory, client: httpx.Client,
 ) -> None:
-    options = CaptureOptions(url="http://127.0.0.1:9/page", format="mp4")  # type: ignore[arg-type]
+    options = CaptureOptions(url="http://127.0.0.1:9/page", format="mp4")
     with pytest.raises(OptionNotSupported) as refused:
         check_engine_supports("snapapi", options)
     assert refused.value.fields == ["format", "scroll"]
