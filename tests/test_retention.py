@@ -19,7 +19,7 @@ import redis
 
 from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
-from shared.constants import RETENTION_DUE_KEY
+from shared.constants import CACHE_PREFIX, RETENTION_DUE_KEY
 from shared.jobs import CaptureOptions, Job, JobStatus, StoredResult
 from shared.retention import RetentionIndex, RetentionSweeper, owned_objects
 from shared.status_store import StatusStore
@@ -69,6 +69,20 @@ def capture(client: httpx.Client, base: str, page: str, **body: Any) -> dict[str
     job = wait_for_job(client, response.json()["status_url"])
     assert job["status"] == "succeeded", job
     return job
+
+
+def wait_until_cached(redis_url: str, job_id: str) -> None:
+    """Wait until the result cache indexes ``job_id`` (its listener runs just after the job
+    is marked succeeded, so a client can see it succeeded a moment before)."""
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    try:
+        while not any(job_id.encode() in (client.get(key) or b"")
+                      for key in client.scan_iter(f"{CACHE_PREFIX}*")):
+            assert time.monotonic() < deadline, f"{job_id} never reached the result cache"
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def stored_files(data_dir: Path, job_id: str) -> list[str]:
@@ -125,6 +139,7 @@ def test_the_result_cache_never_hands_out_a_deleted_result(
     page = page_server.url(f"/index.html?cache={uuid.uuid4().hex}")
     with client_for(owner) as client:
         first = capture(client, base, page)
+        wait_until_cached(local_stack.redis_url, first["id"])
         copy = capture(client, base, page)
         assert copy["cached"] is True and copy["id"] != first["id"]
         assert client.get(f"{base}/v1/jobs/{copy['id']}/result").status_code == 302
@@ -137,6 +152,7 @@ def test_the_result_cache_never_hands_out_a_deleted_result(
         # The same request again captures anew.
         again = capture(client, base, page)
         assert again["cached"] is False
+        wait_until_cached(local_stack.redis_url, again["id"])
         assert stored_files(local_stack.data_dir, again["id"]) == [f"results/{again['id']}.png"]
         # Deleting a copy removes its record only: the capture it shared is not its own.
         copy_of_again = capture(client, base, page)
