@@ -41,7 +41,13 @@ from shared.constants import (
     job_key,
     recent_jobs_key,
 )
-from shared.errors import ApiKeyNotFound, JobNotFinished, JobNotFound, ShotlineError
+from shared.errors import (
+    ApiKeyNotFound,
+    JobNotFinished,
+    JobNotFound,
+    ShotlineError,
+    StorageError,
+)
 from shared.jobs import Job, JobStatus
 from shared.status_store import StatusStore, redis_errors
 from shared.storage.base import Storage
@@ -138,7 +144,13 @@ async def delete_objects(storages: StorageResolver, objects: StoredObjects) -> i
     storage = storages.for_destination(objects.destination)
     keys = set(objects.keys)
     if objects.prefix is not None:
-        keys.update(await storage.list_keys(objects.prefix))
+        try:
+            keys.update(await storage.list_keys(objects.prefix))
+        except StorageError as exc:
+            # A customer's bucket may grant Put/Get/Delete but not List: the listed keys
+            # still go (and a storage that is down fails on them below).
+            log.warning("could not list a job's objects; deleting the listed ones",
+                        prefix=objects.prefix, error=exc.message)
     for key in sorted(keys):
         await storage.delete(key)
     return len(keys)

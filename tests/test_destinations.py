@@ -273,3 +273,20 @@ def test_destination_names_are_checked() -> None:
                 {"bucket": "ok-bucket", "prefix": "a b"}):
         with pytest.raises(ValueError):
             Destination(**bad)
+
+
+def test_keys_set_retention_cli(stack: Stack) -> None:
+    key = stack.key("retained")
+    out = stack.cli("keys", "set-retention", key.record.id, "--seconds", "86400").stdout
+    assert "86400 s" in out
+
+    def row() -> dict[str, Any]:
+        listed = json.loads(stack.cli("keys", "list", "--json").stdout)
+        found: dict[str, Any] = next(r for r in listed if r["id"] == key.record.id)
+        return found
+
+    assert row()["retention_seconds"] == 86400
+    stack.cli("keys", "set-retention", key.record.id, "--default")
+    assert row()["retention_seconds"] is None
+    refused = stack.cli("keys", "set-retention", key.record.id, check=False)
+    assert refused.returncode != 0 and "--seconds N or --default" in refused.stderr

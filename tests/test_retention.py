@@ -20,8 +20,15 @@ import redis
 from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
 from shared.constants import CACHE_PREFIX, RETENTION_DUE_KEY
+from shared.errors import StorageError
 from shared.jobs import CaptureOptions, Job, JobStatus, StoredResult
-from shared.retention import RetentionIndex, RetentionSweeper, owned_objects
+from shared.retention import (
+    RetentionIndex,
+    RetentionSweeper,
+    StoredObjects,
+    delete_objects,
+    owned_objects,
+)
 from shared.status_store import StatusStore
 from shared.storage import LocalStorage
 from shared.storage.destinations import StorageRouter
@@ -279,3 +286,21 @@ def test_delete_refuses_a_job_still_running(
         wait_for_job(client, accepted["status_url"])
         assert client.delete(f"{local_stack.base}/v1/jobs/{accepted['id']}").status_code == 204
     assert redis.Redis.from_url(local_stack.redis_url).exists(f"shotline:job:{accepted['id']}") == 0
+
+
+class _NoListing(LocalStorage):
+    """Local files whose listing is refused, like a bucket granting no ListBucket."""
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        raise StorageError(f"listing {prefix!r} is not allowed")
+
+
+@pytest.mark.anyio
+async def test_objects_named_on_the_record_go_when_listing_is_refused(tmp_path: Path) -> None:
+    storage = _NoListing(tmp_path / "files", "http://shotline.test", b"key")
+    await storage.put("results/abc.png", b"png", content_type="image/png")
+    await storage.put("results/abc.poster.jpeg", b"jpeg", content_type="image/jpeg")
+    objects = StoredObjects(keys=("results/abc.png", "results/abc.poster.jpeg"),
+                            prefix="results/abc")
+    assert await delete_objects(StorageRouter(storage), objects) == 2
+    assert not list((tmp_path / "files").rglob("abc*"))
