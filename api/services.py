@@ -164,8 +164,9 @@ async def result_url(services: Services, principal: Principal, job_id: str) -> s
     """A fresh download URL for a succeeded job; :class:`JobNotFinished` otherwise."""
     job = await get_owned_job(services, principal, job_id)
     if job.result_expired_at is not None:
+        shared = f", or job {job.capture_of} whose capture it shared was deleted" if job.capture_of else ""
         raise ResultGone(f"the result of job {job_id} was deleted on"
-                         f" {job.result_expired_at.isoformat()}: its retention period ended")
+                         f" {job.result_expired_at.isoformat()}: its retention period ended{shared}")
     view = job_view(services, job)
     if view.result is None:
         if job.status is JobStatus.failed:
