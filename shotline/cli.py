@@ -16,6 +16,7 @@ from shared.apikeys import KeyStore
 from shared.jobs import CaptureOptions, ImageFormat, JobStatus
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
+from shotline.cli_monitors import monitors
 from shotline.cli_options import given_options, request_options
 from shotline.models import ScreenshotRequest
 
@@ -482,6 +483,8 @@ def _storage_of(destination_json: str | None) -> str | None:
         return None
     destination = json.loads(destination_json)
     return f"s3://{destination['bucket']}/{destination.get('prefix', '')}"
+
+main.add_command(monitors)
 
 
 def _iso(timestamp: float | None) -> str | None:
