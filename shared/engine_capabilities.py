@@ -59,6 +59,8 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
     defaults = option_defaults()
     unsupported = [name for name in CaptureOptions.model_fields
                    if name not in mapped and getattr(options, name) != defaults[name]]
+    if options.format.is_video:
+        unsupported.insert(0, "format")  # SnapAPI takes pictures only: no scroll videos
     unsupported += [
         f"block_resources.{index}"
         for index, kind in enumerate(options.block_resources)

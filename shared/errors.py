@@ -31,6 +31,12 @@ class JobNotFound(ShotlineError):
     code = "not_found"
 
 
+class ResultGone(ShotlineError):
+    """Raised when a job's result is asked for after its files were deleted (retention)."""
+
+    code = "gone"
+
+
 class JobNotFinished(ShotlineError):
     """Raised when a job's result is asked for before the job succeeded."""
 

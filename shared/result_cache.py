@@ -87,7 +87,8 @@ class ResultCache:
             job = await self.store.get(str(entry["job_id"]))
         except JobNotFound:
             return None
-        if job.status is not JobStatus.succeeded or job.result is None:
+        if (job.status is not JobStatus.succeeded or job.result is None
+                or job.result_expired_at is not None):
             return None
         return job
 

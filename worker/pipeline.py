@@ -16,6 +16,7 @@ from typing import Protocol
 import structlog
 from PIL import Image
 
+from shared.apikeys import KeyStore
 from shared.backoff import backoff_delay
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
@@ -36,8 +37,10 @@ from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
 from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
+from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
+from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
@@ -128,8 +131,8 @@ def may_retry(exc: CaptureError, job: Job, max_attempts: int) -> bool:
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
-    width = height = None
-    if fmt is not ImageFormat.pdf:
+    width, height = capture.width, capture.height
+    if width is None and fmt is not ImageFormat.pdf:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
             width, height = image.size
     return StoredResult(
@@ -143,6 +146,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         http_status=capture.http_status,
         title=capture.title,
         blocked_requests=capture.blocked_requests,
+        duration_ms=capture.duration_ms,
     )
 
 
@@ -217,7 +221,7 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         finally:
             if lease is not None:
                 await lease.release()
-        if job.options.thumbnail_width is not None:
+        if job.options.thumbnail_width is not None and not job.options.format.is_video:
             capture = dataclasses.replace(capture, data=thumbnail(
                 capture.data, job.options.format, job.options.thumbnail_width,
                 quality=job.options.quality,
@@ -226,11 +230,18 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
             raise ResultTooLarge(
                 f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
             )
-        key = result_key(job)
+        # The key's own bucket (its endpoint checked by the URL policy), or the default.
+        placement = await placement_for(deps.storage, job.api_key_id,
+                                        keys=KeyStore(deps.store.redis), policy=deps.policy)
+        key = placement.prefix + result_key(job)
         result = describe(capture, key, job.options.format)
+        result.destination = placement.record
         storing = time.perf_counter()
-        await deps.storage.put(key, capture.data, content_type=capture.content_type)
-        log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
+        await placement.put(key, capture.data, content_type=capture.content_type)
+        if capture.poster is not None and job.options.thumbnail_width is not None:
+            result.poster = await store_poster(placement, job, capture.poster,
+                                               job.options.thumbnail_width)
+        log.info("result stored", storage=placement.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
     except HostUnresolvable as exc:
         return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started)

@@ -111,6 +111,18 @@ class LocalStorage:
         finally:
             await asyncio.to_thread(handle.close)
 
+    async def delete(self, key: str) -> None:
+        """Remove ``key``'s file (nothing to do when it does not exist)."""
+        path = self.path_for(key)
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"Cannot delete {key!r} under {self.root}: {exc}") from exc
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the files under ``root`` whose key starts with ``prefix``."""
+        return await asyncio.to_thread(_list_keys, self.root, prefix)
+
     async def check(self) -> None:
         """Raise :class:`StorageError` unless a file can be created under ``root``."""
         try:
@@ -136,6 +148,19 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _list_keys(root: Path, prefix: str) -> list[str]:
+    # Only the directory the prefix ends in is read (keys of one job share a directory).
+    directory = (root / prefix).parent if "/" in prefix else root
+    if not directory.is_dir() or not directory.resolve().is_relative_to(root.resolve()):
+        return []
+    keys = []
+    for path in directory.rglob("*"):
+        key = path.relative_to(root).as_posix()
+        if path.is_file() and key.startswith(prefix) and _KEY_PATTERN.fullmatch(key):
+            keys.append(key)
+    return sorted(keys)
 
 
 def _probe_writable(root: Path) -> None:

@@ -18,6 +18,12 @@ class Capture:
     http_status: int | None = None
     title: str | None = None
     blocked_requests: int = 0
+    #: Size and length of a scroll video (images are measured from their bytes).
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    #: A scroll video's first frame (JPEG), for ``thumbnail_width``'s poster.
+    poster: bytes | None = None
 
 
 class CaptureEngine(Protocol):

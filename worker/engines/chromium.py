@@ -48,6 +48,7 @@ from worker.engines.page_setup import (
     run_script,
     style_page,
 )
+from worker.engines.scroll_video import record_scroll_video
 from worker.engines.warm_contexts import WarmContexts
 
 __all__ = ["ChromiumEngine", "bounded_clip", "full_page_clip"]
@@ -84,7 +85,8 @@ class ChromiumEngine:
     beyond ``recycle_rss_mb`` MB of memory. ``js_heap_mb`` caps each renderer's JavaScript
     heap and ``memory_mb`` the memory (data) of each Chromium process. ``warm_contexts``
     contexts are kept open ahead of demand (0: each capture opens its own);
-    ``fast_screenshot`` takes viewport PNGs through the faster encoder (same pixels).
+    ``fast_screenshot`` takes viewport PNGs through the faster encoder (same pixels);
+    ``ffmpeg_path`` is the encoder of scroll videos (default: ``ffmpeg`` on ``PATH``).
     """
 
     name = "chromium"
@@ -103,6 +105,7 @@ class ChromiumEngine:
         memory_mb: int | None = None,
         warm_contexts: int = 1,
         fast_screenshot: bool = True,
+        ffmpeg_path: str | None = None,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
@@ -118,6 +121,7 @@ class ChromiumEngine:
             memory_mb=memory_mb,
         )
         self._fast_screenshot = fast_screenshot
+        self._ffmpeg_path = ffmpeg_path
         self._warm = WarmContexts(
             self._browser, policy=policy, resolver=resolver, size=warm_contexts
         )
@@ -280,10 +284,15 @@ class ChromiumEngine:
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
         await _prepare_page(page, run)
-        data = await output(page, run, fast_screenshot=self._fast_screenshot)
+        video = None
+        if options.format.is_video:
+            video = await record_scroll_video(page, run, ffmpeg=self._ffmpeg_path)
+            data = video.data
+        else:
+            data = await output(page, run, fast_screenshot=self._fast_screenshot)
         run.stage = "reading the page title"
         title = await page.title()
-        return Capture(
+        capture = Capture(
             data=data,
             content_type=options.format.content_type,
             final_url=page.url,
@@ -291,6 +300,10 @@ class ChromiumEngine:
             title=title or None,
             blocked_requests=blocker.blocked,
         )
+        if video is not None:
+            capture.width, capture.height = video.width, video.height
+            capture.duration_ms, capture.poster = video.duration_ms, video.poster
+        return capture
 
 
 async def _prepare_page(page: Page, run: CaptureRun) -> None:
