@@ -22,6 +22,7 @@ from shared.engine_capabilities import check_engine_supports
 from shared.errors import (
     JobNotFinished,
     JobNotFound,
+    ShotlineError,
     StoreUnavailable,
     UrlBlocked,
     WebhookSecretMissing,
@@ -30,7 +31,7 @@ from shared.errors import (
 from shared.fair_queue import FairQueue
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
-from shared.metrics import record_cache_lookup
+from shared.metrics import SubmitOutcome, record_cache_lookup, record_job_submitted
 from shared.result_cache import ResultCache, options_digest
 from shared.settings import Settings
 from shared.status_store import StatusStore
@@ -64,6 +65,31 @@ class Services:
 
 
 async def submit_capture(
+    services: Services,
+    request: ScreenshotRequest,
+    *,
+    principal: Principal,
+    request_id: str | None,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> Job:
+    """:func:`answer_submit`, counted in ``shotline_jobs_submitted_total`` by outcome."""
+    engine, fmt = services.settings.engine, request.capture_options().format.value
+    try:
+        job = await answer_submit(services, request, principal=principal, request_id=request_id,
+                                  job_id=job_id, batch_id=batch_id)
+    except StoreUnavailable:
+        raise  # not a refusal: the client is told to try again
+    except ShotlineError as exc:
+        record_job_submitted("refused", reason=exc.code, engine=engine, format=fmt)
+        raise
+    outcome: SubmitOutcome = (
+        ("cached" if job.status is JobStatus.succeeded else "shared") if job.cached else "queued")
+    record_job_submitted(outcome, engine=engine, format=fmt)
+    return job
+
+
+async def answer_submit(
     services: Services,
     request: ScreenshotRequest,
     *,
