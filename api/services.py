@@ -74,7 +74,7 @@ async def submit_capture(
     batch_id: str | None = None,
 ) -> Job:
     """:func:`answer_submit`, counted in ``shotline_jobs_submitted_total`` by outcome."""
-    engine, fmt = services.settings.engine, request.capture_options().format.value
+    engine, fmt = services.settings.engine, request.format.value
     try:
         job = await answer_submit(services, request, principal=principal, request_id=request_id,
                                   job_id=job_id, batch_id=batch_id)
