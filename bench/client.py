@@ -44,7 +44,9 @@ async def _submit_one(client: httpx.AsyncClient, base: str, body: dict[str, Any]
 
 def _client(concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(timeout=30, limits=limits, trust_env=False)
+    # Long enough for a starved API on a loaded machine (the open loop's p99 with the workers
+    # running reached 38 s at load 37): a timeout would abort the run, not measure it.
+    return httpx.AsyncClient(timeout=120, limits=limits, trust_env=False)
 
 
 async def submit_all(base: str, bodies: Sequence[dict[str, Any]], *, concurrency: int) -> list[Submitted]:
