@@ -156,9 +156,9 @@ def run(workdir: Path, *, jobs: int = 3000, rate: float = 200.0, seconds: float 
         with paused(worker.pid):
             alone = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
         drained_alone = wait_finished(running.redis(), [s.job_id for s in alone.submitted],
-                                      timeout=120)
+                                      timeout=300)
         latency = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
-        drained = wait_finished(running.redis(), [s.job_id for s in latency.submitted], timeout=120)
+        drained = wait_finished(running.redis(), [s.job_id for s in latency.submitted], timeout=300)
         env = running.processes.base_env
         settings = Settings(_env_file=None, redis_url=env["SHOTLINE_REDIS_URL"])
         celery = bare_celery(running, settings, jobs, cores, counted_jobs)
