@@ -88,7 +88,8 @@ def redis_commands(running: Stack, base: str, jobs: int, concurrency: int) -> di
     """Redis commands per job (``MONITOR``, :mod:`bench.redis_commands`) over ``jobs`` jobs
     end to end; a run of its own, since ``MONITOR`` slows the server down."""
     poller = running.redis()
-    with Monitor(running.redis_url, ignore={str(poller.client_info()["addr"])}) as monitor:
+    with Monitor(running.redis_url, ignore={str(poller.client_info()["addr"])},
+                 workdir=running.workdir) as monitor:
         submitted = asyncio.run(submit_all(base, [BODY] * jobs, concurrency=concurrency))
         outcome = wait_finished(poller, [item.job_id for item in submitted], timeout=300)
     return {"jobs": jobs, "succeeded": outcome.succeeded, **monitor.count.per_job(jobs)}
@@ -121,7 +122,8 @@ def bare_celery(running: Stack, settings: Settings, jobs: int, concurrency: int,
     try:
         seconds = send_and_drain(jobs)
         cpu_ms = round((tree_cpu_seconds([worker.pid]) - cpu_before) * 1000 / jobs, 3)
-        with Monitor(running.redis_url, ignore={str(client.client_info()["addr"])}) as monitor:
+        with Monitor(running.redis_url, ignore={str(client.client_info()["addr"])},
+                     workdir=running.workdir) as monitor:
             send_and_drain(counted_jobs)
     finally:
         app.close()
@@ -151,7 +153,6 @@ def run(workdir: Path, *, jobs: int = 3000, rate: float = 200.0, seconds: float 
                 "redis": redis_pid}
         end_to_end(running, base, pids, min(200, jobs), submit_concurrency)  # warm-up
         shotline = end_to_end(running, base, pids, jobs, submit_concurrency)
-        shotline["redis"] = redis_commands(running, base, counted_jobs, submit_concurrency)
 
         with paused(worker.pid):
             alone = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
@@ -159,6 +160,7 @@ def run(workdir: Path, *, jobs: int = 3000, rate: float = 200.0, seconds: float 
                                       timeout=300)
         latency = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
         drained = wait_finished(running.redis(), [s.job_id for s in latency.submitted], timeout=300)
+        shotline["redis"] = redis_commands(running, base, counted_jobs, submit_concurrency)
         env = running.processes.base_env
         settings = Settings(_env_file=None, redis_url=env["SHOTLINE_REDIS_URL"])
         celery = bare_celery(running, settings, jobs, cores, counted_jobs)

@@ -9,9 +9,13 @@ the worker and kombu's idle polling alike — since all of it is the platform's 
 
 from __future__ import annotations
 
-import threading
+import re
+import shutil
+import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -41,36 +45,30 @@ class CommandCount:
 
 class Monitor:
     """Counts the commands a Redis executes while the ``with`` block runs, except those of
-    the clients whose addresses are in ``ignore`` (``host:port`` as ``CLIENT INFO`` says)."""
+    the clients whose addresses are in ``ignore`` (``host:port`` as ``CLIENT INFO`` says).
 
-    def __init__(self, url: str, *, ignore: set[str]) -> None:
+    ``redis-cli monitor`` writes the stream to a file in a process of its own, parsed after
+    the block: reading it in the load generator's process would take the GIL from the load
+    generator (a MONITOR stream is tens of thousands of lines a second).
+    """
+
+    def __init__(self, url: str, *, ignore: set[str], workdir: Path) -> None:
         self.url = url
         self.ignore = ignore
+        self.path = workdir / "monitor.txt"
         self.count = CommandCount()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="bench-monitor", daemon=True)
-
-    def _watch(self) -> None:
-        client = redis.Redis.from_url(self.url)
-        try:
-            with client.monitor() as monitor:  # type: ignore[no-untyped-call]
-                self._ready.set()
-                for entry in monitor.listen():
-                    command = str(entry["command"])
-                    if SENTINEL in command:
-                        break
-                    if entry.get("client_address") and \
-                            f"{entry['client_address']}:{entry['client_port']}" in self.ignore:
-                        continue
-                    name = command.split(" ", 1)[0].upper()
-                    target = self.count.lua if entry.get("client_type") == "lua" else self.count.client
-                    target[name] += 1
-        finally:
-            client.close()
+        self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Monitor:
-        self._thread.start()
-        self._ready.wait(10)
+        executable = shutil.which("redis-cli")
+        if executable is None:
+            raise RuntimeError("redis-cli is not installed (Debian package redis-tools)")
+        with self.path.open("wb") as out:
+            self._process = subprocess.Popen([executable, "-u", self.url, "monitor"], stdout=out,
+                                             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while b"OK" not in self.path.read_bytes()[:100] and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -79,4 +77,28 @@ class Monitor:
             client.echo(SENTINEL)
         finally:
             client.close()
-        self._thread.join(30)
+        deadline = time.monotonic() + 120
+        while SENTINEL.encode() not in self.path.read_bytes()[-4096:] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+        self._parse()
+
+    def _parse(self) -> None:
+        with self.path.open(errors="replace") as lines:
+            for line in lines:
+                match = _LINE.match(line)
+                if match is None:
+                    continue
+                client, name = match.group(1), match.group(2).upper()
+                if SENTINEL in line:
+                    break
+                if client == "lua":
+                    self.count.lua[name] += 1
+                elif client not in self.ignore:
+                    self.count.client[name] += 1
+
+
+#: ``1712345678.123456 [0 127.0.0.1:53422] "EVALSHA" "…"`` (``[0 lua]`` inside scripts).
+_LINE = re.compile(r'^\S+ \[\d+ ([^\]]+)\] "([^"]+)"')
