@@ -24,6 +24,7 @@ from shared.errors import (
     JobNotFinished,
     JobNotFound,
     ResultGone,
+    ShotlineError,
     StoreUnavailable,
     UrlBlocked,
     WebhookSecretMissing,
@@ -32,7 +33,7 @@ from shared.errors import (
 from shared.fair_queue import FairQueue
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
-from shared.metrics import record_cache_lookup
+from shared.metrics import SubmitOutcome, record_cache_lookup, record_job_submitted
 from shared.result_cache import ResultCache, options_digest
 from shared.retention import RetentionIndex, delete_job, shared_result_gone
 from shared.settings import Settings
@@ -68,6 +69,31 @@ class Services:
 
 
 async def submit_capture(
+    services: Services,
+    request: ScreenshotRequest,
+    *,
+    principal: Principal,
+    request_id: str | None,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> Job:
+    """:func:`answer_submit`, counted in ``shotline_jobs_submitted_total`` by outcome."""
+    engine, fmt = services.settings.engine, request.format.value
+    try:
+        job = await answer_submit(services, request, principal=principal, request_id=request_id,
+                                  job_id=job_id, batch_id=batch_id)
+    except StoreUnavailable:
+        raise  # not a refusal: the client is told to try again
+    except ShotlineError as exc:
+        record_job_submitted("refused", reason=exc.code, engine=engine, format=fmt)
+        raise
+    outcome: SubmitOutcome = (
+        ("cached" if job.status is JobStatus.succeeded else "shared") if job.cached else "queued")
+    record_job_submitted(outcome, engine=engine, format=fmt)
+    return job
+
+
+async def answer_submit(
     services: Services,
     request: ScreenshotRequest,
     *,
