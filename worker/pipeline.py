@@ -124,6 +124,10 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         http_status=capture.http_status,
         title=capture.title,
         blocked_requests=capture.blocked_requests,
+        blank=capture.blank,
+        truncated=capture.truncated,
+        popups_blocked=capture.popups_blocked,
+        notes=capture.notes,
     )
 
 

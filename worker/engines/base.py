@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.jobs import CaptureOptions
@@ -18,6 +18,11 @@ class Capture:
     http_status: int | None = None
     title: str | None = None
     blocked_requests: int = 0
+    #: Quality findings (see :class:`shared.quality.QualityResult`).
+    blank: bool | None = None
+    truncated: dict[str, int] | None = None
+    popups_blocked: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 class CaptureEngine(Protocol):

@@ -32,6 +32,7 @@ from shared.errors import (
 )
 from shared.jobs import CaptureOptions, WaitUntil
 from shared.url_policy import AsyncResolver, UrlPolicy
+from worker.engines import page_quality
 from worker.engines.base import Capture
 from worker.engines.blocking import RequestBlocker
 from worker.engines.browser import NO_PROXY_BYPASS, SharedBrowser, first_line
@@ -280,6 +281,7 @@ class ChromiumEngine:
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
         await _prepare_page(page, run)
+        await page_quality.before_capture(page, run, blocker.lists)
         data = await output(page, run, fast_screenshot=self._fast_screenshot)
         run.stage = "reading the page title"
         title = await page.title()
