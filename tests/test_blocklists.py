@@ -91,7 +91,8 @@ def test_request_blocker_decisions() -> None:
     assert not ads.should_block("https://cdn.www.example.com/banner-ads/1.png", "image",
                                 main_document=False)
     assert not ads.should_block("https://adhost.com/", "document", main_document=True)
-    kinds = RequestBlocker(CaptureOptions(url=PAGE, block_resources=[ResourceType.font, ResourceType.image]), [])
+    kinds = RequestBlocker(
+        CaptureOptions(url=PAGE, block_resources=[ResourceType.font, ResourceType.image]), [])
     assert kinds.should_block("https://www.example.com/a.woff2", "font", main_document=False)
     assert not kinds.should_block("https://adhost.com/a.js", "script", main_document=False)
     assert not RequestBlocker(CaptureOptions(url=PAGE), []).active

@@ -243,6 +243,7 @@ class ChromiumEngine:
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         page.on("crash", lambda _page: None if crashed.done() else crashed.set_result(None))
         guard = NavigationGuard(page, gate)
+        await page_quality.before_navigation(page, run)
         work = asyncio.ensure_future(self._render(page, run, blocker, guard))
         racers: set[asyncio.Future[Any]] = {work, crashed, guard.blocked}
         try:
