@@ -36,6 +36,7 @@ from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
+from worker.engines.blank import is_blank
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
@@ -124,7 +125,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         http_status=capture.http_status,
         title=capture.title,
         blocked_requests=capture.blocked_requests,
-        blank=capture.blank,
+        blank=capture.blank if capture.blank is not None else is_blank(capture.data, fmt),
         truncated=capture.truncated,
         popups_blocked=capture.popups_blocked,
         notes=capture.notes,
@@ -213,6 +214,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
             )
         key = result_key(job)
         result = describe(capture, key, job.options.format)
+        if result.blank:
+            log.warning("The picture is blank (essentially one colour).", notes=result.notes)
         storing = time.perf_counter()
         await deps.storage.put(key, capture.data, content_type=capture.content_type)
         log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
@@ -236,7 +239,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-             blocked_requests=capture.blocked_requests, status=JobStatus.succeeded.value)
+             blocked_requests=capture.blocked_requests, blank=result.blank,
+             status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 

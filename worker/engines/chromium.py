@@ -286,7 +286,7 @@ class ChromiumEngine:
         data = await output(page, run, fast_screenshot=self._fast_screenshot)
         run.stage = "reading the page title"
         title = await page.title()
-        return Capture(
+        capture = Capture(
             data=data,
             content_type=options.format.content_type,
             final_url=page.url,
@@ -294,6 +294,8 @@ class ChromiumEngine:
             title=title or None,
             blocked_requests=blocker.blocked,
         )
+        return await page_quality.after_capture(run, capture, retake=lambda: output(
+            page, run, fast_screenshot=self._fast_screenshot))
 
 
 async def _prepare_page(page: Page, run: CaptureRun) -> None:
