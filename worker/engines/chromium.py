@@ -59,9 +59,11 @@ PlaywrightWaitUntil = Literal["domcontentloaded", "load", "networkidle"]
 
 #: Playwright's ``wait_until`` per :class:`WaitUntil`.
 WAIT_UNTIL: Final[dict[WaitUntil, PlaywrightWaitUntil]] = {
-    WaitUntil.load: "load",
+    # Then a bounded wait for load (a hanging web font holds it back forever) and, for
+    # networkidle, one that ignores long-lived connections (page_quality.after_load).
+    WaitUntil.load: "domcontentloaded",
     WaitUntil.domcontentloaded: "domcontentloaded",
-    WaitUntil.networkidle: "networkidle",
+    WaitUntil.networkidle: "domcontentloaded",
 }
 
 _NET_ERROR = re.compile(r"net::ERR_[A-Z0-9_]+")
@@ -281,8 +283,13 @@ class ChromiumEngine:
         status = response.status if response is not None else None
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
-        await _prepare_page(page, run)
-        await page_quality.before_capture(page, run, blocker.lists)
+
+        async def prepare() -> None:
+            await page_quality.after_load(page, run)
+            await _prepare_page(page, run)
+            await page_quality.before_capture(page, run, blocker.lists)
+
+        await page_quality.through_navigations(page, run, prepare)
         data = await output(page, run, fast_screenshot=self._fast_screenshot)
         run.stage = "reading the page title"
         title = await page.title()
@@ -294,7 +301,7 @@ class ChromiumEngine:
             title=title or None,
             blocked_requests=blocker.blocked,
         )
-        return await page_quality.after_capture(run, capture, retake=lambda: output(
+        return await page_quality.after_capture(page, run, capture, retake=lambda: output(
             page, run, fast_screenshot=self._fast_screenshot))
 
 

@@ -53,12 +53,13 @@ ELEMENT_RECT_JS: Final = """element => {
 
 #: In each frame, what Playwright's screenshot does before capturing: text carets made
 #: transparent (they blink: a screenshot would show them or not by chance), then web fonts
-#: waited for. Nothing is restored: the context is closed after the capture. Returns the
+#: waited for (at most 3 s: a font whose server never answers must not hang the capture).
+#: Nothing is restored: the context is closed after the capture. Returns the
 #: visual viewport (document offset and pinch zoom), which the clip is made of.
 PREPARE_FOR_SCREENSHOT_JS: Final = """async () => {
   for (const el of document.querySelectorAll('input,textarea,[contenteditable]'))
     el.style.setProperty('caret-color', 'transparent', 'important');
-  await document.fonts.ready;
+  await Promise.race([document.fonts.ready, new Promise(r => setTimeout(r, 3000))]);
   const v = window.visualViewport;
   return v ? [v.pageLeft, v.pageTop, v.scale] : [window.scrollX, window.scrollY, 1];
 }"""
