@@ -5,9 +5,9 @@ page, or while web fonts hang comes out as one flat colour, often with a spinner
 "Loading" word. Such a result is flagged (``result.blank``), logged, retried once when the
 request says ``retry_if_blank``, and never kept by the result cache as a good answer.
 
-"Essentially one colour": at least :data:`BLANK_SHARE` of the pixels lie within
-:data:`TOLERANCE` of the most common colour. A short line of text on a white page (a few
-thousand pixels at 1280x800) is content; a spinner or one word is not. Pillow does the
+"Essentially one colour": at least :data:`BLANK_SHARE` (99.95 %) of the pixels lie within
+:data:`TOLERANCE` of the most common colour: 512 pixels of 1280x800 may differ. A heading
+or a line of text on a white page is content; a small spinner or a "Loading" word is not. Pillow does the
 counting in C (a difference image and a histogram) on a picture box-reduced to 640 px wide:
 ~20 ms for a 1280x800 PNG, decoding included, in a thread beside the event loop.
 """
@@ -22,7 +22,7 @@ from PIL import Image, ImageChops
 from shared.jobs import ImageFormat
 
 #: Share of pixels near the dominant colour above which a picture is blank.
-BLANK_SHARE: Final = 0.998
+BLANK_SHARE: Final = 0.9995
 #: Largest difference (0-255, summed over channels' luminance) still counted as the same colour.
 TOLERANCE: Final = 24
 #: Side of the sample the dominant colour is read from.
