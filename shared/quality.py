@@ -89,3 +89,12 @@ class QualityResult(BaseModel):
         description="What the capture did differently from what was asked, e.g. a"
         " networkidle wait that hit its cap.",
     )
+
+
+def valid_text(value: str | None) -> str | None:
+    """``value`` as valid Unicode: what a page hands back (its title, URLs, text) may hold
+    lone surrogates (``document.title = "\\ud800"``), which no JSON encoder or Redis
+    client would store; they become U+FFFD, proper surrogate pairs are joined."""
+    if value is None:
+        return None
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

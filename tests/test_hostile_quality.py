@@ -54,3 +54,19 @@ def test_popups_are_refused_at_once_and_counted(shooter: Shooter) -> None:
     opened = [path for path in shooter.pages.requests if "popup=" in path]
     assert opened == []  # none of the 300 windows loaded anything
     healthy(shooter)
+
+
+def test_full_page_is_viewport_wide_and_reports_what_a_cap_cut(shooter: Shooter) -> None:
+    capture = shooter.capture("/quality/wide-tall.html", full_page=True, timeout_ms=60000)
+    shot = picture(capture)
+    assert shot.size == (1280, 20000)  # the 7000 px menu no longer widens the picture
+    assert capture.truncated == {"page_width": 7000, "page_height": 30000,
+                                 "width": 1280, "height": 20000}
+    wide = shooter.capture("/quality/wide-tall.html", full_page=True, full_width=True,
+                           timeout_ms=60000)
+    assert picture(wide).size == (3840, 8333)  # MAX_FULL_PAGE_WIDTH, then the pixel cap
+    assert wide.truncated == {"page_width": 7000, "page_height": 30000,
+                              "width": 3840, "height": 8333}
+    whole = shooter.capture("/index.html", full_page=True)
+    assert whole.truncated is None
+    healthy(shooter)

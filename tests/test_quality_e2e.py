@@ -90,3 +90,16 @@ def test_blank_result_and_notes_show_on_the_job(
         timeout_ms=8000)["status_url"])
     assert capped["status"] == "succeeded", capped
     assert capped["result"]["notes"][0].startswith("networkidle:")
+
+
+def test_a_lone_surrogate_in_the_title_does_not_break_the_job_list(
+    base: str, client: httpx.Client, page_server: PageServer
+) -> None:
+    job = wait_for_job(client, submit(
+        client, base, url=page_server.url("/quality/surrogate.html"))["status_url"])
+    assert job["status"] == "succeeded", job
+    assert job["result"]["title"] == "broken \ufffd title"
+    listing = client.get(f"{base}/v1/jobs")
+    assert listing.status_code == 200, listing.text
+    assert job["id"] in listing.text
+    assert client.get(f"{base}/healthz").status_code == 200

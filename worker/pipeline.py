@@ -30,6 +30,7 @@ from shared.errors import (
     UrlBlocked,
 )
 from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult
+from shared.quality import valid_text
 from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
 from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
@@ -121,14 +122,14 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         width=width,
         height=height,
         sha256=hashlib.sha256(capture.data).hexdigest(),
-        final_url=capture.final_url,
+        final_url=valid_text(capture.final_url),
         http_status=capture.http_status,
-        title=capture.title,
+        title=valid_text(capture.title),
         blocked_requests=capture.blocked_requests,
         blank=capture.blank if capture.blank is not None else is_blank(capture.data, fmt),
         truncated=capture.truncated,
         popups_blocked=capture.popups_blocked,
-        notes=capture.notes,
+        notes=[valid_text(note) or "" for note in capture.notes],
     )
 
 
@@ -271,7 +272,7 @@ async def _notify(deps: PipelineDeps, job: Job,
 
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
-    error = JobError(code=exc.code, message=exc.message, status=exc.status)
+    error = JobError(code=exc.code, message=valid_text(exc.message) or "", status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
     if exc.retryable and job.attempts < deps.max_attempts:
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(job.attempts))

@@ -181,6 +181,8 @@ async def _element_screenshot(
 async def _max_height_clip(page: Page, options: CaptureOptions) -> FloatRect | None:
     """The part of the page a full-page capture takes (see :func:`full_page_clip`)."""
     width, height = await page.evaluate(PAGE_SIZE_JS)
+    if not options.full_width:  # one overflowing element must not widen the picture
+        width = min(width, options.width)
     return full_page_clip(
         width, height, max_height=options.max_height, scale=options.device_scale_factor
     )

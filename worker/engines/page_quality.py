@@ -12,7 +12,7 @@
 - :func:`through_navigations` runs the preparing steps again on the page the browser
   ends on when the page navigates itself meanwhile (a script redirect after load).
 - :func:`after_capture`, with the picture: blank detection (``retry_if_blank``), popups
-  counted, notes.
+  counted, a full-page picture cut by a size cap reported (``result.truncated``), notes.
 
 Each step is its own module; this one only says in which order they run.
 """
@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import structlog
+from PIL import Image
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from shared.jobs import WaitUntil
+from shared.jobs import CaptureOptions, WaitUntil
 from worker.engines.base import Capture
 from worker.engines.blank import is_blank
 from worker.engines.browser import first_line
@@ -38,6 +40,7 @@ from worker.engines.capture_run import CaptureRun
 from worker.engines.consent_heuristics import dismiss_consent_overlays, watch_for_consent_banners
 from worker.engines.element_hiding import hide_listed_elements
 from worker.engines.filter_lists import FilterList
+from worker.engines.output import PAGE_SIZE_JS
 from worker.engines.page_actions import check_content, hover, remove_elements, scroll_to
 from worker.engines.waits import (
     NetworkIdle,
@@ -202,6 +205,24 @@ async def after_capture(
     capture.popups_blocked = refused + watch.popups_closed
     if capture.popups_blocked:
         log.info("Popups refused.", popups=capture.popups_blocked)
+    if run.options.full_page and capture.blank is not None:
+        with contextlib.suppress(PlaywrightError):
+            capture.truncated = truncation(
+                await page.evaluate(PAGE_SIZE_JS), capture.data, run.options)
+    if capture.truncated is not None:
+        log.info("The full-page picture was cut by a size cap.", **capture.truncated)
     capture.final_url = page.url or capture.final_url
     capture.notes.extend(watch.notes)
     return capture
+
+
+def truncation(page_size: list[int], data: bytes, options: CaptureOptions) -> dict[str, int] | None:
+    """The page's real size and the picture's (CSS px) when a cap cut a full-page picture
+    (its height, or with ``full_width`` its width), else None."""
+    page_width, page_height = page_size
+    with Image.open(io.BytesIO(data)) as image:  # reads the header only
+        width, height = (round(side / options.device_scale_factor) for side in image.size)
+    cut = page_height > height + 1 or (options.full_width and page_width > width + 1)
+    if not cut:
+        return None
+    return {"page_width": page_width, "page_height": page_height, "width": width, "height": height}
