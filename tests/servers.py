@@ -160,8 +160,7 @@ class PageHandler(SimpleHTTPRequestHandler):
         elif parts.path == "/events":
             self._event_stream()
         elif parts.path == "/echo-headers":
-            body = "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items())
-            self._html(200, body)
+            self._html(200, "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items()))
         else:
             super().do_GET()
 
