@@ -125,7 +125,14 @@ class CaptureOptions(QualityOptions):
     )
     delay_ms: int = Field(default=0, ge=0, le=30000, description="Extra wait before capture.")
     timeout_ms: int = Field(
-        default=30000, ge=1000, le=60000, description="Hard limit for the whole capture."
+        default=30000, ge=1000, le=60000,
+        description="Limit of one attempt: a page that has not loaded and been captured by then"
+        " fails the job with `timeout` (tried again only as `retries` asks).",
+    )
+    retries: int = Field(
+        default=0, ge=0, le=3,
+        description="Further attempts after a capture timed out (the page's fault). Shotline's"
+        " own faults (browser crash, worker lost, storage hiccup) are retried regardless.",
     )
     dark_mode: bool = Field(default=False, description="Emulate prefers-color-scheme: dark.")
 
@@ -310,6 +317,7 @@ class Job(BaseModel):
     api_key_id: str | None = Field(default=None, description="Owner; None in single-tenant mode.")
     webhook_url: str | None = None
     batch_id: str | None = Field(default=None, description="The batch this job is part of.")
+    monitor_id: str | None = Field(default=None, description="The monitor this job is a run of.")
     cached: bool = Field(default=False, description="Answered by another job's capture, at no cost.")
     capture_of: str | None = Field(
         default=None, description="The job whose capture this job reused (result cache or single-flight)."
