@@ -20,6 +20,9 @@ dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 # Arial/Times/Courier metrics for the many pages that ask for them; without it Chromium's
 # sans-serif is DejaVu Sans, whose monochrome emoticons win over the colour emoji font.
 dpkg -s fonts-liberation >/dev/null 2>&1 || missing+=(fonts-liberation)
+# Debian's copies of EasyList and EasyPrivacy: `shotline blocklist update --from-debian`
+# refreshes the shipped lists offline from them (the images ship the lists already).
+dpkg -s webext-ublock-origin-chromium >/dev/null 2>&1 || missing+=(webext-ublock-origin-chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -24,7 +24,7 @@ SNAPAPI_OPTIONS: Final = frozenset({
     "dark_mode", "device", "is_mobile", "has_touch", "block_ads", "block_trackers",
     "block_cookie_banners", "hide_selectors", "block_resources", "css", "js", "click_selector",
     "user_agent", "headers", "cookies", "http_auth", "locale", "timezone", "reduced_motion",
-    "pdf_options", "clip",
+    "pdf_options", "clip", "block_chats", "fail_if_content_missing", "fail_if_content_contains",
 })
 
 #: Options Shotline applies itself whatever the engine (``landscape`` travels with

@@ -184,6 +184,18 @@ class PageScriptFailed(CaptureError):
     code = "script_error"
 
 
+class ContentCheckFailed(CaptureError):
+    """Raised when the page's text fails ``fail_if_content_contains`` / ``fail_if_content_missing``."""
+
+    code = "content_check_failed"
+
+
+class PrintBlocked(CaptureError):
+    """Raised when the page's own ``window.print()`` keeps Chromium from printing the PDF."""
+
+    code = "page_printing"
+
+
 class JobLost(CaptureError):
     """Raised when a job cannot be recovered after its workers died (``error.code`` lost)."""
 

@@ -30,6 +30,7 @@ from shared.options import (
     Timezone,
 )
 from shared.scroll import ScrollOptions, check_video_options
+from shared.quality import QualityOptions, QualityResult
 
 
 class ImageFormat(StrEnum):
@@ -102,7 +103,7 @@ HttpUrlStr = Annotated[
 ]
 
 
-class CaptureOptions(BaseModel):
+class CaptureOptions(QualityOptions):
     """What to capture and how. Unknown fields are refused so typos do not pass silently."""
 
     model_config = ConfigDict(
@@ -296,7 +297,7 @@ class JobError(BaseModel):
     status: int | None = Field(default=None, description="Upstream HTTP status, when relevant.")
 
 
-class ResultMetadata(BaseModel):
+class ResultMetadata(QualityResult):
     """What is known about a capture's output and its page, stored and shown alike."""
 
     content_type: str = Field(examples=["image/png"])

@@ -266,31 +266,48 @@ def submit(ctx: click.Context, /, url: str, api_url: str, api_key: str | None, w
 
 @main.group()
 def blocklist() -> None:
-    """The ad/tracker host list and cookie-banner rules used by the chromium engine."""
+    """The filter lists (EasyList, EasyPrivacy) and cookie-banner rules of the chromium engine."""
 
 
 @blocklist.command("update")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the data files (default: the engine's data folder).")
-@click.option("--hosts-tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Use this npm tarball of @ghostery/trackerdb instead of npm.")
+@click.option("--easylist", metavar="URL_OR_FILE", default=None,
+              help="EasyList from this URL or file (default: https://easylist.to/easylist/easylist.txt).")
+@click.option("--easyprivacy", metavar="URL_OR_FILE", default=None,
+              help="EasyPrivacy from this URL or file "
+                   "(default: https://easylist.to/easylist/easyprivacy.txt).")
+@click.option("--from-debian", is_flag=True,
+              help="Take both lists from Debian's webext-ublock-origin-chromium package (offline).")
 @click.option("--consent-tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Use this npm tarball of @duckduckgo/autoconsent instead of npm.")
-def blocklist_update(output_dir: Path | None, hosts_tarball: Path | None,
-                     consent_tarball: Path | None) -> None:
-    """Fetch the latest lists from npm and rebuild blocklist.json and consent_rules.json."""
+@click.option("--skip-consent-rules", is_flag=True,
+              help="Leave consent_rules.json as it is (no npm needed).")
+def blocklist_update(output_dir: Path | None, easylist: str | None, easyprivacy: str | None,
+                     from_debian: bool, consent_tarball: Path | None,
+                     skip_consent_rules: bool) -> None:
+    """Refresh EasyList, EasyPrivacy and the consent rules, and rebuild the data files."""
     from shared.errors import ShotlineError
-    from shotline.blocklists import update
+    from shotline.blocklists import DEBIAN_LISTS, update
 
     if output_dir is None:
         output_dir = Path(__file__).resolve().parent.parent / "worker" / "engines" / "data"
+    sources: dict[str, str] = {}
+    if from_debian:
+        sources = {"ads": str(DEBIAN_LISTS / "easylist.txt"),
+                   "trackers": str(DEBIAN_LISTS / "easyprivacy.txt")}
+    if easylist is not None:
+        sources["ads"] = easylist
+    if easyprivacy is not None:
+        sources["trackers"] = easyprivacy
     try:
-        written = update(output_dir, hosts_tarball=hosts_tarball, consent_tarball=consent_tarball)
+        written = update(output_dir, list_sources=sources, consent_tarball=consent_tarball,
+                         consent_rules=not skip_consent_rules)
     except ShotlineError as exc:
         raise click.ClickException(exc.message) from exc
     for name, source in written.items():
-        click.echo(f"{output_dir / name}: {source['package']} {source['version']}"
-                   f" ({source['license']})")
+        origin = source.get("fetched_from") or f"{source.get('package')} {source.get('version')}"
+        click.echo(f"{output_dir / name}: {origin} ({source['license']})")
 
 
 def _run_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:

@@ -81,7 +81,8 @@ class MonitorResults:
         except StorageError as exc:
             await self._failed(monitor, run, JobError(code="storage_error", message=exc.message))
             return
-        if await asyncio.to_thread(lambda: is_blank(decode(picture))):
+        # The capture's own verdict (essentially one colour: result.blank), else the strict one.
+        if job.result.blank or await asyncio.to_thread(lambda: is_blank(decode(picture))):
             await self._failed(monitor, run, JobError(
                 code="blank", message="the capture came out blank (one colour everywhere)"))
             return

@@ -33,6 +33,7 @@ from shared.errors import (
     UrlBlocked,
 )
 from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult
+from shared.quality import valid_text
 from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
 from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
@@ -41,6 +42,7 @@ from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
 from worker.poster import store_poster
+from worker.engines.blank import is_blank
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
@@ -142,11 +144,15 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         width=width,
         height=height,
         sha256=hashlib.sha256(capture.data).hexdigest(),
-        final_url=capture.final_url,
+        final_url=valid_text(capture.final_url),
         http_status=capture.http_status,
-        title=capture.title,
+        title=valid_text(capture.title),
         blocked_requests=capture.blocked_requests,
         duration_ms=capture.duration_ms,
+        blank=capture.blank if capture.blank is not None else is_blank(capture.data, fmt),
+        truncated=capture.truncated,
+        popups_blocked=capture.popups_blocked,
+        notes=[valid_text(note) or "" for note in capture.notes],
     )
 
 
@@ -236,6 +242,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         key = placement.prefix + result_key(job)
         result = describe(capture, key, job.options.format)
         result.destination = placement.record
+        if result.blank:
+            log.warning("The picture is blank (essentially one colour).", notes=result.notes)
         storing = time.perf_counter()
         await placement.put(key, capture.data, content_type=capture.content_type)
         if capture.poster is not None and job.options.thumbnail_width is not None:
@@ -264,7 +272,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-             blocked_requests=capture.blocked_requests, status=JobStatus.succeeded.value)
+             blocked_requests=capture.blocked_requests, blank=result.blank,
+             status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 
@@ -295,7 +304,7 @@ async def _notify(deps: PipelineDeps, job: Job,
 
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
-    error = JobError(code=exc.code, message=exc.message, status=exc.status)
+    error = JobError(code=exc.code, message=valid_text(exc.message) or "", status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
     if may_retry(exc, job, deps.max_attempts):
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(

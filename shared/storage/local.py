@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import mimetypes
 import os
 import re
@@ -14,9 +15,13 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
+import structlog
+
 from shared.errors import StorageError
 from shared.signing import sign_download, verify_download
 from shared.storage.base import SignedUrl
+
+log = structlog.get_logger("shotline.storage.local")
 
 #: Longest key accepted (S3's own limit, in bytes; keys here are ASCII).
 MAX_KEY_LENGTH = 1024
@@ -70,7 +75,13 @@ class LocalStorage:
         try:
             await asyncio.to_thread(_write_atomically, path, data)
         except OSError as exc:
-            raise StorageError(f"Cannot write {key!r} under {self.root}: {exc}") from exc
+            # Clients see the message: the server's paths stay in the log.
+            log.error("Could not write to local storage.", key=key, root=str(self.root),
+                      error=str(exc))
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageError("storage full: the result could not be written") from exc
+            reason = errno.errorcode.get(exc.errno or 0, "an I/O error")
+            raise StorageError(f"cannot write {key!r} to local storage ({reason})") from exc
 
     def signed_url(self, key: str, *, expires_in: int) -> SignedUrl:
         """A link to ``GET /v1/files/{key}`` valid for ``expires_in`` seconds."""

@@ -32,6 +32,7 @@ from shared.errors import (
 )
 from shared.jobs import CaptureOptions, WaitUntil
 from shared.url_policy import AsyncResolver, UrlPolicy
+from worker.engines import page_quality
 from worker.engines.base import Capture
 from worker.engines.blocking import RequestBlocker
 from worker.engines.browser import NO_PROXY_BYPASS, SharedBrowser, first_line
@@ -59,9 +60,11 @@ PlaywrightWaitUntil = Literal["domcontentloaded", "load", "networkidle"]
 
 #: Playwright's ``wait_until`` per :class:`WaitUntil`.
 WAIT_UNTIL: Final[dict[WaitUntil, PlaywrightWaitUntil]] = {
-    WaitUntil.load: "load",
+    # Then a bounded wait for load (a hanging web font holds it back forever) and, for
+    # networkidle, one that ignores long-lived connections (page_quality.after_load).
+    WaitUntil.load: "domcontentloaded",
     WaitUntil.domcontentloaded: "domcontentloaded",
-    WaitUntil.networkidle: "networkidle",
+    WaitUntil.networkidle: "domcontentloaded",
 }
 
 _NET_ERROR = re.compile(r"net::ERR_[A-Z0-9_]+")
@@ -246,6 +249,7 @@ class ChromiumEngine:
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         page.on("crash", lambda _page: None if crashed.done() else crashed.set_result(None))
         guard = NavigationGuard(page, gate)
+        await page_quality.before_navigation(page, run)
         work = asyncio.ensure_future(self._render(page, run, blocker, guard))
         racers: set[asyncio.Future[Any]] = {work, crashed, guard.blocked}
         try:
@@ -283,7 +287,13 @@ class ChromiumEngine:
         status = response.status if response is not None else None
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
-        await _prepare_page(page, run)
+
+        async def prepare() -> None:
+            await page_quality.after_load(page, run)
+            await _prepare_page(page, run)
+            await page_quality.before_capture(page, run, blocker.lists)
+
+        await page_quality.through_navigations(page, run, prepare)
         video = None
         if options.format.is_video:
             video = await record_scroll_video(page, run, ffmpeg=self._ffmpeg_path)
@@ -303,7 +313,9 @@ class ChromiumEngine:
         if video is not None:
             capture.width, capture.height = video.width, video.height
             capture.duration_ms, capture.poster = video.duration_ms, video.poster
-        return capture
+            return capture
+        return await page_quality.after_capture(page, run, capture, retake=lambda: output(
+            page, run, fast_screenshot=self._fast_screenshot))
 
 
 async def _prepare_page(page: Page, run: CaptureRun) -> None:
