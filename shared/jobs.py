@@ -29,8 +29,8 @@ from shared.options import (
     Selector,
     Timezone,
 )
-from shared.scroll import ScrollOptions, check_video_options
 from shared.quality import QualityOptions, QualityResult
+from shared.scroll import ScrollOptions, check_video_options
 
 
 class ImageFormat(StrEnum):

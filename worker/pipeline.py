@@ -41,8 +41,8 @@ from shared.storage.base import Storage
 from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
-from worker.poster import store_poster
 from worker.engines.blank import is_blank
+from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
