@@ -30,7 +30,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "throughput": {"pages": 12, "rounds": 1},
         "latency": {"captures": 8, "warmup": 2},
         "deadhosts": {"pages": 2},
-        "overhead": {"jobs": 300, "seconds": 3.0},
+        "overhead": {"jobs": 300, "seconds": 3.0, "counted_jobs": 100},
         "memory": {"files": 20, "captures": 40},
         "monitors": {"monitors": 500},
     },
