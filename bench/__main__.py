@@ -1,4 +1,5 @@
-"""``python -m bench [throughput|overhead|memory|monitors|all] [--quick]``: run, save and print."""
+"""``python -m bench [throughput|latency|deadhosts|overhead|memory|monitors|all] [--quick]``:
+run, save and print."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import memory, monitors, overhead, throughput
+from bench import deadhosts, latency, memory, monitors, overhead, throughput
 from bench.report import machine, machine_markdown, markdown
 
 RESULTS = Path(__file__).parent / "results"
@@ -19,12 +20,16 @@ RESULTS = Path(__file__).parent / "results"
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "throughput": {"pages": 60, "rounds": 2},
+        "latency": {"captures": 40},
+        "deadhosts": {"pages": 10},
         "overhead": {"jobs": 3000, "seconds": 15.0},
         "memory": {"files": 20, "captures": 500},
         "monitors": {"monitors": 10_000},
     },
     "quick": {
         "throughput": {"pages": 12, "rounds": 1},
+        "latency": {"captures": 8, "warmup": 2},
+        "deadhosts": {"pages": 2},
         "overhead": {"jobs": 300, "seconds": 3.0, "counted_jobs": 100},
         "memory": {"files": 20, "captures": 40},
         "monitors": {"monitors": 500},
@@ -33,6 +38,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "throughput": throughput.run,
+    "latency": latency.run,
+    "deadhosts": deadhosts.run,
     "overhead": overhead.run,
     "memory": memory.run,
     "monitors": monitors.run,

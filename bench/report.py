@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from worker.engines.browser import SYSTEM_CHROMIUM
+from worker.engines.browser import SYSTEM_HEADLESS_SHELL
 
 
 def _command(*args: str) -> str:
@@ -38,7 +38,8 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "chromium": _command(SYSTEM_CHROMIUM, "--version").replace("\n", " "),
+        "chromium": "headless shell "
+        + _command(SYSTEM_HEADLESS_SHELL, "--version").replace("\n", " "),
         "redis": _command("redis-server", "--version").split(" sha=")[0],
         "commit": _command("git", "rev-parse", "--short", "HEAD"),
         "load_average": [round(value, 2) for value in os.getloadavg()],
@@ -55,20 +56,50 @@ def markdown(name: str, result: dict[str, Any]) -> str:
     if name == "throughput":
         lines += [
             f"{result['pages']} pages of the Python 3.11 docs on {result['hosts']} loopback sites,"
-            f" {result['size']} PNG; best of {result['rounds']} interleaved rounds.",
+            f" {result['size']} PNG, every contender on `{result['binary']}`; best of"
+            f" {result['rounds']} interleaved rounds. CPU counts whole process trees.",
             "",
-            "| contender | shots/s | CPU s/shot | x shot-scraper (steady) | rounds (shots/s) |",
-            "|---|---|---|---|---|",
+            "| contender | shots/s | CPU s/shot | x shot-scraper (steady) | x raw Playwright"
+            " (best) | CPU x raw | rounds (shots/s) | CPU ms/shot by process |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for row in result["rows"]:
+            split = ", ".join(f"{kind} {ms:g}" for kind, ms in
+                              row.get("cpu_ms_per_shot_by_process", {}).items())
             lines.append(
                 f"| {row['name']} | {row['shots_per_second']} | {row['cpu_seconds_per_shot']} |"
-                f" {row['ratio_vs_shot_scraper_steady']} | {row['all_rounds_shots_per_second']} |"
+                f" {row['ratio_vs_shot_scraper_steady']} | {row['ratio_vs_raw_playwright']} |"
+                f" {row['cpu_ratio_vs_raw_playwright']} | {row['all_rounds_shots_per_second']} |"
+                f" {split} |"
             )
         lines += [
             "",
             f"shot-scraper steady state (browser start {result['shot_scraper_startup_seconds']} s"
-            f" taken out): {result['shot_scraper_steady_shots_per_second']} shots/s.",
+            f" taken out): {result['shot_scraper_steady_shots_per_second']} shots/s;"
+            f" raw Playwright's best: {result['raw_playwright_best']}.",
+            "",
+        ]
+        lines += [f"Goal: {goal['name']}: {_goal_cell(goal)}." for goal in result["goals"]]
+    elif name == "latency":
+        lines += [
+            f"{result['captures']} single captures one after another on an idle warm worker"
+            f" ({result['pause_s']} s apart), a docs page 1280x800 PNG, submit → succeeded:"
+            f" p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, max {result['max_ms']} ms"
+            f" (engine's own share, started → finished: p50 {result['engine_p50_ms']} ms).",
+            "",
+            f"Goal: {result['goal']['name']}: {_goal_cell(result['goal'])}.",
+        ]
+    elif name == "deadhosts":
+        lines += [
+            f"{result['pages']} pages, each pulling from {result['dead_hosts_per_page']} dead"
+            " third-party hosts (unresolvable names, refused ports, black-holed TCP),"
+            " one at a time; seconds per page:",
+            "",
+            "| contender | median s/page | max s/page | captured |",
+            "|---|---|---|---|",
+            *(f"| {row['name']} | {row['median_seconds']} | {row['max_seconds']} |"
+              f" {row['ok']}/{row['pages']} |" for row in result["rows"]),
+            "",
             f"Goal: {result['goal']['name']}: {_goal_cell(result['goal'])}.",
         ]
     elif name == "overhead":
@@ -108,6 +139,9 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f" {worker['samples'][0]['total_mb']} → {worker['samples'][-1]['total_mb']} MB"
             f" ({worker['growth_percent_total']:+} %; Python {worker['growth_percent_python']:+} %)"
             f" | ≤ 10 %: {'met' if worker['goal']['met'] else 'NOT met'} |",
+            f"| processes of the worker left after its shutdown |"
+            f" {len(worker.get('leftover_processes_after_shutdown', []))}"
+            f" {worker.get('leftover_processes_after_shutdown', [])} | none |",
         ]
     elif name == "monitors":
         lines += [

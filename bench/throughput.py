@@ -1,15 +1,25 @@
-"""Capture throughput: Shotline end to end versus shot-scraper ``multi``, same pages, same run.
+"""Capture throughput: Shotline end to end versus shot-scraper ``multi`` and raw Playwright,
+same pages, same binary, same run.
 
-Both shoot the same documentation pages (1280x800 PNG, ``load``), spread over several
-loopback sites, with the same Chromium binary. shot-scraper ``multi`` uses one browser and
-one shared context for every shot (no isolation between pages). Shotline goes the whole
-way: ``POST /v1/screenshots`` → Redis/Celery → worker → Chromium (a fresh context per
-job) → local storage → status record; its time runs from the first submission to the last
-``finished_at``, with the workers already started (a server's steady state).
+All shoot the same documentation pages (1280x800 PNG, ``load``), spread over several
+loopback sites, with the same Chromium binary (the headless shell). Contenders:
 
-shot-scraper starts its browser inside the timed run. Its steady-state rate is measured
-too, as ``(N - 1) / (t(N) - t(1))`` from a one-page run, and the ratio uses that figure,
-which is the more demanding comparison for Shotline.
+- Shotline end to end: ``POST /v1/screenshots`` → Redis/Celery → worker → Chromium (a fresh
+  context per job, behind its egress gate) → local storage → status record; its time runs
+  from the first submission to the last ``finished_at``, with the workers already started
+  (a server's steady state). Several worker configurations (pool and concurrency).
+- shot-scraper ``multi``: one browser and one shared context for every shot (no isolation
+  between pages). It starts its browser inside the timed run; its steady-state rate is
+  measured too, as ``(N - 1) / (t(N) - t(1))`` from a one-page run, and the ratio uses that
+  figure, the more demanding comparison for Shotline.
+- raw Playwright, one browser, a fresh context and page per shot, at several concurrencies
+  (:mod:`bench.contenders`): the limit for isolated captures on this machine.
+- Shotline's engine alone (``ChromiumEngine`` in a loop, no queue, no storage): what the
+  engine adds over raw Playwright, apart from what the queue and the pipeline add.
+
+CPU seconds per shot count whole process trees (API, worker, Redis, Chromium and its
+children for Shotline; Python, Playwright's driver and Chromium for the others), split by
+kind of process (:mod:`bench.proctree`): on a shared machine they hold where rates drift.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import re
 import resource
@@ -34,22 +45,29 @@ from PIL import Image, ImageChops
 
 from bench.client import submit_all, wait_finished
 from bench.pages import docs_sites, pick_pages, spread
+from bench.proctree import TreeProfile
 from bench.stack import Stack, stack, tree_cpu_seconds
-from worker.engines.browser import SYSTEM_CHROMIUM
+from worker.engines.browser import SYSTEM_HEADLESS_SHELL
 
 WIDTH, HEIGHT = 1280, 800
 
+#: The binary every contender runs: the headless shell, what Shotline launches by default
+#: and what ``pip install shot-scraper && shot-scraper install`` gives a user.
+BINARY = SYSTEM_HEADLESS_SHELL
+
 #: Shotline configurations compared in the same run: name → (worker pool, concurrency, env).
+#: The default is whatever the settings give (``WORKER_POOL=auto``).
 CONFIGS: dict[str, tuple[str, int, dict[str, str]]] = {
-    "shotline (plain engine, prefork x2)": ("prefork", 2, {
-        "SHOTLINE_CHROMIUM_WARM_CONTEXTS": "0", "SHOTLINE_CHROMIUM_FAST_SCREENSHOT": "false",
-    }),
-    "shotline (default)": ("", 0, {}),
-    # One browser, three captures in flight on the process's event loop (WORKER_POOL=threads):
-    # the browser's fixed processes serve every capture and one capture's waits are filled by
-    # another's work (bench/README.md); not the default, which keeps a process per core.
-    "shotline (threads x3, one browser)": ("threads", 3, {}),
+    "shotline (default: threads, one browser)": ("", 0, {}),
+    "shotline (prefork x2, a browser per process)": ("prefork", 2, {}),
 }
+
+#: The configuration the goals are checked on.
+DEFAULT_CONFIG = "shotline (default: threads, one browser)"
+
+#: Concurrencies raw Playwright runs at (its best counts), and the engine-only loop's.
+RAW_CONCURRENCY = (2, 3, 4)
+ENGINE_CONCURRENCY = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +85,16 @@ class Run:
     def shots_per_second(self) -> float:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_per_shot(self) -> float:
+        return self.cpu_seconds / max(self.ok, 1)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "shots": self.shots, "ok": self.ok,
             "seconds": round(self.seconds, 3),
             "shots_per_second": round(self.shots_per_second, 3),
-            "cpu_seconds_per_shot": round(self.cpu_seconds / max(self.ok, 1), 4),
+            "cpu_seconds_per_shot": round(self.cpu_per_shot, 4),
             **self.extra,
         }
 
@@ -124,15 +146,52 @@ def run_shot_scraper(urls: list[str], outdir: Path, env: dict[str, str]) -> Run:
         raise RuntimeError("shot-scraper is not installed: pip install -e '.[bench]'")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([executable, "multi", str(config), "--silent"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    process = subprocess.Popen([executable, "multi", str(config), "--silent"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    profile = TreeProfile([process.pid]).start()
+    try:
+        _, stderr = process.communicate(timeout=600)
+    finally:
+        profile.stop()
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"shot-scraper failed:\n{done.stderr[-3000:]}")
+    if process.returncode != 0:
+        raise RuntimeError(f"shot-scraper failed:\n{stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     ok = sum(1 for shot in shots if Path(str(shot["output"])).is_file())
-    return Run("shot-scraper multi", len(urls), ok, seconds, cpu, {})
+    return Run("shot-scraper multi", len(urls), ok, seconds, cpu,
+               {"cpu_ms_per_shot_by_process": _split(profile, cpu, ok)})
+
+
+def _split(profile: TreeProfile, cpu: float, ok: int) -> dict[str, float]:
+    """CPU ms per shot by kind of process; what exited between samples is ``unsampled``."""
+    split = profile.by_kind()
+    split["unsampled"] = max(0.0, cpu - sum(split.values()))
+    return {kind: round(seconds * 1000 / max(ok, 1), 1)
+            for kind, seconds in sorted(split.items(), key=lambda item: -item[1])
+            if seconds > 0.0005 * max(ok, 1)}
+
+
+# --- In-process contenders (bench/contenders.py) ------------------------------------------
+
+
+def run_contender(kind: str, name: str, urls_file: Path, outdir: Path, *,
+                  concurrency: int) -> Run:
+    """One :mod:`bench.contenders` loop in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.contenders", kind, "--urls", str(urls_file),
+         "--executable", BINARY, "--concurrency", str(concurrency), "--out", str(outdir)],
+        capture_output=True, text=True, timeout=900,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    ok = int(result["ok"])
+    split = {kind: round(seconds * 1000 / max(ok, 1), 1)
+             for kind, seconds in sorted(result["by_kind"].items(), key=lambda item: -item[1])
+             if seconds > 0.0005 * max(ok, 1)}
+    return Run(name, int(result["shots"]), ok, float(result["seconds"]),
+               float(result["cpu_seconds"]), {"cpu_ms_per_shot_by_process": split})
 
 
 # --- Shotline -----------------------------------------------------------------------------
@@ -158,10 +217,12 @@ def run_shotline(name: str, running: Stack, base: str, pids: list[int], urls: li
     """Submit every URL, wait for all jobs, then fetch and check every result."""
     client = running.redis()
     bodies = [{"url": url, "width": WIDTH, "height": HEIGHT, "format": "png"} for url in urls]
+    profile = TreeProfile(pids).start()
     cpu_before = tree_cpu_seconds(pids)
     submitted = asyncio.run(submit_all(base, bodies, concurrency=4))
     outcome = wait_finished(client, [item.job_id for item in submitted], timeout=600)
     cpu = tree_cpu_seconds(pids) - cpu_before
+    profile.stop()
     first = min(item.sent for item in submitted)
     seconds = (outcome.last_finished or time.time()) - first
     outdir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +234,8 @@ def run_shotline(name: str, running: Stack, base: str, pids: list[int], urls: li
     ok = sum(1 for index in range(len(urls)) if _is_shot(outdir / f"{index:03d}.png"))
     failed = {status: n for status in set(outcome.statuses.values())
               if status != "succeeded" and (n := list(outcome.statuses.values()).count(status))}
-    return Run(name, len(urls), ok, seconds, cpu, {"not_succeeded": failed})
+    return Run(name, len(urls), ok, seconds, cpu, {
+        "not_succeeded": failed, "cpu_ms_per_shot_by_process": _split(profile, cpu, ok)})
 
 
 def _is_shot(path: Path) -> bool:
@@ -198,29 +260,40 @@ def identical_pixels(left: Path, right: Path) -> bool:
 
 
 def run(workdir: Path, *, pages: int = 60, hosts: int = 6, rounds: int = 2) -> dict[str, Any]:
-    """Shotline (each configuration of :data:`CONFIGS`) and shot-scraper, interleaved for
-    ``rounds`` rounds; the best round of each counts (least disturbed by other load)."""
+    """Every contender, interleaved for ``rounds`` rounds; the best round of each counts
+    (least disturbed by other load)."""
     chosen = pick_pages(pages)
     results: dict[str, list[Run]] = {}
     with docs_sites(hosts) as sites:
         urls = spread(chosen, sites)
-        env = shot_scraper_env(workdir / "playwright-browsers", SYSTEM_CHROMIUM)
+        urls_file = workdir / "urls.txt"
+        urls_file.write_text("\n".join(urls) + "\n")
+        env = shot_scraper_env(workdir / "playwright-browsers", BINARY)
         startup = run_shot_scraper(urls[:1], workdir / "shot-scraper-1", env)
         started: dict[str, tuple[contextlib.ExitStack, Stack, str, list[int]]] = {}
         try:
             for name, (pool, concurrency, extra) in CONFIGS.items():
-                slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+                slug = _slug(name)
                 started[name] = start_shotline(workdir / slug, pool, concurrency, extra)
                 _, running, base, pids = started[name]
                 run_shotline(name, running, base, pids, urls[:4], workdir / slug / "warmup")
             for round_index in range(rounds):
                 for name in started:
                     _, running, base, pids = started[name]
-                    slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
                     results.setdefault(name, []).append(run_shotline(
-                        name, running, base, pids, urls, workdir / slug / f"round-{round_index}"))
+                        name, running, base, pids, urls,
+                        workdir / _slug(name) / f"round-{round_index}"))
                 results.setdefault("shot-scraper multi", []).append(
                     run_shot_scraper(urls, workdir / f"shot-scraper-{round_index}", env))
+                for concurrency in RAW_CONCURRENCY:
+                    name = f"raw Playwright, fresh context per shot (x{concurrency})"
+                    results.setdefault(name, []).append(run_contender(
+                        "raw", name, urls_file, workdir / _slug(name) / str(round_index),
+                        concurrency=concurrency))
+                name = f"Shotline engine alone, no queue (x{ENGINE_CONCURRENCY})"
+                results.setdefault(name, []).append(run_contender(
+                    "engine", name, urls_file, workdir / _slug(name) / str(round_index),
+                    concurrency=ENGINE_CONCURRENCY))
         finally:
             for exits, *_ in started.values():
                 exits.close()
@@ -228,21 +301,41 @@ def run(workdir: Path, *, pages: int = 60, hosts: int = 6, rounds: int = 2) -> d
     reference = best["shot-scraper multi"]
     steady_seconds = reference.seconds - startup.seconds
     steady_rate = (reference.ok - 1) / steady_seconds if steady_seconds > 0 else 0.0
-    default_name = "shotline (default)"
+    raw_name = max((name for name in best if name.startswith("raw Playwright")),
+                   key=lambda name: best[name].shots_per_second)
+    raw = best[raw_name]
+    default = best[DEFAULT_CONFIG]
     rows = []
     for name, runs in results.items():
         row = best[name].as_dict()
         row["all_rounds_shots_per_second"] = [round(r.shots_per_second, 3) for r in runs]
+        row["all_rounds_cpu_seconds_per_shot"] = [round(r.cpu_per_shot, 3) for r in runs]
         row["ratio_vs_shot_scraper_steady"] = round(best[name].shots_per_second / steady_rate, 3)
+        row["ratio_vs_raw_playwright"] = round(best[name].shots_per_second
+                                               / raw.shots_per_second, 3)
+        row["cpu_ratio_vs_raw_playwright"] = round(best[name].cpu_per_shot / raw.cpu_per_shot, 3)
         rows.append(row)
-    ratio = best[default_name].shots_per_second / steady_rate
+    vs_scraper = default.shots_per_second / steady_rate
+    vs_raw = default.shots_per_second / raw.shots_per_second
+    cpu_vs_raw = default.cpu_per_shot / raw.cpu_per_shot
     return {
         "benchmark": "throughput",
         "pages": pages, "hosts": hosts, "rounds": rounds, "size": f"{WIDTH}x{HEIGHT}",
-        "format": "png",
+        "format": "png", "binary": BINARY,
         "shot_scraper_startup_seconds": round(startup.seconds, 3),
         "shot_scraper_steady_shots_per_second": round(steady_rate, 3),
+        "raw_playwright_best": raw_name,
         "rows": rows,
-        "goal": {"name": "capture throughput >= 1.5x shot-scraper multi (steady state)",
-                 "value": round(ratio, 3), "target": 1.5, "met": ratio >= 1.5},
+        "goals": [
+            {"name": "Shotline throughput >= 2x shot-scraper multi (steady state)",
+             "value": round(vs_scraper, 3), "target": 2.0, "met": vs_scraper >= 2.0},
+            {"name": "Shotline throughput >= 0.9x raw Playwright at its best concurrency",
+             "value": round(vs_raw, 3), "target": 0.9, "met": vs_raw >= 0.9},
+            {"name": "Shotline CPU per shot <= 1.15x raw Playwright's",
+             "value": round(cpu_vs_raw, 3), "target": 1.15, "met": cpu_vs_raw <= 1.15},
+        ],
     }
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

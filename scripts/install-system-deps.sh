@@ -9,6 +9,9 @@ if [ "${1:-}" = "--bench" ]; then
   dpkg -s python3.11-doc >/dev/null 2>&1 || missing+=(python3.11-doc)
 fi
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The capture browser: the same Chromium built as the headless shell (several times less CPU
+# per capture than the full browser, which stays the fallback and the fidelity tests' reference).
+[ -x /usr/lib/chromium/chromium-headless-shell ] || missing+=(chromium-headless-shell)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Scroll videos (format mp4, webm, gif) are encoded with ffmpeg.
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     # --- Capture engines --------------------------------------------------------------
     engine: Literal["chromium", "snapapi"] = "chromium"
     chromium_path: str | None = Field(
-        default=None, description="Chromium binary; Playwright's own if installed, else the system one."
+        default=None, description="Chromium binary; the headless shell (chromium-headless-shell) if"
+        " installed, else Playwright's own, else the full system Chromium."
     )
     chromium_no_sandbox: bool | None = Field(
         default=None, description="Pass --no-sandbox; default: only when running as root."
@@ -254,15 +255,16 @@ class Settings(BaseSettings):
     # --- Processes and logs -----------------------------------------------------------
     worker_pool: Literal["auto", "prefork", "threads"] = Field(
         default="auto",
-        description="Celery pool of capture workers. auto: prefork for the chromium engine (CPU"
-        " bound: a process per core), threads for snapapi (I/O bound: many captures waiting at"
-        " once on the process's one event loop).",
+        description="Celery pool of capture workers. auto: threads, whose captures all run on"
+        " the process's one event loop: for chromium several captures in flight on one browser"
+        " (its browser, GPU and network processes serve them all, one capture's waits are"
+        " filled by another's work), for snapapi many captures waiting at once.",
     )
     worker_concurrency: int | None = Field(
         default=None, ge=1,
         description="Captures at once per worker: pool processes (prefork, default the CPU count)"
-        " or threads (threads, default SNAPAPI_MAX_CONCURRENCY up to 64: more threads could only"
-        " wait for a slot).",
+        " or threads (threads: for chromium the CPU count + 1, for snapapi"
+        " SNAPAPI_MAX_CONCURRENCY up to 64: more threads could only wait for a slot).",
     )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -319,17 +321,22 @@ class Settings(BaseSettings):
         """The capture workers' Celery pool: ``WORKER_POOL``, or the engine's (see there)."""
         if self.worker_pool != "auto":
             return self.worker_pool
-        return "threads" if self.engine == "snapapi" else "prefork"
+        return "threads"
 
     @property
     def effective_worker_concurrency(self) -> int:
         """Captures at once per worker: ``WORKER_CONCURRENCY``, or the pool's default."""
         if self.worker_concurrency is not None:
             return self.worker_concurrency
+        cores = os.cpu_count() or 2
         if self.effective_worker_pool == "threads" and self.engine == "snapapi":
             # More threads than the plan's slots could only wait for one.
             return min(self.snapapi_max_concurrency, MAX_DEFAULT_WORKER_THREADS)
-        return os.cpu_count() or 2
+        if self.effective_worker_pool == "threads":
+            # One browser, a capture in flight per core and one more to fill the waits
+            # (bench/README.md, "Several captures in flight").
+            return cores + 1
+        return cores
 
     @property
     def effective_broker_url(self) -> str:

@@ -20,10 +20,17 @@ import psutil
 MARK_VARIABLE = "CHAOS_TEST_PROCESS_MARK"
 
 
+#: Executable names of a Chromium browser: Debian's full browser, Playwright's builds and
+#: the headless shell (whose process name the kernel cuts to 15 characters).
+BROWSER_NAMES = frozenset({
+    "chromium", "chrome", "headless_shell", "chromium-headless-shell", "chromium-headle",
+})
+
+
 def is_chromium(proc: psutil.Process) -> bool:
     """Whether ``proc`` is a Chromium process (browser or child)."""
     try:
-        return proc.name() in ("chromium", "chrome", "headless_shell") or any(
+        return proc.name() in BROWSER_NAMES or any(
             "chromium" in part for part in proc.cmdline()[:1]
         )
     except psutil.Error:
@@ -76,7 +83,7 @@ class Marked:
         found = []
         for proc in self.chromium():
             try:
-                if proc.name() == "chromium" and not any(
+                if proc.name() in BROWSER_NAMES and not any(
                     arg.startswith("--type=") for arg in proc.cmdline()
                 ):
                     found.append(proc)

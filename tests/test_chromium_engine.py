@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import structlog
+import structlog.testing
 from PIL import Image
 from prometheus_client import REGISTRY
 
@@ -33,9 +35,16 @@ from shared.errors import (
     SelectorNotFound,
 )
 from shared.jobs import CaptureOptions
+from tests.procs import BROWSER_NAMES
 from tests.servers import LOOPBACK_POLICY, PageServer, free_port
 from worker.engines.base import Capture
-from worker.engines.browser import CLOSE_GRACE_S, SYSTEM_CHROMIUM, chromium_args, find_chromium
+from worker.engines.browser import (
+    CLOSE_GRACE_S,
+    SYSTEM_CHROMIUM,
+    SYSTEM_HEADLESS_SHELL,
+    chromium_args,
+    find_chromium,
+)
 from worker.engines.chromium import ChromiumEngine
 
 T = TypeVar("T")
@@ -64,7 +73,7 @@ class Proc:
     def is_browser(self) -> bool:
         """The main browser process (Chromium's children all carry ``--type=``)."""
         executable = Path(self.command.split(" ", 1)[0]).name
-        return executable in ("chromium", "chrome") and "--type=" not in self.command
+        return executable in BROWSER_NAMES and "--type=" not in self.command
 
     @property
     def is_renderer(self) -> bool:
@@ -187,14 +196,34 @@ def test_find_chromium_refuses_a_configured_path_that_is_not_executable(tmp_path
         find_chromium(str(tmp_path / "plain"))
 
 
-def test_find_chromium_uses_playwrights_build_when_installed_else_the_system_one(
-    tmp_path: Path,
-) -> None:
-    bundled = tmp_path / "chrome"
-    assert find_chromium(None, bundled=str(bundled)) == (shutil.which("chromium") or SYSTEM_CHROMIUM)
-    bundled.write_text("#!/bin/sh\n")
-    bundled.chmod(0o755)
-    assert find_chromium(None, bundled=str(bundled)) == str(bundled)
+def _executable(path: Path) -> Path:
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_find_chromium_prefers_the_headless_shell_then_playwrights_build(tmp_path: Path) -> None:
+    shell, bundled = tmp_path / "chromium-headless-shell", tmp_path / "chrome"
+    _executable(shell)
+    _executable(bundled)
+    assert find_chromium(None, bundled=str(bundled), headless_shell=str(shell)) == str(shell)
+    shell.unlink()
+    assert find_chromium(None, bundled=str(bundled), headless_shell=str(shell)) == str(bundled)
+
+
+def test_find_chromium_falls_back_to_the_full_chromium_and_says_so(tmp_path: Path) -> None:
+    with structlog.testing.capture_logs() as logs:
+        found = find_chromium(None, bundled=str(tmp_path / "chrome"),
+                              headless_shell=str(tmp_path / "shell"))
+    assert found == (shutil.which("chromium") or SYSTEM_CHROMIUM)
+    [warning] = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert "headless shell is not installed" in warning["event"]
+    assert warning["executable"] == found
+
+
+def test_the_default_browser_on_this_machine_is_the_headless_shell() -> None:
+    # make install puts chromium-headless-shell on every machine the tests run on.
+    assert find_chromium(None) == SYSTEM_HEADLESS_SHELL
 
 
 def test_chromium_args_add_no_sandbox_only_when_asked() -> None:

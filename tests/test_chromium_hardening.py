@@ -25,6 +25,7 @@ from shared.url_policy import UrlPolicy
 from tests.canary import Canary
 from tests.engine_loop import EngineOnLoop
 from tests.hostile_pages import HostilePages
+from tests.procs import BROWSER_NAMES
 from worker.engines.browser import chromium_args, memory_capped_launcher
 from worker.engines.chromium import ChromiumEngine, bounded_clip, full_page_clip
 
@@ -64,7 +65,7 @@ def browser_command_lines() -> list[list[str]]:
             args = Path(f"/proc/{entry}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if Path(args[0]).name in ("chromium", "chrome") and not any(
+        if Path(args[0]).name in BROWSER_NAMES and not any(
             arg.startswith("--type=") for arg in args
         ):
             found.append(args)

@@ -296,12 +296,13 @@ def test_api_image_checks_its_health() -> None:
 def test_worker_image_has_chromium_fonts_and_an_init() -> None:
     final = _final_stage(_instructions(DOCKERFILES[1]))
     packages = " ".join(args for op, args in final if op == "RUN" and "apt-get install" in args)
-    for package in ("chromium", "fonts-noto-color-emoji", "fonts-noto-cjk", "fonts-liberation", "tini"):
+    for package in ("chromium-headless-shell", "fonts-noto-color-emoji", "fonts-noto-cjk",
+                    "fonts-liberation", "tini"):
         assert re.search(rf"(^|\s){re.escape(package)}(\s|$)", packages), package
     assert "rm -rf /var/lib/apt/lists/*" in packages
     assert ("ENTRYPOINT", '["/usr/bin/tini", "--"]') in final
     env = " ".join(args for op, args in final if op == "ENV")
-    assert "SHOTLINE_CHROMIUM_PATH=/usr/bin/chromium" in env
+    assert "SHOTLINE_CHROMIUM_PATH=/usr/lib/chromium/chromium-headless-shell" in env
     assert set(_SHOTLINE_NAME.findall(env)) <= SETTINGS_ENV
 
 

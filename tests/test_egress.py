@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import threading
+import time
 from collections.abc import Awaitable, Iterator
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any, TypeVar
@@ -27,6 +29,7 @@ from worker.engines.egress import (
     EgressGate,
     target_of,
 )
+from worker.engines.lookups import LOOKUP_TIMEOUT_S, HostLookups
 
 T = TypeVar("T")
 
@@ -165,19 +168,34 @@ def test_ipv6_literals_as_names_or_addresses_reach_allowed_ipv6() -> None:
     run(scenario())
 
 
-def test_each_connection_is_pinned_to_its_own_checked_answer(canary: Canary) -> None:
-    """DNS rebinding: the name is resolved once per connection, and the connection goes to
-    the address that was checked, never to a second answer."""
+def test_a_host_is_resolved_once_per_gate_and_every_connection_pinned_to_that_answer(
+    canary: Canary,
+) -> None:
+    """DNS rebinding: the first answer serves the whole capture, so a second answer (the
+    canary's address) is never even asked for; every connection goes to the checked address.
+    A new gate (the next capture) asks again, and its answer is checked again."""
 
     async def scenario() -> None:
         server, port = await echo_server()
         resolver = Resolver({"rebind.test": ["127.0.0.1", canary.host]})
         async with server, EgressGate(POLICY, resolver=resolver) as gate:
-            code, reader, writer = await socks_connect(gate, ATYP_DOMAIN, domain("rebind.test"), port)
-            assert code == REPLY_SUCCEEDED
-            writer.write(b"ok")
-            assert await reader.readexactly(2) == b"OK"
+            for _ in range(3):
+                code, reader, writer = await socks_connect(
+                    gate, ATYP_DOMAIN, domain("rebind.test"), port
+                )
+                assert code == REPLY_SUCCEEDED
+                writer.write(b"ok")
+                assert await reader.readexactly(2) == b"OK"
+                writer.close()
+            # The canary's port, on the first (checked) address: nothing listens there.
+            code, _, writer = await socks_connect(
+                gate, ATYP_DOMAIN, domain("rebind.test"), canary.port
+            )
             writer.close()
+            assert code == REPLY_CONNECTION_REFUSED
+            assert resolver.calls == ["rebind.test"]
+            assert gate.lookups.lookups == 1
+        async with EgressGate(POLICY, resolver=resolver) as gate:
             code, _, writer = await socks_connect(
                 gate, ATYP_DOMAIN, domain("rebind.test"), canary.port
             )
@@ -185,6 +203,97 @@ def test_each_connection_is_pinned_to_its_own_checked_answer(canary: Canary) -> 
             assert code == REPLY_NOT_ALLOWED
             assert resolver.calls == ["rebind.test", "rebind.test"]
             assert "rebind.test resolves to 127.0.0.2" in gate.refusals[0].reason
+
+    run(scenario())
+
+
+def test_connections_arriving_together_share_one_lookup_and_a_failure_is_remembered() -> None:
+    calls: list[str] = []
+
+    async def slow_resolver(host: str, port: int) -> list[IPAddress]:
+        calls.append(host)
+        await asyncio.sleep(0.3)
+        if host == "nowhere.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [ip_address("127.0.0.1")]
+
+    async def scenario() -> None:
+        server, port = await echo_server()
+        async with server, EgressGate(POLICY, resolver=slow_resolver) as gate:
+            results = await asyncio.gather(*(
+                socks_connect(gate, ATYP_DOMAIN, domain(host), port)
+                for host in ["shared.test"] * 6 + ["nowhere.test"] * 4
+            ))
+            for _, _, writer in results:
+                writer.close()
+            codes = [code for code, _, _ in results]
+            assert codes == [REPLY_SUCCEEDED] * 6 + [REPLY_HOST_UNREACHABLE] * 4
+            code, _, writer = await socks_connect(gate, ATYP_DOMAIN, domain("nowhere.test"), port)
+            writer.close()
+            assert code == REPLY_HOST_UNREACHABLE
+        assert sorted(calls) == ["nowhere.test", "shared.test"]
+
+    run(scenario())
+
+
+def test_a_lookup_that_hangs_fails_after_the_timeout_once_for_all_its_connections() -> None:
+    """A black-holed DNS answer: the host is unresolvable after LOOKUP_TIMEOUT_S, and the
+    connections that wait for it (and later ones) all fail then, not one timeout each."""
+    calls: list[str] = []
+
+    async def hanging_resolver(host: str, port: int) -> list[IPAddress]:
+        calls.append(host)
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def scenario() -> None:
+        async with EgressGate(POLICY, resolver=hanging_resolver) as gate:
+            started = time.monotonic()
+            results = await asyncio.gather(*(
+                socks_connect(gate, ATYP_DOMAIN, domain(f"dead-{index % 3}.test"), 80)
+                for index in range(12)
+            ))
+            for _, _, writer in results:
+                writer.close()
+            took = time.monotonic() - started
+            assert [code for code, _, _ in results] == [REPLY_HOST_UNREACHABLE] * 12
+            assert LOOKUP_TIMEOUT_S - 0.1 <= took < LOOKUP_TIMEOUT_S + 1.5
+            assert gate.failure_for("http://dead-0.test/") == "net::ERR_NAME_NOT_RESOLVED"
+        assert sorted(calls) == ["dead-0.test", "dead-1.test", "dead-2.test"]
+
+    run(scenario())
+
+
+def test_lookups_are_bounded_in_number_at_once() -> None:
+    running = 0
+    most = 0
+
+    async def counting_resolver(host: str, port: int) -> list[IPAddress]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        return [ip_address("127.0.0.1")]
+
+    async def scenario() -> None:
+        lookups = HostLookups(counting_resolver, at_once=3)
+        answers = await asyncio.gather(*(lookups.resolve(f"h{i}.test", 80) for i in range(10)))
+        assert all(answer == (ip_address("127.0.0.1"),) for answer in answers)
+        assert lookups.lookups == 10
+        assert most == 3
+
+    run(scenario())
+
+
+def test_the_default_resolver_runs_getaddrinfo_in_the_lookup_pool() -> None:
+    async def scenario() -> None:
+        lookups = HostLookups()
+        assert await lookups.resolve("localhost", 80)
+        with pytest.raises(OSError):
+            await lookups.resolve("nowhere.invalid", 80)
+        threads = {thread.name for thread in threading.enumerate()}
+        assert any(name.startswith("shotline-dns") for name in threads)
 
     run(scenario())
 

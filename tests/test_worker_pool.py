@@ -44,8 +44,11 @@ def snap_env(snapapi: SnapApiStandIn, **extra: str) -> dict[str, str]:
 def test_the_pool_follows_the_engine() -> None:
     chromium = Settings(_env_file=None, engine="chromium")
     snap = Settings(_env_file=None, engine="snapapi", snapapi_max_concurrency=10)
-    assert chromium.effective_worker_pool == "prefork"
-    assert chromium.effective_worker_concurrency == (psutil.cpu_count() or 2)
+    # Several captures in flight on one browser (tests/test_capture_concurrency.py).
+    assert chromium.effective_worker_pool == "threads"
+    assert chromium.effective_worker_concurrency == (psutil.cpu_count() or 2) + 1
+    prefork = chromium.model_copy(update={"worker_pool": "prefork"})
+    assert prefork.effective_worker_concurrency == (psutil.cpu_count() or 2)
     assert snap.effective_worker_pool == "threads"
     assert snap.effective_worker_concurrency == 10  # more threads could only wait for a slot
     many = snap.model_copy(update={"snapapi_max_concurrency": 10_000})

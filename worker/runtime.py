@@ -3,10 +3,11 @@
 The loop runs in a thread of its own and every capture is handed to it with
 ``run_coroutine_threadsafe``, so one runtime serves any Celery pool:
 
-- prefork (the Chromium engine: CPU bound, one process per core): each pool child builds
-  its runtime lazily on its first task (after the fork) and runs one capture at a time;
-- threads (the SnapAPI engine: I/O bound): one process, many pool threads, all of whose
-  captures wait concurrently on the one loop instead of one blocking call per process.
+- threads (the default): one process, many pool threads, all of whose captures run
+  concurrently on the one loop: for the Chromium engine several in flight on one browser,
+  for the SnapAPI engine many waiting on the network;
+- prefork: each pool child builds its runtime lazily on its first task (after the fork)
+  and runs one capture at a time, on a browser of its own.
 
 The runtime lives as long as its process (the browser stays warm) and is closed on
 shutdown so no Chromium outlives the worker.

@@ -31,6 +31,12 @@ log = structlog.get_logger("shotline.engines.browser")
 #: Where Debian's chromium package puts its launcher.
 SYSTEM_CHROMIUM: Final = "/usr/bin/chromium"
 
+#: Debian's ``chromium-headless-shell``: the same Chromium release built as the headless
+#: shell (what Playwright itself runs headless), 2-4x less CPU per capture than the full
+#: browser. The binary itself, not ``/usr/bin/chromium-headless-shell``: that launcher is a
+#: shell script that does not ``exec``, so killing it would leave the browser running.
+SYSTEM_HEADLESS_SHELL: Final = "/usr/lib/chromium/chromium-headless-shell"
+
 #: Flags for every launch (Playwright adds its own automation defaults on top).
 CHROMIUM_ARGS: Final = (
     "--disable-gpu",
@@ -49,6 +55,9 @@ CHROMIUM_ARGS: Final = (
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     "--proxy-bypass-list=<-loopback>",
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # The same for the headless shell, which has no preference layer and ignores the flag
+    # above (and full Chromium ignores this one): tests/test_ssrf_browser.py shows both.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--deny-permission-prompts",
 )
 
@@ -65,12 +74,19 @@ CLOSE_TIMEOUT_S: Final = 10.0
 CLOSE_GRACE_S: Final = 2.0
 
 
-def find_chromium(configured: str | None, *, bundled: str | None = None) -> str:
+def find_chromium(
+    configured: str | None,
+    *,
+    bundled: str | None = None,
+    headless_shell: str = SYSTEM_HEADLESS_SHELL,
+) -> str:
     """The Chromium binary to launch.
 
-    ``configured`` (``SHOTLINE_CHROMIUM_PATH``) when set; otherwise Playwright's own build
-    (``bundled``, Playwright's expected path) when it is installed; otherwise the system's
-    ``chromium`` from ``PATH`` or :data:`SYSTEM_CHROMIUM`.
+    ``configured`` (``SHOTLINE_CHROMIUM_PATH``) when set; otherwise the headless shell
+    (``headless_shell``, Debian's ``chromium-headless-shell``); otherwise Playwright's own
+    build (``bundled``, Playwright's expected path) when it is installed; otherwise the
+    full ``chromium`` from ``PATH`` or :data:`SYSTEM_CHROMIUM`, with a warning: it works,
+    at several times the CPU per capture.
 
     Raises:
         ConfigurationError: the configured path is not an executable file, or no Chromium
@@ -82,11 +98,20 @@ def find_chromium(configured: str | None, *, bundled: str | None = None) -> str:
         raise ConfigurationError(
             f"SHOTLINE_CHROMIUM_PATH {configured!r} is not an executable file"
         )
-    for candidate in (bundled, shutil.which("chromium"), SYSTEM_CHROMIUM):
+    for candidate in (headless_shell, bundled):
         if candidate and _is_executable(candidate):
             return candidate
+    for candidate in (shutil.which("chromium"), SYSTEM_CHROMIUM):
+        if candidate and _is_executable(candidate):
+            log.warning(
+                "The Chromium headless shell is not installed; capturing with the full"
+                " Chromium, which costs several times the CPU per capture."
+                " Install chromium-headless-shell (make install).",
+                executable=candidate, headless_shell=headless_shell,
+            )
+            return candidate
     raise ConfigurationError(
-        "no Chromium found: install the chromium package (make install) "
+        "no Chromium found: install the chromium-headless-shell package (make install) "
         "or set SHOTLINE_CHROMIUM_PATH"
     )
 
@@ -197,6 +222,8 @@ class SharedBrowser:
         self.served = 0
         #: Contexts opened ahead of demand and not yet handed to a capture.
         self._spares: set[BrowserContext] = set()
+        #: Recycled browsers still running captures: closed when their last one ends.
+        self._retiring: set[Browser] = set()
         #: Browsers launched so far (the first one included).
         self.launches = 0
         self._start_lock = asyncio.Lock()
@@ -227,10 +254,11 @@ class SharedBrowser:
     def open_contexts(self) -> int:
         """Browser contexts open right now for captures (one per capture in progress;
         spare contexts opened ahead of demand are not counted)."""
-        browser = self.current
-        if browser is None:
-            return 0
-        return len([context for context in browser.contexts if context not in self._spares])
+        browsers = [self.current, *self._retiring]
+        return sum(
+            len([context for context in browser.contexts if context not in self._spares])
+            for browser in browsers if browser is not None and browser.is_connected()
+        )
 
     async def start(self) -> None:
         """Start Playwright's driver and launch Chromium. Idempotent.
@@ -380,12 +408,21 @@ class SharedBrowser:
             pass  # the browser is gone already, and the context with it
 
     def _maybe_recycle(self) -> None:
-        """Close the browser if it is idle and served its share or grew too big."""
+        """Recycle the browser once it served its share or grew too big.
+
+        An idle browser is closed at once. One with captures still running (several in
+        flight on one browser) is retired instead: new captures open their contexts in a
+        new browser, and the old one is closed when its last capture ends, so recycling
+        never fails a capture and memory stays bounded under constant load (at most two
+        browsers, briefly). Retired browsers whose captures all ended are closed here too.
+        """
+        for old in list(self._retiring):
+            if not old.is_connected() or not self._busy(old):
+                self._retiring.discard(old)
+                self.discard(old)
         browser = self._browser
-        if browser is None or not browser.is_connected():
-            return
-        if any(context not in self._spares for context in browser.contexts):
-            return  # a capture is still running in it
+        if browser is None or not browser.is_connected() or self._retiring:
+            return  # the memory figure would count the retiring browser's processes too
         reason = None
         rss = 0
         if self._recycle_after is not None and self.served >= self._recycle_after:
@@ -394,10 +431,21 @@ class SharedBrowser:
             rss = browser_rss_bytes()
             if rss >= self._recycle_rss_bytes:
                 reason = "memory"
-        if reason is not None:
-            log.info("Recycling Chromium.", reason=reason, captures=self.served,
-                     rss_mb=round(rss / 2**20) if rss else None)
+        if reason is None:
+            return
+        busy = self._busy(browser)
+        log.info("Recycling Chromium.", reason=reason, captures=self.served,
+                 rss_mb=round(rss / 2**20) if rss else None,
+                 waiting_for_captures=self.open_contexts if busy else 0)
+        if busy:
+            self._browser = None  # the next capture launches a new one
+            self._retiring.add(browser)
+        else:
             self.discard(browser)
+
+    def _busy(self, browser: Browser) -> bool:
+        """Whether a capture still has a context open in ``browser``."""
+        return any(context not in self._spares for context in browser.contexts)
 
     def discard(self, browser: Browser) -> None:
         """Stop using ``browser`` (it hangs) and close it in the background."""
@@ -428,8 +476,10 @@ class SharedBrowser:
             if launching is not None:
                 await asyncio.wait({launching})
             browser, self._browser = self._browser, None
-            if browser is not None:
-                await self._close_browser(browser)
+            retiring, self._retiring = self._retiring, set()
+            for one in (browser, *retiring):
+                if one is not None:
+                    await self._close_browser(one)
             if self._background:
                 _done, pending = await asyncio.wait(set(self._background), timeout=CLOSE_TIMEOUT_S)
                 for task in pending:

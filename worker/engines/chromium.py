@@ -35,7 +35,7 @@ from shared.url_policy import AsyncResolver, UrlPolicy
 from worker.engines import page_quality
 from worker.engines.base import Capture
 from worker.engines.blocking import RequestBlocker
-from worker.engines.browser import NO_PROXY_BYPASS, SharedBrowser, first_line
+from worker.engines.browser import CLOSE_GRACE_S, NO_PROXY_BYPASS, SharedBrowser, first_line
 from worker.engines.capture_run import WAITING_FOR_SELECTOR, CaptureRun
 from worker.engines.cookie_banners import dismiss_cookie_banners
 from worker.engines.egress import EgressGate
@@ -257,7 +257,9 @@ class ChromiumEngine:
         finally:
             if not work.done():
                 work.cancel()
-                await asyncio.wait({work})
+                # Bounded: a call stuck in a wedged renderer must not hold the capture past
+                # its limit; closing the context (below, in capture()) ends it anyway.
+                await asyncio.wait({work}, timeout=CLOSE_GRACE_S)
         if crashed.done() or _mentions_crash(work):
             log.warning(
                 "The page's renderer crashed.",

@@ -5,9 +5,10 @@ fonts, ``fetch``, WebSockets and page JavaScript make Chromium connect elsewhere
 check, and Chromium resolves names again (DNS rebinding). So Chromium gets no direct route
 out: each browser context is given a SOCKS5 proxy, an :class:`EgressGate` listening on
 ``127.0.0.1`` in the worker's own event loop. For each connection the gate resolves the
-host *once*, checks every address with the :class:`~shared.url_policy.UrlPolicy`, and
-connects to a checked address; a refused connection is answered "not allowed by ruleset",
-recorded and logged.
+host *once per capture* (:mod:`worker.engines.lookups`: the first connection's answer
+serves every later one, lookups bounded in number and time), checks every address with the
+:class:`~shared.url_policy.UrlPolicy` on every connection, and connects to a checked
+address; a refused connection is answered "not allowed by ruleset", recorded and logged.
 
 Why SOCKS5 and a gate of our own rather than an HTTP proxy library (proxy.py, mitmproxy):
 Chromium sends every scheme (http, https, ws, wss) through a SOCKS5 proxy as one plain
@@ -38,6 +39,7 @@ import structlog
 from shared.errors import HostUnresolvable, UrlBlocked
 from shared.url_parsing import IPAddress
 from shared.url_policy import AsyncResolver, UrlPolicy
+from worker.engines.lookups import HostLookups
 
 log = structlog.get_logger("shotline.engines.egress")
 
@@ -125,8 +127,9 @@ def _canonical_host(host: str) -> str:
 class EgressGate:
     """A SOCKS5 listener on ``127.0.0.1`` through which one browser context reaches the network.
 
-    Each CONNECT is checked with ``policy`` (host resolved once with ``resolver``, default
-    ``getaddrinfo``; every address checked) and tunnelled to a checked address. A gate
+    Each CONNECT is checked with ``policy`` (each host resolved once per gate with
+    ``resolver``, default ``getaddrinfo`` in the lookup pool; every address checked on every
+    connection) and tunnelled to a checked address. A gate
     without a policy refuses every connection (the gate the browser is launched with).
     ``request_id`` goes into the log lines. Use :meth:`start` / :meth:`aclose`, or
     ``async with``.
@@ -141,7 +144,8 @@ class EgressGate:
         connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self._policy = policy
-        self._resolver = resolver
+        #: This gate's (this capture's) host lookups: each host resolved once.
+        self.lookups = HostLookups(resolver)
         #: Goes into the log lines; a gate opened ahead of its capture gets it when taken.
         self.request_id = request_id
         self._connect_timeout = connect_timeout
@@ -203,6 +207,7 @@ class EgressGate:
         if server is None:
             return
         server.close()
+        self.lookups.close()
         handlers = set(self._handlers)
         for task in handlers:
             task.cancel()
@@ -275,7 +280,7 @@ class EgressGate:
     async def _check(self, host: str | IPAddress, port: int) -> tuple[IPAddress, ...]:
         if self._policy is None:
             raise UrlBlocked(OUTSIDE_CAPTURE)
-        return await self._policy.acheck_host(host, port, resolver=self._resolver)
+        return await self._policy.acheck_host(host, port, resolver=self.lookups.resolve)
 
     def _fail(self, host: str | IPAddress, port: int, error: str) -> None:
         self._failed[(_host_key(host), port)] = error
