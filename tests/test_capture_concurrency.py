@@ -53,12 +53,6 @@ def renderer_cpu(engine: EngineUnderTest) -> dict[int, float]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 14: with other captures in flight, the wedged (busy.html) capture "
-    "outlived its 1.5 s limit by > 25 s in about 1 run of 6 (once > 120 s); since the "
-    "bounded wait for the cancelled render task it passed 8 runs of 8: not yet proven",
-)
 def test_a_wedged_capture_is_ended_and_its_renderer_stopped_while_others_succeed(
     engine: EngineUnderTest,
 ) -> None:
