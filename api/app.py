@@ -24,6 +24,7 @@ from shared.batches import BatchStore
 from shared.completion import Completion
 from shared.connections import create_redis
 from shared.fair_queue import FairQueue
+from shared.inputs import request_body_limit
 from shared.queue import enqueue_delivery, make_celery
 from shared.result_cache import ResultCache
 from shared.settings import Settings
@@ -93,7 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     # → routes.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=request_body_limit(settings))
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app)
     install_error_handlers(app)

@@ -18,6 +18,7 @@ from shared.errors import (
     BatchNotFinished,
     BatchNotFound,
     ConfigurationError,
+    DocumentTooLarge,
     IdempotencyConflict,
     IdempotencyKeyReused,
     InvalidRequest,
@@ -54,6 +55,7 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     WebhookSecretMissing: 422,
     UrlBlocked: 422,
     OptionNotSupported: 422,
+    DocumentTooLarge: 413,
     InvalidSignature: 403,
     StoreUnavailable: 503,
     StorageError: 502,
@@ -111,6 +113,8 @@ async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
         details = [{"field": exc.field, "message": exc.message}]
     elif isinstance(exc, WaitTimeout):
         details = [{"job_id": exc.job_id}]
+    elif isinstance(exc, DocumentTooLarge):
+        details = [{"field": exc.field, "message": exc.message}]
     elif isinstance(exc, OptionNotSupported):
         details = [{"field": name, "message": exc.message} for name in exc.fields]
     if status >= 500:

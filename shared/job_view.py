@@ -10,7 +10,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.inputs import DocumentSummary, summarize
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, ResultMetadata
+from shared.page_outputs import ContentKind, ContentView
 from shared.storage.base import Storage
 
 
@@ -19,6 +21,9 @@ class ResultView(ResultMetadata):
 
     url: str
     expires_at: datetime
+    content: dict[ContentKind, ContentView] = Field(
+        default_factory=dict, description="The page's content outputs (content option)."
+    )
 
 
 class JobView(BaseModel):
@@ -32,7 +37,13 @@ class JobView(BaseModel):
     attempts: int
     error: JobError | None = None
     result: ResultView | None = None
-    options: CaptureOptions
+    options: CaptureOptions = Field(
+        description="The request's capture options; an html or markdown document is shown"
+        " as `document` (digest and size) instead."
+    )
+    document: DocumentSummary | None = Field(
+        default=None, description="The inline html or markdown that was rendered, if any."
+    )
     cached: bool = Field(default=False, description="Reused another job's capture at no cost.")
     batch_id: str | None = None
 
@@ -42,10 +53,16 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
     result = None
     if job.result is not None and job.status is JobStatus.succeeded:
         signed = storage.signed_url(job.result.key, expires_in=url_ttl_seconds)
+        content = {}
+        for kind, stored in job.result.content.items():
+            link = storage.signed_url(stored.key, expires_in=url_ttl_seconds)
+            content[kind] = ContentView(url=link.url, expires_at=link.expires_at,
+                                        content_type=stored.content_type, bytes=stored.bytes)
         result = ResultView(
             url=signed.url,
             expires_at=signed.expires_at,
-            **job.result.model_dump(exclude={"key"}),
+            content=content,
+            **job.result.model_dump(exclude={"key", "content"}),
         )
     return JobView(
         id=job.id,
@@ -56,7 +73,8 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
         attempts=job.attempts,
         error=job.error,
         result=result,
-        options=job.options.redacted(),
+        options=job.options.redacted().model_copy(update={"html": None, "markdown": None}),
+        document=summarize(job.options),
         cached=job.cached,
         batch_id=job.batch_id,
     )

@@ -138,20 +138,29 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
 
 
 @main.command()
-@click.argument("url")
+@click.argument("url", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Render this HTML file instead of a URL.")
+@click.option("--markdown", "markdown_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Render this Markdown file instead of a URL.")
+@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
 @click.option("--format", "fmt", type=click.Choice([f.value for f in ImageFormat]), default=None,
               help="Output format (default: from the file name, else png).")
 @click.option("--full-page", is_flag=True)
 @click.option("--width", type=int, default=1280, show_default=True)
 @click.option("--height", type=int, default=800, show_default=True)
 @click.pass_context
-def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_page: bool,
+def capture(ctx: click.Context, url: str | None, output: Path, html_file: Path | None,
+            markdown_file: Path | None, base_url: str | None, fmt: str | None, full_page: bool,
             width: int, height: int) -> None:
-    """Capture URL into a file, in this process (no queue, no Redis)."""
+    """Capture URL (or an --html / --markdown file) into a file, in this process (no queue,
+    no Redis)."""
     from pydantic import ValidationError
 
     from shared.errors import ShotlineError
+    from shared.inputs import check_input
     from shared.url_policy import UrlPolicy
     from worker.engines import make_engine
 
@@ -161,13 +170,15 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
         suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
         fmt = suffix if suffix in {f.value for f in ImageFormat} else "png"
     try:
-        options = CaptureOptions(url=url, format=ImageFormat(fmt), full_page=full_page,
-                                 width=width, height=height)
+        options = CaptureOptions.model_validate({
+            **document_fields(url, html_file, markdown_file, base_url),
+            "format": fmt, "full_page": full_page, "width": width, "height": height})
     except ValidationError as exc:
         raise click.BadParameter(str(exc)) from exc
 
     async def run() -> bytes:
-        await UrlPolicy.from_settings(settings).acheck_url(options.url)
+        await check_input(UrlPolicy.from_settings(settings), options,
+                          max_html_bytes=settings.max_html_bytes)
         engine = make_engine(settings)
         await engine.start()
         try:
@@ -184,7 +195,13 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
 
 
 @main.command()
-@click.argument("url")
+@click.argument("url", required=False)
+@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Render this HTML file instead of a URL.")
+@click.option("--markdown", "markdown_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Render this Markdown file instead of a URL.")
+@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
 @click.option("--api", "api_url", envvar="SHOTLINE_API_URL", default="http://127.0.0.1:8000",
               show_default=True, help="Base URL of the Shotline API (env SHOTLINE_API_URL).")
 @click.option("--key", "api_key", envvar=["SHOTLINE_API_KEY", "SHOTLINE_KEY"], default=None,
@@ -199,10 +216,12 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
 @click.option("--height", type=int, default=None)
 @click.option("--timeout", type=float, default=120.0, show_default=True,
               help="Seconds to wait for the job.")
-def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, output: Path | None,
-           fmt: str | None, full_page: bool, width: int | None, height: int | None,
-           timeout: float) -> None:
-    """Capture URL on a (remote) Shotline API; prints the job as JSON."""
+def submit(url: str | None, html_file: Path | None, markdown_file: Path | None,
+           base_url: str | None, api_url: str, api_key: str | None, wait_for_it: bool,
+           output: Path | None, fmt: str | None, full_page: bool, width: int | None,
+           height: int | None, timeout: float) -> None:
+    """Capture URL (or an --html / --markdown file) on a (remote) Shotline API; prints the
+    job as JSON."""
     from shared.errors import ShotlineError
     from shotline.client import Client
 
@@ -211,11 +230,12 @@ def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, outpu
         fmt = suffix if suffix in {f.value for f in ImageFormat} else None
     options: dict[str, Any] = {name: value for name, value in
                (("format", fmt), ("width", width), ("height", height)) if value is not None}
+    options.update(document_fields(url, html_file, markdown_file, base_url))
     if full_page:
         options["full_page"] = True
     try:
         with Client(api_url, api_key=api_key) as client:
-            accepted = client.submit(url, **options)
+            accepted = client.submit(**options)
             if not (wait_for_it or output):
                 click.echo(accepted.model_dump_json())
                 return
@@ -230,6 +250,26 @@ def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, outpu
                 click.echo(f"Wrote {len(data)} bytes to {output}", err=True)
     except ShotlineError as exc:  # API errors print as "code: message (request id)"
         raise click.ClickException(str(exc)) from exc
+
+
+def document_fields(url: str | None, html_file: Path | None, markdown_file: Path | None,
+                    base_url: str | None) -> dict[str, str]:
+    """The request's input from the command line: URL, or the text of an --html or
+    --markdown file (UTF-8), with --base-url; exactly one of the three."""
+    given = [name for name, value in (("URL", url), ("--html", html_file),
+                                      ("--markdown", markdown_file)) if value is not None]
+    if len(given) != 1:
+        raise click.UsageError(f"give exactly one of URL, --html FILE or --markdown FILE"
+                               f" (got {' and '.join(given) or 'none'})")
+    fields: dict[str, str] = {} if base_url is None else {"base_url": base_url}
+    if url is not None:
+        return {"url": url, **fields}
+    name, path = ("html", html_file) if html_file is not None else ("markdown", markdown_file)
+    assert path is not None
+    try:
+        return {name: path.read_text(encoding="utf-8"), **fields}
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}") from exc
 
 
 @main.group()

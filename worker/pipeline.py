@@ -35,6 +35,7 @@ from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.url_policy import UrlPolicy
+from worker.content import page_content, store_content
 from worker.engines.base import Capture, CaptureEngine
 from worker.thumbnail import thumbnail
 
@@ -110,7 +111,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
     width = height = None
-    if fmt is not ImageFormat.pdf:
+    if fmt is not ImageFormat.pdf and fmt.content_kind is None:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
             width, height = image.size
     return StoredResult(
@@ -124,6 +125,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         http_status=capture.http_status,
         title=capture.title,
         blocked_requests=capture.blocked_requests,
+        metadata=capture.metadata,
     )
 
 
@@ -192,7 +194,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         ), started)
     log.info("job running", status=JobStatus.running.value)
     try:
-        await deps.policy.acheck_url(job.options.url)
+        if job.options.url is not None:  # a document's connections meet the egress gate only
+            await deps.policy.acheck_url(job.options.url)
         try:
             capture = await deps.engine.capture(job.options, request_id=job.request_id)
         finally:
@@ -203,14 +206,17 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
                 capture.data, job.options.format, job.options.thumbnail_width,
                 quality=job.options.quality,
             ))
-        if len(capture.data) > deps.max_result_bytes:
-            raise ResultTooLarge(
-                f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
-            )
+        capture, contents = await page_content(capture, job.options)
+        for data in (capture.data, *contents.values()):
+            if len(data) > deps.max_result_bytes:
+                raise ResultTooLarge(
+                    f"result is {len(data)} bytes, above the limit of {deps.max_result_bytes}"
+                )
         key = result_key(job)
         result = describe(capture, key, job.options.format)
         storing = time.perf_counter()
         await deps.storage.put(key, capture.data, content_type=capture.content_type)
+        result.content = await store_content(deps.storage, job.id, contents, job.options)
         log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
     except UrlBlocked as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared.jobs import CaptureOptions
+from shared.page_outputs import PageMetadata
 
 
 @dataclass(slots=True)
@@ -18,6 +19,11 @@ class Capture:
     http_status: int | None = None
     title: str | None = None
     blocked_requests: int = 0
+    #: What the page says about itself (``metadata: true``).
+    metadata: PageMetadata | None = None
+    #: The rendered DOM and the body's visible text, when content outputs are asked for.
+    page_html: str | None = None
+    page_text: str | None = None
 
 
 class CaptureEngine(Protocol):

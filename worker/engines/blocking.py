@@ -22,6 +22,7 @@ from playwright.async_api import BrowserContext, Request, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import ConfigurationError
+from shared.inputs import page_url
 from shared.jobs import CaptureOptions
 from shared.options import ResourceType
 
@@ -104,7 +105,7 @@ class RequestBlocker:
     """
 
     def __init__(self, options: CaptureOptions, blocklist: Blocklist | None = None) -> None:
-        self.page_host = urlsplit(options.url).hostname or ""
+        self.page_host = urlsplit(page_url(options) or "").hostname or ""
         self.resource_types = frozenset(kind.value for kind in options.block_resources)
         self.block_websockets = ResourceType.websocket.value in self.resource_types
         hosts: set[str] = set()

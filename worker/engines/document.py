@@ -1,0 +1,94 @@
+"""Inline documents for the ``chromium`` engine: ``markdown`` rendered to HTML, and an
+``html`` document loaded into the capture's page.
+
+Markdown goes through markdown-it-py (CommonMark plus tables and strikethrough; raw HTML in
+the Markdown is escaped, not rendered) into a page with a built-in style sheet
+(``data/markdown.css``) that follows ``prefers-color-scheme``, so ``dark_mode`` gives the
+dark variant.
+
+A document is loaded into the same fresh, egress-gated page a URL would be: every resource
+and navigation it starts goes through the capture's :class:`~worker.engines.egress.EgressGate`
+and :class:`~worker.engines.navigation.NavigationGuard`. Without a ``base_url`` it is set
+as the content of ``about:blank``; with one, the page navigates to ``base_url`` and the
+navigation is answered from the document itself (Playwright's routing), so relative links
+resolve against it and nothing is fetched from ``base_url`` but what the document loads.
+"""
+
+from __future__ import annotations
+
+import functools
+import html as html_escaping
+from importlib import resources
+from typing import Final
+
+from markdown_it import MarkdownIt
+from playwright.async_api import Page, Request, Response, Route
+
+from shared.jobs import CaptureOptions
+from worker.engines.capture_run import CaptureRun
+
+#: The page markdown is rendered into; ``{style}``, ``{title}`` and ``{body}`` filled in.
+MARKDOWN_PAGE: Final = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{style}</style></head>
+<body><main class="markdown-body">
+{body}</main></body></html>
+"""
+
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+@functools.cache
+def markdown_stylesheet() -> str:
+    """The built-in style sheet of rendered Markdown."""
+    return resources.files("worker.engines").joinpath("data/markdown.css").read_text("utf-8")
+
+
+def render_markdown(text: str) -> str:
+    """``text`` (CommonMark) as a complete HTML page in the built-in style sheet; its first
+    heading (if any) is the page's title."""
+    md = _markdown()
+    tokens = md.parse(text)
+    title = next((tokens[i + 1].content for i, token in enumerate(tokens[:-1])
+                  if token.type == "heading_open"), "")
+    body = md.renderer.render(tokens, md.options, {})
+    return MARKDOWN_PAGE.format(style=markdown_stylesheet(), title=html_escaping.escape(title),
+                                body=body)
+
+
+def document_html(options: CaptureOptions) -> str | None:
+    """The HTML the capture renders instead of loading a URL, or None for a ``url``."""
+    if options.html is not None:
+        return options.html
+    if options.markdown is not None:
+        return render_markdown(options.markdown)
+    return None
+
+
+async def load_document(page: Page, run: CaptureRun, document: str) -> Response | None:
+    """Load ``document`` into ``page`` (see the module's docstring) and wait for
+    ``wait_until``; the response of the ``base_url`` navigation, None without one."""
+    options = run.options
+    wait_until = options.wait_until.value
+    if options.base_url is None:
+        await page.set_content(document, wait_until=wait_until,  # type: ignore[arg-type]
+                               timeout=run.remaining_ms())
+        return None
+    body = document.encode("utf-8")
+    served = False
+
+    async def serve_document(route: Route, request: Request) -> None:
+        nonlocal served
+        if not served and request.is_navigation_request() and request.frame == page.main_frame:
+            served = True
+            await route.fulfill(status=200, body=body, content_type="text/html; charset=utf-8")
+        else:
+            await route.fallback()
+
+    await page.route("**/*", serve_document)
+    return await page.goto(options.base_url, wait_until=wait_until,  # type: ignore[arg-type]
+                           timeout=run.remaining_ms())
