@@ -36,6 +36,7 @@ from shared.jobs import CaptureOptions
 from shared.metrics import record_snapapi_response
 from shared.options import ResourceType
 from worker.engines.base import Capture
+from worker.engines.markdown_page import render_markdown
 
 log = structlog.get_logger("shotline.engines.snapapi")
 
@@ -95,6 +96,9 @@ def _clip(clip: Mapping[str, int]) -> dict[str, int]:
 #: The whole option mapping: adding a SnapAPI option is one line here.
 SNAPAPI_FIELDS: Final[tuple[SnapApiField, ...]] = (
     SnapApiField("url", "url", always=True),
+    SnapApiField("html", "html"),
+    # Rendered here, in Shotline's own style sheet, so both engines draw Markdown alike.
+    SnapApiField("markdown", "html", convert=render_markdown),
     SnapApiField("format", "format", always=True),
     SnapApiField("quality", "quality"),
     SnapApiField("width", "width", always=True),
@@ -164,6 +168,8 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
     for name in CaptureOptions.model_fields:
         if name not in mapped and getattr(options, name) != defaults[name]:
             unsupported.append(name)
+    if options.format.content_kind is not None:  # SnapAPI returns pictures only
+        unsupported.append("format")
     unsupported += [
         f"block_resources.{index}"
         for index, kind in enumerate(options.block_resources)
@@ -185,7 +191,7 @@ def snapapi_request_body(options: CaptureOptions) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for field in SNAPAPI_FIELDS:
         value = getattr(options, field.option)
-        if not field.always and (value is None or value == _option_defaults()[field.option]):
+        if value is None or (not field.always and value == _option_defaults()[field.option]):
             continue
         wire = values[field.option]
         converted = field.convert(wire) if field.convert is not None else wire
