@@ -62,6 +62,8 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     ConfigurationError: 500,
 }
 RETRY_AFTER_SECONDS = 5
+#: What FastAPI says when it cannot decode a request body at all.
+UNDECODABLE_BODY = "There was an error parsing the body"
 _HTTP_ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
@@ -143,6 +145,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:
+        # FastAPI's answer to a JSON body that is not UTF-8 (json.loads raised a
+        # UnicodeDecodeError): the same 422 as any other body that does not validate.
+        return error_response(request, 422, "validation_error",
+                              "the request body is not valid UTF-8: send JSON encoded as UTF-8")
     code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
     return error_response(request, exc.status_code, code, str(exc.detail),
                           headers=getattr(exc, "headers", None))

@@ -1,0 +1,289 @@
+"""HTML and Markdown inputs, metadata and content outputs end to end over HTTP, on real
+parts: API and Celery worker processes, Redis, Chromium, local storage (signed links) and
+S3 (moto over HTTP), the SnapAPI stand-in, and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from shared.inputs import DEFAULT_MAX_HTML_BYTES, REQUEST_MARGIN_BYTES, request_body_limit
+from shared.settings import Settings
+from tests.conftest import ProcessFactory
+from tests.fakes.snapapi_server import SnapApiStandIn
+from tests.polling import assert_error, submit, wait_for_job
+from tests.servers import REPO_ROOT, PageServer, child_env, python_command
+from tests.test_documents import SOCIAL_CARD
+from tests.test_e2e_backends import AWS_ENV
+from worker.engines.markdown_page import render_markdown
+
+#: The module's API takes html up to this many bytes (above the 1 MB MAX_REQUEST_BYTES).
+MAX_HTML = 1_500_000
+
+ARTICLE_PARAGRAPH = "so that sailors can tell one tower from another in daylight"
+
+
+@pytest.fixture(scope="module")
+def base(module_processes: ProcessFactory) -> str:
+    """A worker and an API with the result cache on (documents are each test's own)."""
+    env = {"SHOTLINE_CACHE_TTL_SECONDS": "3600", "SHOTLINE_CAPTURE_MAX_ATTEMPTS": "1"}
+    module_processes.worker(**env)
+    return module_processes.api(SHOTLINE_MAX_HTML_BYTES=str(MAX_HTML), **env)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+def _card(marker: str) -> str:
+    return SOCIAL_CARD.replace("Launch week", f"Launch week {marker}")
+
+
+def test_an_html_card_with_metadata_and_content(base: str, client: httpx.Client) -> None:
+    html = _card("e2e-card").replace("<html>", '<html lang="fr">')
+    accepted = submit(client, base, html=html, width=1200, height=630, metadata=True,
+                      content=["html", "text"])
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert (result["content_type"], result["width"], result["height"]) == ("image/png", 1200, 630)
+    with Image.open(io.BytesIO(client.get(result["url"]).content)) as image:
+        assert image.convert("RGB").getpixel((160, 120)) == (0xF5, 0x9E, 0x0B)
+
+    # The job shows the document's digest and size, never the document.
+    data = html.encode()
+    assert job["document"] == {"kind": "html", "sha256": hashlib.sha256(data).hexdigest(),
+                               "bytes": len(data), "base_url": None}
+    assert job["options"]["html"] is None and job["options"]["url"] is None
+    assert "e2e-card" not in json.dumps(job)
+
+    assert result["metadata"]["lang"] == "fr"
+    assert result["metadata"]["scroll_width"] == 1200
+    assert set(result["content"]) == {"html", "text"}
+    page = client.get(result["content"]["html"]["url"])
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["content-security-policy"].startswith("sandbox")  # never runs here
+    assert "Launch week e2e-card" in page.text and len(page.content) == \
+        result["content"]["html"]["bytes"]
+    text = client.get(result["content"]["text"]["url"])
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+    assert text.text == "Launch week e2e-card\n"
+    assert result["content"]["text"]["content_type"] == "text/plain; charset=utf-8"
+
+
+def test_markdown_as_pdf(base: str, client: httpx.Client) -> None:
+    accepted = submit(client, base, markdown="# Invoice 4711\n\n| item | eur |\n|---|---|\n| a | 1 |",
+                      format="pdf")
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "succeeded", job
+    assert job["document"]["kind"] == "markdown"
+    assert client.get(job["result"]["url"]).content.startswith(b"%PDF-")
+
+
+def test_format_markdown_returns_the_article_without_chrome(
+    base: str, client: httpx.Client, page_server: PageServer
+) -> None:
+    accepted = submit(client, base, url=page_server.url("/article.html"), format="markdown",
+                      content=["text"], cache_ttl=0)
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["content_type"] == "text/markdown; charset=utf-8"
+    assert result["width"] is None and result["height"] is None
+    markdown = client.get(result["url"])
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert hashlib.sha256(markdown.content).hexdigest() == result["sha256"]
+    assert markdown.text.startswith("# Why lighthouses are painted in stripes")
+    assert ARTICLE_PARAGRAPH in markdown.text and "chrome" not in markdown.text
+    assert set(result["content"]) == {"text"}  # the format's own output is the result
+    text = client.get(result["content"]["text"]["url"]).text
+    assert ARTICLE_PARAGRAPH in text and "chrome" not in text
+
+
+def test_the_cache_key_covers_the_documents_digest(base: str, client: httpx.Client) -> None:
+    first = submit(client, base, html=_card("cache-a"), width=300, height=200)
+    assert wait_for_job(client, first["status_url"])["status"] == "succeeded"
+    again = client.post(f"{base}/v1/screenshots", json={"html": _card("cache-a"),
+                                                        "width": 300, "height": 200})
+    assert again.status_code == 200 and again.json()["cached"] is True
+    other = client.post(f"{base}/v1/screenshots", json={"html": _card("cache-b"),
+                                                        "width": 300, "height": 200})
+    assert other.status_code == 202 and other.json()["cached"] is False
+    assert wait_for_job(client, other.json()["status_url"])["status"] == "succeeded"
+
+
+def test_a_document_navigating_to_a_refused_address_fails_url_blocked(
+    base: str, client: httpx.Client
+) -> None:
+    accepted = submit(client, base, delay_ms=2000,
+                      html='<script>location.href = "http://169.254.169.254/latest/"</script>')
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "url_blocked"
+    assert "169.254.169.254" in job["error"]["message"]
+
+
+def test_html_above_the_request_limit_but_within_its_own(base: str, client: httpx.Client) -> None:
+    paragraph = "<p>" + "big document " * 80 + "</p>\n"
+    html = "<title>big</title>" + paragraph * (1_200_000 // len(paragraph))
+    assert 1_100_000 < len(html) < MAX_HTML
+    accepted = submit(client, base, html=html, format="text", cache_ttl=0)
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "succeeded", job
+    assert job["document"]["bytes"] == len(html)
+
+
+@pytest.mark.parametrize(("body", "status", "code", "words"), [
+    ({}, 422, "validation_error", ["url", "html", "markdown", "got none"]),
+    ({"url": "https://example.com", "html": "<p>x</p>"}, 422, "validation_error",
+     ["url", "html", "got url and html"]),
+    ({"html": "<p>x</p>", "markdown": "x"}, 422, "validation_error", ["got html and markdown"]),
+    ({"html": "x" * (MAX_HTML + 1)}, 413, "payload_too_large",
+     [f"{MAX_HTML} bytes", "SHOTLINE_MAX_HTML_BYTES"]),
+    ({"markdown": "x" * 1_000_001}, 422, "validation_error", ["markdown", "1000000 bytes"]),
+    ({"html": "<p>\ud800</p>"}, 422, "validation_error", ["html", "UTF-8"]),
+    ({"url": "https://example.com", "base_url": "https://example.com/"}, 422,
+     "validation_error", ["base_url applies to html and markdown only"]),
+    ({"html": "<p>x</p>", "base_url": "http://169.254.169.254/"}, 422, "url_blocked",
+     ["base_url", "link-local"]),
+    ({"html": "<p>x</p>", "content": ["text", "text"]}, 422, "validation_error", ["twice"]),
+    ({"html": "<p>x</p>", "cookies": [{"name": "a", "value": "b"}]}, 422, "validation_error",
+     ["base_url"]),
+], ids=["neither", "url-and-html", "html-and-markdown", "html-too-large", "markdown-too-large",
+        "lone-surrogate", "base-url-with-url", "base-url-blocked", "content-twice",
+        "cookie-without-address"])
+def test_bad_input(base: str, client: httpx.Client, body: dict[str, Any], status: int,
+                   code: str, words: list[str]) -> None:
+    response = client.post(f"{base}/v1/screenshots",
+                           content=json.dumps(body).encode(),  # \ud800 kept escaped
+                           headers={"Content-Type": "application/json"})
+    error = assert_error(response, status, code)
+    for word in words:
+        assert word in error["message"], error
+    if code == "url_blocked" or status == 413:
+        assert error["details"][0]["field"] in ("base_url", "html")
+
+
+def test_invalid_utf8_bytes_are_refused(base: str, client: httpx.Client) -> None:
+    response = client.post(f"{base}/v1/screenshots", content=b'{"html": "<p>\xff\xfe</p>"}',
+                           headers={"Content-Type": "application/json"})
+    assert_error(response, 422, "validation_error")
+
+
+def test_the_default_limits() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.max_html_bytes == DEFAULT_MAX_HTML_BYTES == 5_000_000
+    assert request_body_limit(settings) == 5_000_000 + REQUEST_MARGIN_BYTES
+
+
+def test_content_outputs_on_s3(
+    processes: ProcessFactory, client: httpx.Client, page_server: PageServer,
+    moto_endpoint: str, s3_admin: Any,
+) -> None:
+    s3_admin.create_bucket(Bucket="shotline-content")
+    env = {"SHOTLINE_STORAGE": "s3", "SHOTLINE_S3_BUCKET": "shotline-content",
+           "SHOTLINE_S3_ENDPOINT_URL": moto_endpoint, "SHOTLINE_S3_REGION": "us-east-1",
+           **AWS_ENV}
+    processes.worker(**env)
+    base = processes.api(**env)
+    accepted = submit(client, base, url=page_server.url("/article.html"), width=640, height=480,
+                      content=["markdown", "html"], metadata=True)
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "succeeded", job
+    content = job["result"]["content"]
+    for kind, content_type in (("markdown", "text/markdown; charset=utf-8"),
+                               ("html", "text/html; charset=utf-8")):
+        url = content[kind]["url"]
+        assert url.startswith(moto_endpoint) and "X-Amz-Signature=" in url
+        key = f"results/{job['id']}.content.{'md' if kind == 'markdown' else 'html'}"
+        stored = s3_admin.get_object(Bucket="shotline-content", Key=key)
+        assert stored["ContentType"] == content_type
+        assert client.get(url).content == stored["Body"].read()
+    markdown = client.get(content["markdown"]["url"]).text
+    assert ARTICLE_PARAGRAPH in markdown and "chrome" not in markdown
+    assert job["result"]["metadata"]["title"] == "Why lighthouses are painted in stripes"
+    assert job["result"]["metadata"]["http_status"] == 200
+
+
+@pytest.fixture
+def snapapi() -> Iterator[SnapApiStandIn]:
+    with SnapApiStandIn(api_key="sk_test_shotline") as snap:
+        yield snap
+
+
+def test_snapapi_renders_documents_and_refuses_what_it_cannot(
+    processes: ProcessFactory, client: httpx.Client, snapapi: SnapApiStandIn
+) -> None:
+    env = {"SHOTLINE_ENGINE": "snapapi", "SHOTLINE_SNAPAPI_KEY": "sk_test_shotline",
+           "SHOTLINE_SNAPAPI_BASE_URL": snapapi.base_url}
+    processes.worker(**env)
+    base = processes.api(**env)
+    markdown = "# Hello\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    for body in ({"html": "<h1>snap</h1>", "width": 500, "height": 300},
+                 {"markdown": markdown, "width": 500, "height": 300}):
+        job = wait_for_job(client, submit(client, base, **body)["status_url"])
+        assert job["status"] == "succeeded", job
+    html_call, markdown_call = snapapi.requests
+    assert html_call.json["html"] == "<h1>snap</h1>" and "url" not in html_call.json
+    # Markdown travels as Shotline's own page, so both engines draw it alike.
+    assert markdown_call.json["html"] == render_markdown(markdown)
+    assert "markdown" not in markdown_call.json
+
+    for body, fields in (
+        ({"html": "<p>x</p>", "metadata": True}, ["metadata"]),
+        ({"html": "<p>x</p>", "base_url": "http://127.0.0.1:9/"}, ["base_url"]),
+        ({"url": "http://127.0.0.1:9/", "content": ["text"]}, ["content"]),
+        ({"url": "http://127.0.0.1:9/", "format": "markdown"}, ["format"]),
+    ):
+        error = assert_error(client.post(f"{base}/v1/screenshots", json=body), 422,
+                             "option_not_supported")
+        assert [detail["field"] for detail in error["details"]] == fields
+
+
+def test_cli_capture_html_file(tmp_path: Path) -> None:
+    source = tmp_path / "card.html"
+    source.write_text(SOCIAL_CARD, encoding="utf-8")
+    output = tmp_path / "card.png"
+    completed = subprocess.run(
+        python_command("-m", "shotline.cli", "capture", "--html", str(source), "-o", str(output),
+                       "--width", "1200", "--height", "630"),
+        env=child_env({}), cwd=REPO_ROOT, capture_output=True, timeout=90,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    with Image.open(output) as image:
+        assert image.size == (1200, 630)
+        assert image.convert("RGB").getpixel((160, 120)) == (0xF5, 0x9E, 0x0B)
+    both = subprocess.run(
+        python_command("-m", "shotline.cli", "capture", "https://example.com", "--html",
+                       str(source), "-o", str(output)),
+        env=child_env({}), cwd=REPO_ROOT, capture_output=True, timeout=60,
+    )
+    assert both.returncode == 2 and b"exactly one of URL, --html FILE" in both.stderr
+
+
+def test_cli_submit_html_file(base: str, tmp_path: Path) -> None:
+    source = tmp_path / "doc.md"
+    source.write_text("# From the CLI\n\nsubmitted as a file", encoding="utf-8")
+    output = tmp_path / "doc.png"
+    completed = subprocess.run(
+        python_command("-m", "shotline.cli", "submit", "--markdown", str(source), "--api", base,
+                       "-o", str(output), "--width", "600", "--height", "400"),
+        env=child_env({}), cwd=REPO_ROOT, capture_output=True, timeout=90,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    job = json.loads(completed.stdout)
+    assert job["document"]["kind"] == "markdown" and job["status"] == "succeeded"
+    with Image.open(output) as image:
+        assert image.size == (600, 400)
