@@ -125,9 +125,11 @@ REQUEST_MARGIN_BYTES: Final = 64 * 1024
 
 
 def request_body_limit(settings: Settings) -> int:
-    """The largest request body the API reads: ``MAX_REQUEST_BYTES``, or enough for an
-    ``html`` of ``MAX_HTML_BYTES`` (JSON-escaped markup grows a little) plus the rest."""
-    return max(settings.max_request_bytes, settings.max_html_bytes + REQUEST_MARGIN_BYTES)
+    """The largest request body the API reads: ``MAX_REQUEST_BYTES`` when set, else enough
+    for an ``html`` of ``MAX_HTML_BYTES`` plus the request's other fields."""
+    if settings.max_request_bytes is not None:
+        return settings.max_request_bytes
+    return settings.max_html_bytes + REQUEST_MARGIN_BYTES
 
 
 async def check_input(policy: UrlPolicy, options: CaptureOptions, *, max_html_bytes: int) -> None:
