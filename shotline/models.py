@@ -14,7 +14,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import Accepted, ErrorBody, JobList, JobView, ResultView
+from shared.inputs import DocumentSummary, InputKind
 from shared.jobs import CaptureOptions, ImageFormat, JobError, JobStatus, ScreenshotRequest, WaitUntil
+from shared.page_outputs import ContentKind, ContentView, Icon, PageMetadata
 
 __all__ = [
     "Accepted",
@@ -22,12 +24,18 @@ __all__ = [
     "BatchAccepted",
     "BatchJob",
     "CaptureOptions",
+    "ContentKind",
+    "ContentView",
+    "DocumentSummary",
     "ErrorBody",
+    "Icon",
     "ImageFormat",
+    "InputKind",
     "JobError",
     "JobList",
     "JobStatus",
     "JobView",
+    "PageMetadata",
     "ResultView",
     "Screenshot",
     "ScreenshotRequest",

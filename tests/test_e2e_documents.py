@@ -18,16 +18,22 @@ from PIL import Image
 
 from shared.inputs import DEFAULT_MAX_HTML_BYTES, REQUEST_MARGIN_BYTES, request_body_limit
 from shared.settings import Settings
+from shotline.client import Client
+from shotline.models import ContentKind, InputKind
+from shotline.webhooks import generate_secret, verify
 from tests.conftest import ProcessFactory
 from tests.fakes.snapapi_server import SnapApiStandIn
 from tests.polling import assert_error, submit, wait_for_job
 from tests.servers import REPO_ROOT, PageServer, child_env, python_command
 from tests.test_documents import SOCIAL_CARD
 from tests.test_e2e_backends import AWS_ENV
+from tests.webhook_receiver import WebhookReceiver
 from worker.engines.markdown_page import render_markdown
 
 #: The module's API takes html up to this many bytes (its body limit follows).
 MAX_HTML = 1_500_000
+
+WEBHOOK_SECRET = generate_secret()
 
 ARTICLE_PARAGRAPH = "so that sailors can tell one tower from another in daylight"
 
@@ -35,9 +41,12 @@ ARTICLE_PARAGRAPH = "so that sailors can tell one tower from another in daylight
 @pytest.fixture(scope="module")
 def base(module_processes: ProcessFactory) -> str:
     """A worker and an API with the result cache on (documents are each test's own)."""
-    env = {"SHOTLINE_CACHE_TTL_SECONDS": "3600", "SHOTLINE_CAPTURE_MAX_ATTEMPTS": "1"}
+    env = {"SHOTLINE_CACHE_TTL_SECONDS": "3600", "SHOTLINE_CAPTURE_MAX_ATTEMPTS": "1",
+           "SHOTLINE_WEBHOOK_SECRET": WEBHOOK_SECRET}
     module_processes.worker(**env)
-    return module_processes.api(SHOTLINE_MAX_HTML_BYTES=str(MAX_HTML), **env)
+    base = module_processes.api(SHOTLINE_MAX_HTML_BYTES=str(MAX_HTML), **env)
+    module_processes.webhook_worker(SHOTLINE_PUBLIC_BASE_URL=base, **env)
+    return base
 
 
 @pytest.fixture
@@ -81,6 +90,49 @@ def test_an_html_card_with_metadata_and_content(base: str, client: httpx.Client)
     assert text.headers["content-type"] == "text/plain; charset=utf-8"
     assert text.text == "Launch week e2e-card\n"
     assert result["content"]["text"]["content_type"] == "text/plain; charset=utf-8"
+
+
+def test_the_webhook_carries_the_document_summary_metadata_and_content(
+    base: str, client: httpx.Client
+) -> None:
+    html = _card("webhook").replace("<head>", "<head><title>Hooked card</title>")
+    with WebhookReceiver() as receiver:
+        accepted = submit(client, base, html=html, width=400, height=300, metadata=True,
+                          content=["text"], webhook_url=receiver.url("/hooks"))
+        assert wait_for_job(client, accepted["status_url"])["status"] == "succeeded"
+        (request,) = receiver.wait_for(1)
+    event = verify(request.body, request.headers, WEBHOOK_SECRET)
+    data = event["data"]
+    assert event["type"] == "job.succeeded" and data["id"] == accepted["id"]
+    assert data["document"]["sha256"] == hashlib.sha256(html.encode()).hexdigest()
+    assert b"Launch week webhook" not in request.body        # the document is never sent
+    assert data["result"]["metadata"]["title"] == "Hooked card"
+    text = client.get(data["result"]["content"]["text"]["url"])
+    assert text.status_code == 200 and text.text == "Launch week webhook\n"
+
+
+def test_the_python_client_submits_documents(base: str) -> None:
+    with Client(base) as shotline:
+        shot = shotline.capture(markdown="# From the SDK\n\nhello", width=500, height=300,
+                                metadata=True, content=["markdown"])
+        assert shot.job.document is not None and shot.job.document.kind is InputKind.markdown
+        assert shot.job.result is not None and shot.job.result.metadata is not None
+        assert shot.job.result.metadata.title == "From the SDK"
+        assert shot.job.result.content[ContentKind.markdown].content_type.startswith(
+            "text/markdown")
+        with Image.open(io.BytesIO(shot.content)) as image:
+            assert image.size == (500, 300)
+
+
+def test_openapi_shows_an_example_of_each_input_and_output(base: str,
+                                                           client: httpx.Client) -> None:
+    schema = client.get(f"{base}/openapi.json").json()["components"]["schemas"]
+    examples = schema["ScreenshotRequest"]["examples"]
+    for field in ("url", "html", "base_url", "markdown", "metadata", "content"):
+        assert any(field in example for example in examples), field
+    assert any(example.get("format") == "markdown" for example in examples)
+    assert {"document"} <= set(schema["JobView"]["properties"])
+    assert {"metadata", "content"} <= set(schema["ResultView"]["properties"])
 
 
 def test_markdown_as_pdf(base: str, client: httpx.Client) -> None:

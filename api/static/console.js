@@ -48,7 +48,10 @@ function showError(error) {
 }
 
 function formBody() {
-  const body = { url: $("url").value.trim(), format: $("format").value };
+  const input = $("input").value;
+  const body = { format: $("format").value };
+  if (input === "url") body.url = $("url").value.trim();
+  else body[input] = $("document").value;
   for (const name of ["width", "height"]) {
     const value = parseInt($(name).value, 10);
     if (!Number.isNaN(value)) body[name] = value;
@@ -125,6 +128,20 @@ async function onSubmit(event) {
   }
 }
 
+// What a job rendered: its URL, or its inline document's kind and size.
+function source(job) {
+  if (job.options.url) return job.options.url;
+  return job.document ? job.document.kind + " (" + job.document.bytes + " bytes)" : "";
+}
+
+function chooseInput() {
+  const isUrl = $("input").value === "url";
+  $("url-field").hidden = !isUrl;
+  $("url").required = isUrl;
+  $("document-field").hidden = isUrl;
+  $("document").required = !isUrl;
+}
+
 function tile(job) {
   const item = document.createElement("li");
   item.dataset.jobId = job.id;
@@ -135,7 +152,7 @@ function tile(job) {
   if (result && result.content_type.startsWith("image/")) {
     const image = document.createElement("img");
     image.loading = "lazy";
-    image.alt = job.options.url;
+    image.alt = source(job);
     image.src = result.url;
     link.href = result.url;
     link.target = "_blank";
@@ -153,8 +170,8 @@ function tile(job) {
   const badge = document.createElement("span");
   badge.className = "badge " + job.status;
   badge.textContent = job.status;
-  meta.append(badge, " ", job.options.url);
-  meta.title = job.options.url + "\n" + job.created_at;
+  meta.append(badge, " ", source(job));
+  meta.title = source(job) + "\n" + job.created_at;
   item.append(link, meta);
   return item;
 }
@@ -184,6 +201,8 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
     loadGallery();
   });
+  $("input").addEventListener("change", chooseInput);
+  chooseInput();
   $("capture-form").addEventListener("submit", onSubmit);
   $("refresh").addEventListener("click", loadGallery);
   loadGallery();
