@@ -85,8 +85,6 @@ class JobStatus(StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed)
 
 
-
-
 def _utf8_document(limit: int) -> AfterValidator:
     def check(value: str) -> str:
         size = len(utf8_bytes(value, "the document"))

@@ -1,22 +1,24 @@
-"""The types the Python client speaks: the API's own request and response models, plus the
-client-side shapes of batches and downloaded screenshots.
+"""The types the Python client speaks, owned by the client package (no server code).
 
-Requests and job records are the very classes the API validates and serialises
-(:mod:`shared.jobs`, :mod:`api.schemas`; plain pydantic, no FastAPI), so the client and the
-server cannot drift apart.
+- Requests: :class:`ScreenshotRequest` and :class:`CaptureOptions` are the wire contract
+  itself (:mod:`shared.jobs`: plain pydantic, installed with the client), so what the client
+  sends is validated exactly as the API validates it.
+- Responses: the client's own models of the API's answers (:class:`Accepted`,
+  :class:`JobView`, :class:`ResultView`, :class:`JobList`, :class:`ErrorBody`, batches).
+  They keep fields a newer server adds (``extra="allow"``), so a server upgrade never breaks
+  an older client; ``tests/test_client_package.py`` checks that they carry every field the
+  API's response models declare.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import Accepted, ErrorBody, JobList, JobView, ResultView
-from shared.inputs import DocumentSummary, InputKind
-from shared.jobs import CaptureOptions, ImageFormat, JobError, JobStatus, ScreenshotRequest, WaitUntil
-from shared.page_outputs import ContentKind, ContentView, Icon, PageMetadata
+from shared.jobs import CaptureOptions, ImageFormat, JobStatus, ScreenshotRequest, WaitUntil
 
 __all__ = [
     "Accepted",
@@ -24,13 +26,11 @@ __all__ = [
     "BatchAccepted",
     "BatchJob",
     "CaptureOptions",
-    "ContentKind",
     "ContentView",
     "DocumentSummary",
     "ErrorBody",
     "Icon",
     "ImageFormat",
-    "InputKind",
     "JobError",
     "JobList",
     "JobStatus",
@@ -41,6 +41,124 @@ __all__ = [
     "ScreenshotRequest",
     "WaitUntil",
 ]
+
+
+class _Answer(BaseModel):
+    """An API answer: fields this client does not know yet are kept as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Accepted(_Answer):
+    """Answer to a submitted capture (``POST /v1/screenshots``)."""
+
+    id: str
+    status: JobStatus
+    status_url: str
+    cached: bool = False
+
+
+class JobError(_Answer):
+    """Why a job failed: ``code`` (e.g. ``timeout``), ``message``, upstream HTTP ``status``."""
+
+    code: str
+    message: str
+    status: int | None = None
+
+
+class Icon(_Answer):
+    """One icon of the page (``<link rel=icon ...>``), its URL absolute."""
+
+    url: str
+    rel: str
+    sizes: str | None = None
+    type: str | None = None
+
+
+class PageMetadata(_Answer):
+    """What the rendered page says about itself (``metadata: true``)."""
+
+    title: str | None = None
+    description: str | None = None
+    canonical_url: str | None = None
+    lang: str | None = None
+    open_graph: dict[str, str] = Field(default_factory=dict)
+    twitter: dict[str, str] = Field(default_factory=dict)
+    icons: list[Icon] = Field(default_factory=list)
+    final_url: str | None = None
+    http_status: int | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    scroll_width: int | None = None
+    scroll_height: int | None = None
+
+
+class ContentView(_Answer):
+    """One content output of the page (``content``: ``html``, ``text``, ``markdown``)."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+
+
+class DocumentSummary(_Answer):
+    """The inline ``html`` or ``markdown`` a job rendered: kind, digest and size."""
+
+    kind: str
+    sha256: str
+    bytes: int
+    base_url: str | None = None
+
+
+class ResultView(_Answer):
+    """A succeeded job's result, with its time-limited download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    sha256: str
+    final_url: str | None = None
+    http_status: int | None = None
+    title: str | None = None
+    blocked_requests: int = 0
+    metadata: PageMetadata | None = None
+    content: dict[str, ContentView] = Field(default_factory=dict)
+
+
+class JobView(_Answer):
+    """A job as ``GET /v1/jobs/{id}`` answers it."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int
+    error: JobError | None = None
+    result: ResultView | None = None
+    options: CaptureOptions
+    document: DocumentSummary | None = None
+    cached: bool = False
+    batch_id: str | None = None
+
+
+class JobList(_Answer):
+    """The caller's most recent jobs, newest first (``GET /v1/jobs``)."""
+
+    jobs: list[JobView]
+
+
+class ErrorBody(_Answer):
+    """The API's one error shape."""
+
+    error: str
+    message: str
+    request_id: str | None = None
+    details: list[dict[str, object]] | None = None
+
 
 _FINISHED = {JobStatus.succeeded.value, JobStatus.failed.value}
 

@@ -19,7 +19,6 @@ from PIL import Image
 from shared.inputs import DEFAULT_MAX_HTML_BYTES, REQUEST_MARGIN_BYTES, request_body_limit
 from shared.settings import Settings
 from shotline.client import Client
-from shotline.models import ContentKind, InputKind
 from shotline.webhooks import generate_secret, verify
 from tests.conftest import ProcessFactory
 from tests.fakes.snapapi_server import SnapApiStandIn
@@ -115,10 +114,10 @@ def test_the_python_client_submits_documents(base: str) -> None:
     with Client(base) as shotline:
         shot = shotline.capture(markdown="# From the SDK\n\nhello", width=500, height=300,
                                 metadata=True, content=["markdown"])
-        assert shot.job.document is not None and shot.job.document.kind is InputKind.markdown
+        assert shot.job.document is not None and shot.job.document.kind == "markdown"
         assert shot.job.result is not None and shot.job.result.metadata is not None
         assert shot.job.result.metadata.title == "From the SDK"
-        assert shot.job.result.content[ContentKind.markdown].content_type.startswith(
+        assert shot.job.result.content["markdown"].content_type.startswith(
             "text/markdown")
         with Image.open(io.BytesIO(shot.content)) as image:
             assert image.size == (500, 300)
@@ -235,7 +234,7 @@ def test_invalid_utf8_bytes_are_refused(base: str, client: httpx.Client) -> None
 
 
 def test_the_default_limits() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.max_html_bytes == DEFAULT_MAX_HTML_BYTES == 5_000_000
     assert request_body_limit(settings) == 5_000_000 + REQUEST_MARGIN_BYTES
 
@@ -293,12 +292,13 @@ def test_snapapi_renders_documents_and_refuses_what_it_cannot(
     assert markdown_call.json["html"] == render_markdown(markdown)
     assert "markdown" not in markdown_call.json
 
-    for body, fields in (
+    refused: list[tuple[dict[str, Any], list[str]]] = [
         ({"html": "<p>x</p>", "metadata": True}, ["metadata"]),
         ({"html": "<p>x</p>", "base_url": "http://127.0.0.1:9/"}, ["base_url"]),
         ({"url": "http://127.0.0.1:9/", "content": ["text"]}, ["content"]),
         ({"url": "http://127.0.0.1:9/", "format": "markdown"}, ["format"]),
-    ):
+    ]
+    for body, fields in refused:
         error = assert_error(client.post(f"{base}/v1/screenshots", json=body), 422,
                              "option_not_supported")
         assert [detail["field"] for detail in error["details"]] == fields
