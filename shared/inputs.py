@@ -12,7 +12,8 @@ import hashlib
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.errors import BaseUrlBlocked, DocumentTooLarge, UrlBlocked
 
@@ -66,15 +67,25 @@ def check_inputs(
     """Refuse more than one input (or none, when ``required``) and a stray ``base_url``.
 
     Raises:
-        ValueError: naming the fields, as pydantic validators do.
+        ValidationError: one error per field concerned (``url`` when none is given), so the
+            API's 422 details name them; pydantic carries it out of a model validator with
+            the fields' locations.
     """
     given = [name for name, value in zip(INPUT_FIELDS, (url, html, markdown), strict=True)
              if value is not None]
     if len(given) > 1 or (required and not given):
         found = f"got {' and '.join(given)}" if given else "got none of them"
-        raise ValueError(f"give exactly one of url, html or markdown ({found})")
+        message = f"give exactly one of url, html or markdown ({found})"
+        raise ValidationError.from_exception_data("inputs", [
+            InitErrorDetails(type=PydanticCustomError("input_choice", message), loc=(field,),
+                             input=None)
+            for field in (given if len(given) > 1 else ["url"])
+        ])
     if base_url is not None and html is None and markdown is None:
-        raise ValueError("base_url applies to html and markdown only (a url is its own base)")
+        raise ValidationError.from_exception_data("inputs", [InitErrorDetails(
+            type=PydanticCustomError(
+                "input_choice", "base_url applies to html and markdown only (a url is its own base)"),
+            loc=("base_url",), input=base_url)])
 
 
 def input_kind(options: CaptureOptions) -> InputKind:

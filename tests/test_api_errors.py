@@ -29,7 +29,7 @@ def client() -> Iterator[httpx.Client]:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        # ({}: none of url, html or markdown) is tests/test_e2e_documents.py::test_bad_input.
+        ({}, "url"),
         ({"url": "ftp://example.com/"}, "url"),
         ({"url": "file:///etc/passwd"}, "url"),
         ({"url": "javascript:alert(1)"}, "url"),
