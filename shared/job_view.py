@@ -73,7 +73,9 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
         attempts=job.attempts,
         error=job.error,
         result=result,
-        options=job.options.redacted().model_copy(update={"html": None, "markdown": None}),
+        # The document (and its base_url) is shown as `document`, never echoed back.
+        options=job.options.redacted().model_copy(
+            update={"html": None, "markdown": None, "base_url": None}),
         document=summarize(job.options),
         cached=job.cached,
         batch_id=job.batch_id,

@@ -267,11 +267,6 @@ class CaptureOptions(BaseModel):
     def _check_combinations(self) -> CaptureOptions:
         check_inputs(url=self.url, html=self.html, markdown=self.markdown,
                      base_url=self.base_url, required=False)
-        if self.url is None and self.base_url is None and (
-            self.http_auth is not None or any(c.domain is None for c in self.cookies)
-        ):
-            raise ValueError("http_auth and cookies without a domain belong to the page's"
-                             " address: give base_url with html or markdown")
         if len(set(self.content)) != len(self.content):
             raise ValueError("content lists an output twice")
         if self.format.content_kind is not None and (
@@ -335,6 +330,13 @@ class ScreenshotRequest(CaptureOptions):
     def _check_input(self) -> ScreenshotRequest:
         check_inputs(url=self.url, html=self.html, markdown=self.markdown,
                      base_url=self.base_url, required=True)
+        # Here rather than on CaptureOptions: job views show a document's options without
+        # its base_url, and must still validate.
+        if self.url is None and self.base_url is None and (
+            self.http_auth is not None or any(c.domain is None for c in self.cookies)
+        ):
+            raise ValueError("http_auth and cookies without a domain belong to the page's"
+                             " address: give base_url with html or markdown")
         return self
 
     def capture_options(self) -> CaptureOptions:

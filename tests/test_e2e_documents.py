@@ -134,6 +134,23 @@ def test_openapi_shows_an_example_of_each_input_and_output(base: str,
     assert {"metadata", "content"} <= set(schema["ResultView"]["properties"])
 
 
+def test_a_document_with_a_base_url_shows_in_the_job_and_the_list(
+    base: str, client: httpx.Client, page_server: PageServer
+) -> None:
+    html = '<body style="margin:0"><img src="color.png?rgb=0000ff&w=200&h=100"></body>'
+    accepted = submit(client, base, html=html, base_url=page_server.url("/"), width=300,
+                      height=200, cache_ttl=0)
+    job = wait_for_job(client, accepted["status_url"])
+    assert job["status"] == "succeeded", job
+    assert job["document"]["base_url"] == page_server.url("/")
+    assert job["options"]["base_url"] is None and job["options"]["html"] is None
+    with Image.open(io.BytesIO(client.get(job["result"]["url"]).content)) as image:
+        assert image.convert("RGB").getpixel((100, 50)) == (0, 0, 255)
+    listed = client.get(f"{base}/v1/jobs", params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    assert job["id"] in {item["id"] for item in listed.json()["jobs"]}
+
+
 def test_markdown_as_pdf(base: str, client: httpx.Client) -> None:
     accepted = submit(client, base, markdown="# Invoice 4711\n\n| item | eur |\n|---|---|\n| a | 1 |",
                       format="pdf")
@@ -339,3 +356,26 @@ def test_cli_submit_html_file(base: str, tmp_path: Path) -> None:
     assert job["document"]["kind"] == "markdown" and job["status"] == "succeeded"
     with Image.open(output) as image:
         assert image.size == (600, 400)
+
+
+@pytest.mark.parametrize("body", [
+    {"html": "<p>x</p>", "base_url": "https://example.com/",
+     "http_auth": {"username": "u", "password": "p"}, "cookies": [{"name": "a", "value": "b"}]},
+    {"markdown": "# x", "base_url": "https://example.com/docs/"},
+    {"html": "<p>x</p>", "metadata": True, "content": ["text"]},
+])
+def test_job_views_of_documents_validate_again(tmp_path: Path, body: dict[str, Any]) -> None:
+    """What FastAPI's response model and the Python client do with every view: validate it."""
+    from shared.job_view import JobView, render_job
+    from shared.jobs import Job, JobStatus, ScreenshotRequest, utcnow
+    from shared.storage.local import LocalStorage
+    from shotline import models as client_models
+
+    options = ScreenshotRequest.model_validate(body).capture_options()
+    job = Job(id="j1", status=JobStatus.queued, created_at=utcnow(), options=options)
+    view = render_job(job, LocalStorage(tmp_path, "http://x", b"k"), url_ttl_seconds=60)
+    served = view.model_dump(mode="json")
+    assert JobView.model_validate(served).model_dump(mode="json") == served
+    assert client_models.JobView.model_validate(served).document is not None
+    assert served["document"]["base_url"] == body.get("base_url")
+    assert "<p>x</p>" not in json.dumps(served)
