@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -74,7 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
             await services.redis.aclose()
             services.celery.close()
 
-    app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the package, not a CDN.
+    app = FastAPIOffline(title="Shotline", version="0.1.0", description=DESCRIPTION,
+                         lifespan=lifespan, static_url="/docs-assets", favicon_url="/favicon.ico")
     # Last added runs first: request id → body size limit → rate-limit headers → idempotency
     # → routes.
     app.add_middleware(IdempotencyMiddleware)

@@ -20,6 +20,7 @@ from shared.batches import BatchStore
 from shared.completion import Completion
 from shared.engine_capabilities import check_engine_supports
 from shared.errors import (
+    JobHasNoResult,
     JobNotFinished,
     JobNotFound,
     StoreUnavailable,
@@ -163,8 +164,15 @@ async def result_url(services: Services, principal: Principal, job_id: str) -> s
     job = await get_owned_job(services, principal, job_id)
     view = job_view(services, job)
     if view.result is None:
-        detail = f"job {job_id} is {job.status.value}"
-        if job.status is JobStatus.failed and job.error is not None:
-            detail += f" ({job.error.code}: {job.error.message})"
-        raise JobNotFinished(f"{detail}; no result to download")
+        if job.status is JobStatus.failed:
+            reason = f" ({job.error.code}: {job.error.message})" if job.error is not None else ""
+            raise JobHasNoResult(
+                f"job {job_id} failed{reason}, so it has no result to download;"
+                " see GET /v1/jobs/{job_id} for why, or submit the capture again"
+                .replace("{job_id}", job_id)
+            )
+        raise JobNotFinished(
+            f"job {job_id} is still {job.status.value}; its result can be downloaded once it"
+            f" has succeeded: poll GET /v1/jobs/{job_id} until status is succeeded"
+        )
     return view.result.url

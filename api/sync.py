@@ -19,11 +19,22 @@ from api.idempotency import JOB_ID_HEADER
 from api.services import Services, get_owned_job
 from api.streaming import open_stream
 from shared.errors import WaitTimeout
-from shared.jobs import Job, JobError, JobStatus
+from shared.jobs import CaptureOptions, Job, JobError, JobStatus
 
 #: Time allowed beyond a request's ``timeout_ms`` for queueing and storing.
 WAIT_MARGIN_SECONDS = 5.0
+#: Longest pause between two attempts of a timed-out capture (the worker's backoff for the
+#: at most three ``retries``: up to 2, 4 and 8 s).
+RETRY_PAUSE_SECONDS = 10.0
 _FIRST_POLL, _MAX_POLL = 0.02, 0.25
+
+
+def wait_seconds(options: CaptureOptions) -> float:
+    """How long a synchronous capture waits: every attempt the request allows (one, plus its
+    ``retries``), the pauses between them, and a margin for queueing and storing."""
+    attempts = options.retries + 1
+    return (attempts * options.timeout_ms / 1000 + options.retries * RETRY_PAUSE_SECONDS
+            + WAIT_MARGIN_SECONDS)
 
 
 async def wait_for_job(services: Services, principal: Principal, job_id: str, *,

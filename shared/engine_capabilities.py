@@ -29,7 +29,7 @@ SNAPAPI_OPTIONS: Final = frozenset({
 
 #: Options Shotline applies itself whatever the engine (``landscape`` travels with
 #: ``device`` as ``isLandscape``, or is already applied to width and height).
-ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape"})
+ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape", "retries"})
 
 #: The ``block_resources`` values SnapAPI has a field for.
 SNAPAPI_RESOURCE_TYPES: Final = frozenset({

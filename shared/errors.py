@@ -37,6 +37,12 @@ class JobNotFinished(ShotlineError):
     code = "job_not_finished"
 
 
+class JobHasNoResult(ShotlineError):
+    """Raised when a failed job's result is asked for: it failed, there is none to download."""
+
+    code = "job_failed"
+
+
 class UrlBlocked(ShotlineError):
     """Raised when a URL or address is refused by the URL policy."""
 
@@ -58,7 +64,10 @@ class BaseUrlBlocked(UrlBlocked):
 
 
 class HostUnresolvable(UrlBlocked):
-    """Raised when a host name does not resolve, so its addresses cannot be checked."""
+    """Raised when a host name does not resolve, so its addresses cannot be checked (nothing
+    was blocked: the name is wrong, or its DNS is down)."""
+
+    code = "host_unresolvable"
 
 
 class InvalidSignature(ShotlineError):
@@ -79,6 +88,9 @@ class CaptureError(ShotlineError):
     code = "engine_error"
     #: Whether trying again later may succeed (timeouts, 429/5xx upstream, crashes).
     retryable: bool = False
+    #: Whether the customer's page caused it (it did not answer in time): tried again only as
+    #: often as the request's ``retries`` asks, never on Shotline's own initiative.
+    page_fault: bool = False
 
     def __init__(
         self,
@@ -97,6 +109,7 @@ class CaptureTimeout(CaptureError):
 
     code = "timeout"
     retryable = True
+    page_fault = True
 
 
 class NavigationFailed(CaptureError):
@@ -128,6 +141,12 @@ class CaptureUrlBlocked(CaptureError):
     """Raised when the page (or its top-level navigation) is refused by the URL policy."""
 
     code = "url_blocked"
+
+
+class CaptureHostUnresolvable(CaptureError):
+    """Raised when the page's host name does not resolve (misspelt, or its DNS is down)."""
+
+    code = "host_unresolvable"
 
 
 class ResultTooLarge(CaptureError):

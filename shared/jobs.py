@@ -171,7 +171,14 @@ class CaptureOptions(BaseModel):
     )
     delay_ms: int = Field(default=0, ge=0, le=30000, description="Extra wait before capture.")
     timeout_ms: int = Field(
-        default=30000, ge=1000, le=60000, description="Hard limit for the whole capture."
+        default=30000, ge=1000, le=60000,
+        description="Limit of one attempt: a page that has not loaded and been captured by then"
+        " fails the job with `timeout` (tried again only as `retries` asks).",
+    )
+    retries: int = Field(
+        default=0, ge=0, le=3,
+        description="Further attempts after a capture timed out (the page's fault). Shotline's"
+        " own faults (browser crash, worker lost, storage hiccup) are retried regardless.",
     )
     dark_mode: bool = Field(default=False, description="Emulate prefers-color-scheme: dark.")
 

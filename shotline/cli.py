@@ -16,6 +16,8 @@ from shared.apikeys import KeyStore
 from shared.jobs import CaptureOptions, ImageFormat, JobStatus
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
+from shotline.cli_options import given_options, request_options
+from shotline.models import ScreenshotRequest
 
 T = TypeVar("T")
 
@@ -72,13 +74,17 @@ def _parse_queues(value: str) -> set[str]:
 @click.option("--queues", "-Q", default="capture,webhooks", show_default=True,
               help="What to work on: capture, webhooks, or both (a capture worker plus a"
               " webhook worker process beside it, so slow endpoints never hold a capture slot).")
+@click.option("--root-noted", is_flag=True, hidden=True,
+              help="The parent already said why running as root is accepted.")
 @click.pass_context
-def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
+def worker(ctx: click.Context, concurrency: int | None, queues: str, root_noted: bool) -> None:
     """Run Celery workers that capture queued jobs (releasing them fairly between API keys,
     sweeping stuck ones) and deliver webhooks."""
     from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
     from worker.app import app
+    from worker.root import accept_root
 
+    accept_root(announce=not root_noted)
     settings = _settings(ctx)
     wanted = _parse_queues(queues)
     common = ["--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
@@ -95,7 +101,8 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
         return
     from shotline.devstack import child_process
 
-    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks"]):
+    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks",
+                        "--root-noted"]):
         app.worker_main(argv=argv)
 
 
@@ -137,6 +144,53 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
                         access_log=False)
 
 
+#: Request fields given as files (--html FILE, --markdown FILE) or --base-url, not as generated
+#: options.
+DOCUMENT_OPTIONS = frozenset({"url", "html", "markdown", "base_url"})
+
+
+def document_fields(url: str | None, html_file: Path | None, markdown_file: Path | None,
+                    base_url: str | None) -> dict[str, str]:
+    """The request's input from the command line: URL, or the text of an --html or
+    --markdown file (UTF-8), with --base-url; exactly one of the three."""
+    given = [name for name, value in (("URL", url), ("--html", html_file),
+                                      ("--markdown", markdown_file)) if value is not None]
+    if len(given) != 1:
+        raise click.UsageError(f"give exactly one of URL, --html FILE or --markdown FILE"
+                               f" (got {' and '.join(given) or 'none'})")
+    fields: dict[str, str] = {} if base_url is None else {"base_url": base_url}
+    if url is not None:
+        return {"url": url, **fields}
+    name, path = ("html", html_file) if html_file is not None else ("markdown", markdown_file)
+    assert path is not None
+    try:
+        return {name: path.read_text(encoding="utf-8"), **fields}
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}") from exc
+
+
+def _format_from(output: Path | None) -> str | None:
+    """The format an output file's name asks for (``shot.jpg`` → jpeg), if any."""
+    if output is None:
+        return None
+    suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
+    return suffix if suffix in {f.value for f in ImageFormat} else None
+
+
+def _invalid_options(exc: Exception) -> click.UsageError:
+    """A pydantic ValidationError as a usage error naming the options."""
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        where = "--" + loc[0].replace("_", "-") + "".join(f".{part}" for part in loc[1:]) \
+            if loc else "options"
+        problems.append(f"{where}: {error['msg']}")
+    return click.UsageError("; ".join(problems))
+
+
 @main.command()
 @click.argument("url", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -146,17 +200,16 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
               type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Render this Markdown file instead of a URL.")
 @click.option("--base-url", default=None, help="Base URL of the document's relative links.")
-@click.option("--format", "fmt", type=click.Choice([f.value for f in ImageFormat]), default=None,
-              help="Output format (default: from the file name, else png).")
-@click.option("--full-page", is_flag=True)
-@click.option("--width", type=int, default=1280, show_default=True)
-@click.option("--height", type=int, default=800, show_default=True)
+@request_options(CaptureOptions, skip=DOCUMENT_OPTIONS)
 @click.pass_context
-def capture(ctx: click.Context, url: str | None, output: Path, html_file: Path | None,
-            markdown_file: Path | None, base_url: str | None, fmt: str | None, full_page: bool,
-            width: int, height: int) -> None:
+def capture(ctx: click.Context, /, url: str | None, output: Path, html_file: Path | None,
+            markdown_file: Path | None, base_url: str | None, **params: Any) -> None:
     """Capture URL (or an --html / --markdown file) into a file, in this process (no queue,
-    no Redis)."""
+    no Redis).
+
+    Every request field of the API is an option (``--dark-mode``, ``--device iphone-15``,
+    ``--wait-for-selector``...); ``--format`` defaults to the file name's, else png.
+    """
     from pydantic import ValidationError
 
     from shared.errors import ShotlineError
@@ -166,15 +219,13 @@ def capture(ctx: click.Context, url: str | None, output: Path, html_file: Path |
 
     settings = _settings(ctx)
     configure_logging(level="WARNING", fmt="console")
-    if fmt is None:
-        suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
-        fmt = suffix if suffix in {f.value for f in ImageFormat} else "png"
+    given = given_options(ctx, params)
+    given.setdefault("format", _format_from(output) or ImageFormat.png.value)
     try:
-        options = CaptureOptions.model_validate({
-            **document_fields(url, html_file, markdown_file, base_url),
-            "format": fmt, "full_page": full_page, "width": width, "height": height})
+        options = CaptureOptions.model_validate(
+            {**document_fields(url, html_file, markdown_file, base_url), **given})
     except ValidationError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise _invalid_options(exc) from exc
 
     async def run() -> bytes:
         await check_input(UrlPolicy.from_settings(settings), options,
@@ -196,12 +247,6 @@ def capture(ctx: click.Context, url: str | None, output: Path, html_file: Path |
 
 @main.command()
 @click.argument("url", required=False)
-@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Render this HTML file instead of a URL.")
-@click.option("--markdown", "markdown_file",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Render this Markdown file instead of a URL.")
-@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
 @click.option("--api", "api_url", envvar="SHOTLINE_API_URL", default="http://127.0.0.1:8000",
               show_default=True, help="Base URL of the Shotline API (env SHOTLINE_API_URL).")
 @click.option("--key", "api_key", envvar=["SHOTLINE_API_KEY", "SHOTLINE_KEY"], default=None,
@@ -209,38 +254,50 @@ def capture(ctx: click.Context, url: str | None, output: Path, html_file: Path |
 @click.option("--wait", "wait_for_it", is_flag=True, help="Wait for the job to finish.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Download the result into this file (implies --wait).")
-@click.option("--format", "fmt", type=click.Choice([f.value for f in ImageFormat]), default=None,
-              help="Output format (default: from the file name, else the server's png).")
-@click.option("--full-page", is_flag=True)
-@click.option("--width", type=int, default=None)
-@click.option("--height", type=int, default=None)
 @click.option("--timeout", type=float, default=120.0, show_default=True,
               help="Seconds to wait for the job.")
-def submit(url: str | None, html_file: Path | None, markdown_file: Path | None,
-           base_url: str | None, api_url: str, api_key: str | None, wait_for_it: bool,
-           output: Path | None, fmt: str | None, full_page: bool, width: int | None,
-           height: int | None, timeout: float) -> None:
-    """Capture URL (or an --html / --markdown file) on a (remote) Shotline API; prints the
-    job as JSON."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the API's answer (the job record once waited for) as JSON.")
+@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Render this HTML file instead of a URL.")
+@click.option("--markdown", "markdown_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Render this Markdown file instead of a URL.")
+@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
+@request_options(ScreenshotRequest, skip=DOCUMENT_OPTIONS)
+@click.pass_context
+def submit(ctx: click.Context, /, url: str | None, api_url: str, api_key: str | None,
+           wait_for_it: bool, output: Path | None, timeout: float, as_json: bool,
+           html_file: Path | None, markdown_file: Path | None, base_url: str | None,
+           **params: Any) -> None:
+    """Capture URL (or an --html / --markdown file) on a (remote) Shotline API; prints a
+    short summary (--json: the record).
+
+    Every request field of the API is an option (``--full-page``, ``--device``, ``--retries``,
+    ``--webhook-url``...); ``--format`` defaults to the output file name's.
+    """
+    from pydantic import ValidationError
+
     from shared.errors import ShotlineError
     from shotline.client import Client
+    from shotline.summary import describe_accepted, describe_job
 
-    if fmt is None and output is not None:
-        suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
-        fmt = suffix if suffix in {f.value for f in ImageFormat} else None
-    options: dict[str, Any] = {name: value for name, value in
-               (("format", fmt), ("width", width), ("height", height)) if value is not None}
-    options.update(document_fields(url, html_file, markdown_file, base_url))
-    if full_page:
-        options["full_page"] = True
+    options = given_options(ctx, params)
+    if "format" not in options and _format_from(output) is not None:
+        options["format"] = _format_from(output)
+    try:
+        request = ScreenshotRequest.model_validate(
+            {**document_fields(url, html_file, markdown_file, base_url), **options})
+    except ValidationError as exc:
+        raise _invalid_options(exc) from exc
     try:
         with Client(api_url, api_key=api_key) as client:
-            accepted = client.submit(**options)
+            accepted = client.submit(request)
             if not (wait_for_it or output):
-                click.echo(accepted.model_dump_json())
+                click.echo(accepted.model_dump_json() if as_json else describe_accepted(accepted))
                 return
             job = client.wait(accepted, timeout=timeout)
-            click.echo(job.model_dump_json())
+            click.echo(job.model_dump_json() if as_json else describe_job(job))
             if job.status is JobStatus.failed:
                 error = f"{job.error.code}: {job.error.message}" if job.error else "no error recorded"
                 raise click.ClickException(f"job {job.id} failed ({error})")
@@ -250,26 +307,6 @@ def submit(url: str | None, html_file: Path | None, markdown_file: Path | None,
                 click.echo(f"Wrote {len(data)} bytes to {output}", err=True)
     except ShotlineError as exc:  # API errors print as "code: message (request id)"
         raise click.ClickException(str(exc)) from exc
-
-
-def document_fields(url: str | None, html_file: Path | None, markdown_file: Path | None,
-                    base_url: str | None) -> dict[str, str]:
-    """The request's input from the command line: URL, or the text of an --html or
-    --markdown file (UTF-8), with --base-url; exactly one of the three."""
-    given = [name for name, value in (("URL", url), ("--html", html_file),
-                                      ("--markdown", markdown_file)) if value is not None]
-    if len(given) != 1:
-        raise click.UsageError(f"give exactly one of URL, --html FILE or --markdown FILE"
-                               f" (got {' and '.join(given) or 'none'})")
-    fields: dict[str, str] = {} if base_url is None else {"base_url": base_url}
-    if url is not None:
-        return {"url": url, **fields}
-    name, path = ("html", html_file) if html_file is not None else ("markdown", markdown_file)
-    assert path is not None
-    try:
-        return {name: path.read_text(encoding="utf-8"), **fields}
-    except UnicodeDecodeError as exc:
-        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}") from exc
 
 
 @main.group()

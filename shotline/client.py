@@ -47,6 +47,7 @@ from shotline.models import (
 )
 from shotline.wire import (
     Backoff,
+    base_url_from_environment,
     batch_body,
     capture_body,
     checked_content,
@@ -54,6 +55,7 @@ from shotline.wire import (
     download_request,
     job_failed,
     job_id_of,
+    key_from_environment,
     parse_response,
     pollable,
     result_url,
@@ -89,19 +91,24 @@ DEFAULT_WAIT_SECONDS = 120.0
 
 
 class Client:
-    """A synchronous Shotline client. Use it as a context manager, or call :meth:`close`."""
+    """A synchronous Shotline client. Use it as a context manager, or call :meth:`close`.
+
+    Without ``api_key`` it uses ``SHOTLINE_API_KEY`` or ``SHOTLINE_KEY`` from the environment,
+    without ``base_url`` ``SHOTLINE_API_URL`` (else http://127.0.0.1:8000), as the CLI does.
+    """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.api_key = api_key
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=default_headers(api_key),
-                                  timeout=timeout, transport=transport)
+        self.api_key = key_from_environment(api_key)
+        self._http = httpx.Client(base_url=base_url_from_environment(base_url, DEFAULT_BASE_URL),
+                                  headers=default_headers(self.api_key), timeout=timeout,
+                                  transport=transport)
 
     def __enter__(self) -> Self:
         return self
@@ -223,16 +230,17 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int = 8,
     ) -> None:
-        self.api_key = api_key
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=default_headers(api_key),
-                                       timeout=timeout, transport=transport)
+        self.api_key = key_from_environment(api_key)
+        self._http = httpx.AsyncClient(
+            base_url=base_url_from_environment(base_url, DEFAULT_BASE_URL),
+            headers=default_headers(self.api_key), timeout=timeout, transport=transport)
         self._max_concurrency = max_concurrency
 
     async def __aenter__(self) -> Self:

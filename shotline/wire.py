@@ -8,6 +8,7 @@ and :class:`shotline.client.AsyncClient` (which only do the I/O).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -138,6 +139,24 @@ def batch_body(urls: Sequence[str], webhook_url: str | None,
     return body
 
 
+#: Environment variables the clients (and the CLI) read when not given a key or base URL.
+API_KEY_VARIABLES = ("SHOTLINE_API_KEY", "SHOTLINE_KEY")
+API_URL_VARIABLE = "SHOTLINE_API_URL"
+
+
+def key_from_environment(api_key: str | None) -> str | None:
+    """``api_key``, or when None the first of :data:`API_KEY_VARIABLES` that is set (the key
+    ``shotline dev`` prints is exported as ``SHOTLINE_KEY``), as the CLI reads them."""
+    if api_key is not None:
+        return api_key
+    return next((os.environ[name] for name in API_KEY_VARIABLES if os.environ.get(name)), None)
+
+
+def base_url_from_environment(base_url: str | None, default: str) -> str:
+    """``base_url``, or when None ``SHOTLINE_API_URL``, or ``default``."""
+    return (base_url or os.environ.get(API_URL_VARIABLE) or default).rstrip("/")
+
+
 def default_headers(api_key: str | None) -> dict[str, str]:
     """Headers of every request: the client's name and, with a key, ``Authorization: Bearer``."""
     headers = {"User-Agent": f"shotline-python/{__version__}", "Accept": "application/json"}
@@ -163,8 +182,11 @@ def download_request(http: httpx.Client | httpx.AsyncClient, url: str) -> httpx.
 def result_url(job: JobView) -> str:
     """The download URL of a succeeded job; :class:`ApiConflict` for any other."""
     if job.result is None:
-        raise ApiConflict(f"job {job.id} is {job.status.value}; it has no result to download",
-                          code="job_not_finished")
+        if job.status.value == "failed":
+            raise ApiConflict(f"job {job.id} failed, so it has no result to download",
+                              code="job_failed")
+        raise ApiConflict(f"job {job.id} is still {job.status.value}; it has no result to"
+                          " download yet", code="job_not_finished")
     return job.result.url
 
 

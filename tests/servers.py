@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.url_policy import UrlPolicy
+from tests.quiet_http import QuietHTTPServer
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
@@ -186,7 +187,7 @@ class PageServer:
     """A threaded HTTP server for the test pages on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.httpd = ThreadingHTTPServer((host, 0), PageHandler)
+        self.httpd = QuietHTTPServer((host, 0), PageHandler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []  # type: ignore[attr-defined]
         self.httpd.headers_seen = []  # type: ignore[attr-defined]

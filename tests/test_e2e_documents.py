@@ -348,6 +348,7 @@ def test_cli_submit_html_file(base: str, tmp_path: Path) -> None:
     output = tmp_path / "doc.png"
     completed = subprocess.run(
         python_command("-m", "shotline.cli", "submit", "--markdown", str(source), "--api", base,
+                       "--json",
                        "-o", str(output), "--width", "600", "--height", "400"),
         env=child_env({}), cwd=REPO_ROOT, capture_output=True, timeout=90,
     )

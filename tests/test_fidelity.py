@@ -289,11 +289,16 @@ def test_hide_selectors_css_and_js(shooter: Shooter) -> None:
 
 
 def test_failing_js_is_a_permanent_script_error(shooter: Shooter) -> None:
-    with pytest.raises(PageScriptFailed, match="boom") as caught:
+    with pytest.raises(PageScriptFailed, match="threw Error: boom;") as caught:
         shooter.capture("/index.html", js="throw new Error('boom')")
     assert caught.value.code == "script_error" and not caught.value.retryable
-    with pytest.raises(PageScriptFailed):
+    # In the page's terms, not Playwright's ("Page.evaluate: Error: boom").
+    assert "evaluate" not in caught.value.message and "Page." not in caught.value.message
+    with pytest.raises(PageScriptFailed, match="threw SyntaxError: ") as syntax:
         shooter.capture("/index.html", js="this is not javascript(")
+    assert "evaluate" not in syntax.value.message
+    with pytest.raises(PageScriptFailed, match='threw "plain";'):
+        shooter.capture("/index.html", js="throw 'plain'")
 
 
 def test_click_selector(shooter: Shooter) -> None:

@@ -20,7 +20,9 @@ from shared.backoff import backoff_delay
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
+    CaptureHostUnresolvable,
     CaptureUrlBlocked,
+    HostUnresolvable,
     JobLost,
     JobNotFound,
     ResultNotStored,
@@ -103,6 +105,27 @@ def result_key(job: Job) -> str:
     return f"{RESULTS_PREFIX}{job.id}.{job.options.format.extension}"
 
 
+def attempt_limit(job: Job, max_attempts: int) -> int:
+    """Most attempts ``job`` may get: ``max_attempts`` (``CAPTURE_MAX_ATTEMPTS``) for
+    Shotline's own faults, or more when the request's ``retries`` asks for them."""
+    return max(max_attempts, job.options.retries + 1)
+
+
+def may_retry(exc: CaptureError, job: Job, max_attempts: int) -> bool:
+    """Whether a failed attempt of ``job`` is tried again.
+
+    Shotline's own faults (browser crash, engine 429/5xx, storage hiccup) are, up to
+    ``CAPTURE_MAX_ATTEMPTS``. A page that did not answer in time is tried again only as
+    often as the request's ``retries`` asks: retrying it on our own initiative would turn
+    ``timeout_ms`` into a fraction of the real bound and hold worker slots meanwhile.
+    """
+    if not exc.retryable:
+        return False
+    if exc.page_fault:
+        return job.attempts <= job.options.retries
+    return job.attempts < attempt_limit(job, max_attempts)
+
+
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
@@ -182,8 +205,8 @@ def job_log_context(job: Job) -> dict[str, str]:
 async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) -> Outcome:
     """One attempt of ``job`` (already marked running): capture, store, record the outcome."""
     started = time.perf_counter()
-    if job.attempts > deps.max_attempts:
-        # Only redeliveries get here (retries stop at max_attempts): the worker of every
+    if job.attempts > attempt_limit(job, deps.max_attempts):
+        # Only redeliveries get here (retries stop at the limit): the worker of every
         # earlier attempt died, so this page may well be what kills them.
         return await _fail(deps, job, JobLost(
             f"the worker running this job died {job.attempts - 1} times; giving up"
@@ -215,6 +238,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         result.content = await store_content(deps.storage, job.id, contents, job.options)
         log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
+    except HostUnresolvable as exc:
+        return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started)
     except UrlBlocked as exc:
         return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
     except CaptureError as exc:
@@ -267,7 +292,7 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float)
     duration_ms = round((time.perf_counter() - started) * 1000)
     error = JobError(code=exc.code, message=exc.message, status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
-    if exc.retryable and job.attempts < deps.max_attempts:
+    if may_retry(exc, job, deps.max_attempts):
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
             job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown

@@ -38,6 +38,13 @@ async def console_page() -> Response:
                     headers=_HEADERS)
 
 
+@router.get("/favicon.ico", summary="The console's icon")
+async def favicon() -> Response:
+    """The icon browsers ask every page of the API for (the console, /docs, /redoc)."""
+    return Response(_read("favicon.ico"), media_type="image/x-icon",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.get("/console/{name}", summary="Web console assets")
 async def console_asset(name: str) -> Response:
     """The console's script and style sheet."""
