@@ -19,6 +19,7 @@ from api.middleware import (
 )
 from api.ratelimit import QuotaCounter, RateLimiter
 from api.routes import batches, console, files, health, jobs, render, screenshots, webhooks
+from api.routes import monitors as monitor_routes
 from api.services import Services
 from shared.composition import build_components
 from shared.inputs import request_body_limit
@@ -88,4 +89,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (screenshots, jobs, webhooks, batches, render, files, health, console):
         app.include_router(module.router)
+    app.include_router(monitor_routes.router)
     return app

@@ -109,6 +109,23 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f" ({worker['growth_percent_total']:+} %; Python {worker['growth_percent_python']:+} %)"
             f" | ≤ 10 %: {'met' if worker['goal']['met'] else 'NOT met'} |",
         ]
+    elif name == "monitors":
+        lines += [
+            f"{result['monitors']} monitors due within {result['spread_seconds']:g} s,"
+            f" {result['schedulers']} scheduler processes racing, an instant engine.",
+            "",
+            "| scheduler CPU s / 10 000 fires | last slot late by | worst lateness | p50 |"
+            " runs | monitors with exactly one run | more | none |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {result['scheduler_cpu_seconds_per_10000_fires']} |"
+            f" {result['last_slot_lateness_ms']} ms | {result['max_lateness_ms']} ms |"
+            f" {result['p50_lateness_ms']} ms | {result['runs']} |"
+            f" {result['monitors_with_exactly_one_run']} | {result['monitors_with_more']} |"
+            f" {result['monitors_with_none']} |",
+            "",
+            f"Run outcomes: {result['run_statuses']}. Goal: {result['goal']['name']}:"
+            f" {'met' if result['goal']['met'] else 'NOT met'}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -292,3 +292,14 @@ class WebhookVerificationError(ShotlineError):
     code = "invalid_webhook_signature"
 
 
+class MonitorNotFound(JobNotFound):
+    """Raised when a monitor id names no monitor of the caller's (unknown or deleted)."""
+
+
+class MonitorRefused(InvalidRequest):
+    """Raised when a monitor breaks a server limit (count, shortest interval); ``field``
+    names the field at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -400,6 +400,7 @@ class Job(BaseModel):
     api_key_id: str | None = Field(default=None, description="Owner; None in single-tenant mode.")
     webhook_url: str | None = None
     batch_id: str | None = Field(default=None, description="The batch this job is part of.")
+    monitor_id: str | None = Field(default=None, description="The monitor this job is a run of.")
     cached: bool = Field(default=False, description="Answered by another job's capture, at no cost.")
     capture_of: str | None = Field(
         default=None, description="The job whose capture this job reused (result cache or single-flight)."

@@ -203,6 +203,20 @@ class Settings(BaseSettings):
         default=16, ge=1, le=256, description="Deliveries in flight per webhook worker."
     )
 
+    # --- Monitors (scheduled captures compared with the last good one) -------------------
+    monitor_scheduler: bool = Field(
+        default=True,
+        description="Run the monitor scheduler in this worker (any number may run: each slot"
+        " is claimed atomically).",
+    )
+    monitor_max_per_key: int = Field(default=100, ge=0, description="Monitors one key may have.")
+    monitor_min_interval_seconds: int = Field(
+        default=60, ge=1, description="Shortest interval_seconds a monitor may have.",
+    )
+    monitor_failures_before_alert: int = Field(
+        default=3, ge=1, description="Failed runs in a row before monitor.failed is sent.",
+    )
+
     # --- Multi-tenant edge: API keys, limits, reuse of captures ------------------------
     auth: Literal["auto", "required", "off"] = Field(
         default="auto",

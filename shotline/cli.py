@@ -16,6 +16,7 @@ from shared.apikeys import KeyStore
 from shared.jobs import CaptureOptions, ImageFormat, JobStatus
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
+from shotline.cli_monitors import monitors
 from shotline.cli_options import given_options, request_options
 from shotline.models import ScreenshotRequest
 
@@ -419,6 +420,9 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke the key KEY_ID for good: requests with it get 401 from now on."""
     record = _run_keys(_settings(ctx), lambda store: store.revoke(key_id))
     click.echo(f"Revoked API key {record.id} ({record.name}).")
+
+
+main.add_command(monitors)
 
 
 def _iso(timestamp: float | None) -> str | None:

@@ -45,6 +45,7 @@ from shotline.models import (
     Screenshot,
     ScreenshotRequest,
 )
+from shotline.monitors import AsyncMonitors, Monitors
 from shotline.wire import (
     Backoff,
     base_url_from_environment,
@@ -109,6 +110,8 @@ class Client:
         self._http = httpx.Client(base_url=base_url_from_environment(base_url, DEFAULT_BASE_URL),
                                   headers=default_headers(self.api_key), timeout=timeout,
                                   transport=transport)
+        #: The monitor endpoints (:mod:`shotline.monitors`).
+        self.monitors = Monitors(self._send)
 
     def __enter__(self) -> Self:
         return self
@@ -242,6 +245,8 @@ class AsyncClient:
             base_url=base_url_from_environment(base_url, DEFAULT_BASE_URL),
             headers=default_headers(self.api_key), timeout=timeout, transport=transport)
         self._max_concurrency = max_concurrency
+        #: The monitor endpoints (:mod:`shotline.monitors`).
+        self.monitors = AsyncMonitors(self._send)
 
     async def __aenter__(self) -> Self:
         return self

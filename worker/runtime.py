@@ -32,6 +32,7 @@ from shared.webhooks.listener import Enqueue
 from worker.background import LoopThread
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
+from worker.monitor_results import monitor_results
 from worker.pipeline import PipelineDeps
 
 T = TypeVar("T")
@@ -54,10 +55,13 @@ class WorkerRuntime:
                                       wait_for_connection=5.0)
         self.redis = components.redis
         engine = make_engine(settings)
+        storage = make_storage(settings)
+        # Monitors' runs are compared when they end (numpy: the workers only, not the API).
+        components.completion.add_job_hook(monitor_results(settings, components, storage))
         self.deps = PipelineDeps(
             store=components.jobs,
             engine=engine,
-            storage=make_storage(settings),
+            storage=storage,
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
