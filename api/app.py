@@ -25,7 +25,7 @@ from shared.composition import build_components
 from shared.inputs import request_body_limit
 from shared.queue import make_celery
 from shared.settings import Settings
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.secrets import WebhookSecrets
 
@@ -46,7 +46,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         redis=redis,
         store=components.jobs,
-        storage=make_storage(settings),
+        storage=make_storage_router(settings),
         celery=celery,
         policy=UrlPolicy.from_settings(settings),
         keys=CachedKeyStore(redis, ttl_seconds=settings.api_key_cache_seconds),

@@ -29,6 +29,7 @@ from shared.errors import (
     NoWebhook,
     OptionNotSupported,
     RateLimited,
+    ResultGone,
     ShotlineError,
     StorageError,
     StoreUnavailable,
@@ -45,6 +46,7 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     BatchNotFound: 404,
     ApiKeyNotFound: 404,
     JobNotFinished: 409,
+    ResultGone: 410,
     JobHasNoResult: 409,
     BatchNotFinished: 409,
     AuthenticationFailed: 401,
@@ -68,7 +70,7 @@ RETRY_AFTER_SECONDS = 5
 UNDECODABLE_BODY = "There was an error parsing the body"
 _HTTP_ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited",
     503: "service_unavailable", 504: "timeout",
 }

@@ -25,7 +25,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "quick": {
         "throughput": {"pages": 12, "rounds": 1},
-        "overhead": {"jobs": 300, "seconds": 3.0},
+        "overhead": {"jobs": 300, "seconds": 3.0, "counted_jobs": 100},
         "memory": {"files": 20, "captures": 40},
         "monitors": {"monitors": 500},
     },

@@ -74,13 +74,13 @@ def markdown(name: str, result: dict[str, Any]) -> str:
     elif name == "overhead":
         shot, bare, lat = result["shotline"], result["bare_celery_noop"], result["submit_latency"]
         lines += [
-            "| | jobs | jobs/s | lost | CPU ms/job |",
-            "|---|---|---|---|---|",
+            "| | jobs | jobs/s | lost | CPU ms/job | Redis commands/job: sent by clients + run in scripts |",
+            "|---|---|---|---|---|---|",
             f"| Shotline end to end (SnapAPI stand-in, {shot.get('worker_pool', 'prefork')})"
             f" | {shot['jobs']} | {shot['jobs_per_second']} |"
-            f" {shot['lost_or_failed']} | {_cpu(shot['cpu_ms_per_job'])} |",
+            f" {shot['lost_or_failed']} | {_cpu(shot['cpu_ms_per_job'])} | {_redis(shot)} |",
             f"| bare Celery no-op (prefork x{bare['worker_concurrency']}) | {bare['jobs']} |"
-            f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} |",
+            f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} | {_redis(bare)} |",
             "",
             f"Shotline / bare Celery: {result['ratio_shotline_vs_bare_celery']}.",
             "",
@@ -127,6 +127,14 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f" {'met' if result['goal']['met'] else 'NOT met'}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _redis(row: dict[str, Any]) -> str:
+    counted = row.get("redis")
+    if not counted:
+        return "-"
+    return (f"{counted['client_commands_per_job']} + {counted['commands_in_scripts_per_job']}"
+            f" (over {counted['jobs']} jobs)")
 
 
 def _cpu(parts: dict[str, float]) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages Shotline needs (Chromium, emoji/CJK/Latin fonts, redis-server) when
+# Installs the system packages Shotline needs (Chromium, emoji/CJK/Latin fonts, redis-server, ffmpeg) when
 # they are missing. As root it uses apt-get; otherwise it says exactly what to install.
 # With --bench, also the pages the benchmarks shoot (python3.11-doc).
 set -euo pipefail
@@ -10,6 +10,8 @@ if [ "${1:-}" = "--bench" ]; then
 fi
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Scroll videos (format mp4, webm, gif) are encoded with ffmpeg.
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 # The README's shell examples use curl and jq (tests/test_readme.py runs them).
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
@@ -18,6 +20,9 @@ dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 # Arial/Times/Courier metrics for the many pages that ask for them; without it Chromium's
 # sans-serif is DejaVu Sans, whose monochrome emoticons win over the colour emoji font.
 dpkg -s fonts-liberation >/dev/null 2>&1 || missing+=(fonts-liberation)
+# Debian's copies of EasyList and EasyPrivacy: `shotline blocklist update --from-debian`
+# refreshes the shipped lists offline from them (the images ship the lists already).
+dpkg -s webext-ublock-origin-chromium >/dev/null 2>&1 || missing+=(webext-ublock-origin-chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -122,6 +122,14 @@ WEBHOOK_DISABLED_PREFIX: Final = "shotline:webhook-disabled:"
 #: Prefix of a batch's webhook subject (``batch:<batch_id>``); a job's subject is its bare id.
 WEBHOOK_BATCH_SUBJECT_PREFIX: Final = "batch:"
 
+#: Sorted set of the captures whose files the retention period deletes (member: job id,
+#: score: when, Unix seconds). Claimed by bumping the score by a lease (:mod:`shared.retention`).
+RETENTION_DUE_KEY: Final = "shotline:retention:due"
+
+#: Redis hash of what each scheduled deletion removes (field: job id, value: JSON with the
+#: object keys and their storage), kept apart from the job record, which may expire first.
+RETENTION_OBJECTS_KEY: Final = "shotline:retention:objects"
+
 #: Redis hash of one monitor: its record (JSON) and moving state (anchor, baseline run,
 #: failures in a row, the slot being fired): ``shotline:monitor:<monitor_id>``.
 MONITOR_KEY_PREFIX: Final = "shotline:monitor:"

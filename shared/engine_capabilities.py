@@ -24,7 +24,7 @@ SNAPAPI_OPTIONS: Final = frozenset({
     "dark_mode", "device", "is_mobile", "has_touch", "block_ads", "block_trackers",
     "block_cookie_banners", "hide_selectors", "block_resources", "css", "js", "click_selector",
     "user_agent", "headers", "cookies", "http_auth", "locale", "timezone", "reduced_motion",
-    "pdf_options", "clip",
+    "pdf_options", "clip", "block_chats", "fail_if_content_missing", "fail_if_content_contains",
 })
 
 #: Options Shotline applies itself whatever the engine (``landscape`` travels with
@@ -59,6 +59,8 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
     defaults = option_defaults()
     unsupported = [name for name in CaptureOptions.model_fields
                    if name not in mapped and getattr(options, name) != defaults[name]]
+    if options.format.is_video:
+        unsupported.insert(0, "format")  # SnapAPI takes pictures only: no scroll videos
     if options.format.content_kind is not None:  # SnapAPI returns pictures only
         unsupported.append("format")
     unsupported += [

@@ -31,6 +31,12 @@ class JobNotFound(ShotlineError):
     code = "not_found"
 
 
+class ResultGone(ShotlineError):
+    """Raised when a job's result is asked for after its files were deleted (retention)."""
+
+    code = "gone"
+
+
 class JobNotFinished(ShotlineError):
     """Raised when a job's result is asked for before the job succeeded."""
 
@@ -192,6 +198,18 @@ class PageScriptFailed(CaptureError):
     """Raised when the request's ``js`` throws or does not parse in the page."""
 
     code = "script_error"
+
+
+class ContentCheckFailed(CaptureError):
+    """Raised when the page's text fails ``fail_if_content_contains`` / ``fail_if_content_missing``."""
+
+    code = "content_check_failed"
+
+
+class PrintBlocked(CaptureError):
+    """Raised when the page's own ``window.print()`` keeps Chromium from printing the PDF."""
+
+    code = "page_printing"
 
 
 class JobLost(CaptureError):

@@ -14,6 +14,18 @@ from shared.inputs import DocumentSummary, summarize
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, ResultMetadata
 from shared.page_outputs import ContentKind, ContentView
 from shared.storage.base import Storage
+from shared.storage.destinations import storage_for
+
+
+class FileView(BaseModel):
+    """Another file of a result (a scroll video's poster frame) with its download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
 
 
 class ResultView(ResultMetadata):
@@ -24,6 +36,8 @@ class ResultView(ResultMetadata):
     content: dict[ContentKind, ContentView] = Field(
         default_factory=dict, description="The page's content outputs (content option)."
     )
+    poster: FileView | None = Field(
+        default=None, description="With thumbnail_width, a scroll video's first frame that wide.")
 
 
 class JobView(BaseModel):
@@ -46,23 +60,35 @@ class JobView(BaseModel):
     )
     cached: bool = Field(default=False, description="Reused another job's capture at no cost.")
     batch_id: str | None = None
+    result_expired_at: datetime | None = Field(
+        default=None,
+        description="Set when the retention period deleted the result: `GET .../result` then"
+        " answers 410 gone.",
+    )
 
 
 def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
     """The client-facing view of ``job``, with a fresh download URL when it succeeded."""
     result = None
-    if job.result is not None and job.status is JobStatus.succeeded:
-        signed = storage.signed_url(job.result.key, expires_in=url_ttl_seconds)
+    if job.result is not None and job.status is JobStatus.succeeded and job.result_expired_at is None:
+        holder = storage_for(storage, job.result.destination)
+        signed = holder.signed_url(job.result.key, expires_in=url_ttl_seconds)
+        poster = None
+        if job.result.poster is not None:
+            signed_poster = holder.signed_url(job.result.poster.key, expires_in=url_ttl_seconds)
+            poster = FileView(url=signed_poster.url, expires_at=signed_poster.expires_at,
+                              **job.result.poster.model_dump(exclude={"key"}))
         content = {}
         for kind, stored in job.result.content.items():
-            link = storage.signed_url(stored.key, expires_in=url_ttl_seconds)
+            link = holder.signed_url(stored.key, expires_in=url_ttl_seconds)
             content[kind] = ContentView(url=link.url, expires_at=link.expires_at,
                                         content_type=stored.content_type, bytes=stored.bytes)
         result = ResultView(
             url=signed.url,
             expires_at=signed.expires_at,
+            poster=poster,
             content=content,
-            **job.result.model_dump(exclude={"key", "content"}),
+            **job.result.model_dump(exclude={"key", "destination", "poster", "content"}),
         )
     return JobView(
         id=job.id,
@@ -79,4 +105,5 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
         document=summarize(job.options),
         cached=job.cached,
         batch_id=job.batch_id,
+        result_expired_at=job.result_expired_at,
     )

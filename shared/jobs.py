@@ -31,6 +31,8 @@ from shared.options import (
     Timezone,
 )
 from shared.page_outputs import ContentKind, PageMetadata, StoredContent
+from shared.quality import QualityOptions, QualityResult
+from shared.scroll import ScrollOptions, check_video_options
 
 
 class ImageFormat(StrEnum):
@@ -40,16 +42,27 @@ class ImageFormat(StrEnum):
     jpeg = "jpeg"
     webp = "webp"
     pdf = "pdf"
+    # Scroll videos (see shared.scroll).
+    mp4 = "mp4"
+    webm = "webm"
+    gif = "gif"
     # The page's content alone, no picture (see shared.page_outputs.ContentKind).
     html = "html"
     text = "text"
     markdown = "markdown"
 
     @property
+    def is_video(self) -> bool:
+        """A scroll video (``mp4``, ``webm``, ``gif``)."""
+        return self in (ImageFormat.mp4, ImageFormat.webm, ImageFormat.gif)
+
+    @property
     def content_type(self) -> str:
         """MIME type of files in this format."""
         if self.content_kind is not None:
             return self.content_kind.content_type
+        if self in (ImageFormat.mp4, ImageFormat.webm):
+            return f"video/{self.value}"
         return "application/pdf" if self is ImageFormat.pdf else f"image/{self.value}"
 
     @property
@@ -112,7 +125,7 @@ HttpUrlStr = Annotated[
 ]
 
 
-class CaptureOptions(BaseModel):
+class CaptureOptions(QualityOptions):
     """What to capture and how. Unknown fields are refused so typos do not pass silently."""
 
     model_config = ConfigDict(
@@ -235,7 +248,11 @@ class CaptureOptions(BaseModel):
         default=False, description="Transparent background where the page has none (png, webp)."
     )
     thumbnail_width: int | None = Field(
-        default=None, ge=16, le=3840, description="Scale the image down to this width."
+        default=None, ge=16, le=3840,
+        description="Scale the image down to this width; with a video, a poster frame this wide.",
+    )
+    scroll: ScrollOptions | None = Field(
+        default=None, description="With format mp4, webm or gif: how the scroll video is recorded."
     )
     # --- Page outputs (shared/page_outputs.py) --------------------------------------------
     metadata: bool = Field(
@@ -295,6 +312,7 @@ class CaptureOptions(BaseModel):
             raise ValueError("omit_background applies to png and webp only")
         if self.thumbnail_width is not None and self.format is ImageFormat.pdf:
             raise ValueError("thumbnail_width applies to images only")
+        check_video_options(self)
         if self.landscape and self.height > self.width:
             # Idempotent: stored options (already turned) validate to themselves.
             self.width, self.height = self.height, self.width
@@ -359,7 +377,7 @@ class JobError(BaseModel):
     status: int | None = Field(default=None, description="Upstream HTTP status, when relevant.")
 
 
-class ResultMetadata(BaseModel):
+class ResultMetadata(QualityResult):
     """What is known about a capture's output and its page, stored and shown alike."""
 
     content_type: str = Field(examples=["image/png"])
@@ -374,6 +392,17 @@ class ResultMetadata(BaseModel):
     metadata: PageMetadata | None = Field(
         default=None, description="What the page says about itself (with metadata: true)."
     )
+    duration_ms: int | None = Field(default=None, description="Length of a scroll video.")
+
+
+class StoredFile(BaseModel):
+    """Another file stored with a result (a scroll video's poster frame)."""
+
+    key: str
+    content_type: str = Field(examples=["image/jpeg"])
+    bytes: int
+    width: int | None = None
+    height: int | None = None
 
 
 class StoredResult(ResultMetadata):
@@ -381,6 +410,11 @@ class StoredResult(ResultMetadata):
 
     key: str
     content: dict[ContentKind, StoredContent] = Field(default_factory=dict)
+    destination: dict[str, Any] | None = Field(
+        default=None, description="The API key's own bucket holding the result (credentials"
+        " encrypted; see shared.storage.destinations); none: the default storage. Never shown.",
+    )
+    poster: StoredFile | None = Field(default=None, description="A scroll video's poster frame.")
 
 
 class Job(BaseModel):
@@ -407,6 +441,9 @@ class Job(BaseModel):
     )
     error: JobError | None = None
     result: StoredResult | None = None
+    result_expired_at: datetime | None = Field(
+        default=None, description="When the retention period deleted the result's files."
+    )
 
 
 def new_job_id() -> str:

@@ -6,7 +6,7 @@
 ...     shot.save("example.png")
 
 Both clients offer the same methods: ``submit``, ``get``, ``wait``, ``download``, ``capture``
-(submit + wait + download), ``list_jobs``, ``submit_many``/``wait_many`` and the batch helpers
+(submit + wait + download), ``list_jobs``, ``delete``, ``submit_many``/``wait_many`` and the batch helpers
 ``submit_batch``/``get_batch``/``wait_batch``. Errors of the API become exceptions of
 :mod:`shared.errors` (all :class:`~shared.errors.ApiError`) carrying its ``code``, ``message``
 and ``request_id``; a job that ends ``failed`` raises :class:`~shotline.errors.JobFailed` from
@@ -51,6 +51,7 @@ from shotline.wire import (
     base_url_from_environment,
     batch_body,
     capture_body,
+    check_deleted,
     checked_content,
     default_headers,
     download_request,
@@ -192,6 +193,13 @@ class Client:
         """The caller's most recent jobs, newest first."""
         return parse_response(JobList, self._send("GET", "/v1/jobs", params={"limit": limit})).jobs
 
+    def delete(self, job: str | Accepted | JobView) -> None:
+        """Delete the job's stored files and its record (a job already deleted is no error).
+
+        :class:`ApiNotFound` for another key's job, :class:`ApiConflict` while it runs.
+        """
+        check_deleted(self._send("DELETE", f"/v1/jobs/{job_id_of(job)}"))
+
     def submit_many(self, urls: Iterable[str], **options: Any) -> list[Accepted]:
         """Queue one capture per URL with the same ``options`` (one request each)."""
         return [self.submit(url, **options) for url in urls]
@@ -319,6 +327,10 @@ class AsyncClient:
         """The caller's most recent jobs, newest first."""
         response = await self._send("GET", "/v1/jobs", params={"limit": limit})
         return parse_response(JobList, response).jobs
+
+    async def delete(self, job: str | Accepted | JobView) -> None:
+        """Delete the job's stored files and its record (see :meth:`Client.delete`)."""
+        check_deleted(await self._send("DELETE", f"/v1/jobs/{job_id_of(job)}"))
 
     async def submit_many(self, urls: Iterable[str], **options: Any) -> list[Accepted]:
         """Queue one capture per URL, at most ``max_concurrency`` requests in flight."""

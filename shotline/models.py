@@ -29,6 +29,7 @@ __all__ = [
     "ContentView",
     "DocumentSummary",
     "ErrorBody",
+    "FileView",
     "Icon",
     "ImageFormat",
     "JobError",
@@ -101,6 +102,17 @@ class ContentView(_Answer):
     bytes: int
 
 
+class FileView(_Answer):
+    """Another file of a result (a scroll video's poster frame), with its download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
 class DocumentSummary(_Answer):
     """The inline ``html`` or ``markdown`` a job rendered: kind, digest and size."""
 
@@ -124,6 +136,8 @@ class ResultView(_Answer):
     http_status: int | None = None
     title: str | None = None
     blocked_requests: int = 0
+    duration_ms: int | None = None
+    poster: FileView | None = None
     metadata: PageMetadata | None = None
     content: dict[str, ContentView] = Field(default_factory=dict)
 
@@ -143,6 +157,7 @@ class JobView(_Answer):
     document: DocumentSummary | None = None
     cached: bool = False
     batch_id: str | None = None
+    result_expired_at: datetime | None = None
 
 
 class JobList(_Answer):

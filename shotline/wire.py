@@ -36,6 +36,7 @@ _ERROR_BY_STATUS: dict[int, type[ApiError]] = {
     httpx.codes.UNAUTHORIZED: ApiAuthError,
     httpx.codes.FORBIDDEN: ApiAuthError,
     httpx.codes.NOT_FOUND: ApiNotFound,
+    httpx.codes.GONE: ApiNotFound,  # a result deleted after its retention period
     httpx.codes.CONFLICT: ApiConflict,
     httpx.codes.PAYMENT_REQUIRED: ApiRateLimited,
     httpx.codes.TOO_MANY_REQUESTS: ApiRateLimited,
@@ -117,6 +118,12 @@ def parse_response(model: type[_M], response: httpx.Response) -> _M:
     if response.is_error:
         raise api_error(response)
     return model.model_validate(without_unknown_options(response.json()))
+
+
+def check_deleted(response: httpx.Response) -> None:
+    """Nothing for the 204 of a deletion, else the :func:`api_error` it stands for."""
+    if response.is_error:
+        raise api_error(response)
 
 
 def capture_body(url: str | ScreenshotRequest | None, options: Mapping[str, Any]) -> dict[str, Any]:

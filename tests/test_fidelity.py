@@ -21,8 +21,8 @@ from shared.jobs import CaptureOptions
 from tests.servers import LOOPBACK_POLICY, PageServer
 from worker.engines import blocking
 from worker.engines.base import Capture
-from worker.engines.blocking import Blocklist
 from worker.engines.chromium import ChromiumEngine
+from worker.engines.filter_lists import FilterList
 
 WHITE = (255, 255, 255)
 RED = (255, 0, 0)
@@ -240,8 +240,8 @@ def test_result_metadata_follows_redirects(shooter: Shooter) -> None:
 def test_block_ads_refuses_listed_hosts_and_counts_them(
     shooter: Shooter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listed = Blocklist({"ads": frozenset({"localhost"}), "trackers": frozenset()})
-    monkeypatch.setattr(blocking, "load_blocklist", lambda: listed)
+    listed = FilterList("ads", "||localhost^")
+    monkeypatch.setattr(blocking, "lists_for", lambda options: (listed,) if options.block_ads else ())
     plain = shooter.capture("/fidelity/ads.html", width=400, height=600)
     assert count(picture(plain), RED) == 300 * 250 and plain.blocked_requests == 0
 

@@ -21,6 +21,7 @@ from standardwebhooks import Webhook
 from shared.apikeys import KeyStore, NewKey
 from shared.connections import create_redis
 from tests.conftest import ProcessFactory
+from tests.servers import PageServer
 from tests.webhook_receiver import WebhookReceiver
 from worker.monitor_diff import HIGHLIGHT, OUTLINE
 
@@ -471,3 +472,17 @@ def test_console_monitors_page(base: str, keys: tuple[NewKey, NewKey], page: Cha
     with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {keys[1].key}"}) as bob:
         for monitor in bob.get(f"{base}/v1/monitors").json()["monitors"]:
             bob.delete(f"{base}/v1/monitors/{monitor['id']}")
+
+
+def test_a_nearly_blank_capture_never_becomes_the_baseline(
+    base: str, alice: httpx.Client, page_server: PageServer,
+) -> None:
+    """A "Loading…" page is not one colour to the pixel, but the capture flags it blank
+    (result.blank): the run fails and the baseline stays unset."""
+    monitor = create(alice, base, capture={"url": page_server.url("/quality/blank.html")},
+                     schedule={"interval_seconds": 3600})
+    first = wait_for_run(alice, base, monitor["id"])
+    assert first["status"] == "failed" and first["error"]["code"] == "blank", first
+    view = alice.get(f"{base}/v1/monitors/{monitor['id']}").json()
+    assert view["baseline_run_id"] is None
+    alice.delete(f"{base}/v1/monitors/{monitor['id']}")

@@ -33,6 +33,7 @@ from worker.background import BackgroundLoop
 from worker.dispatcher import dispatcher_thread
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
 from worker.monitor_scheduler import monitor_scheduler_thread
+from worker.retention import retention_thread
 from worker.runtime import cancel_captures, close_runtime
 from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
 from worker.sweeper import sweeper_thread
@@ -45,6 +46,7 @@ _exporter: WorkerExporter | None = None
 
 _sweeper: BackgroundLoop | None = None
 _dispatcher: BackgroundLoop | None = None
+_retention: BackgroundLoop | None = None
 _monitor_scheduler: BackgroundLoop | None = None
 
 
@@ -59,6 +61,10 @@ def _start_sweeper(**_: Any) -> None:
     if settings.sweeper and _sweeper is None:
         _sweeper = sweeper_thread(settings)
         _sweeper.start()
+    global _retention
+    if settings.sweeper and _retention is None:
+        _retention = retention_thread(settings)
+        _retention.start()
 
 
 @signals.worker_ready.connect
@@ -105,7 +111,10 @@ def _bound_shutdown(how: str = "", **_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_sweeper(**_: Any) -> None:
-    global _sweeper, _dispatcher
+    global _sweeper, _dispatcher, _retention
+    if _retention is not None:
+        retention, _retention = _retention, None
+        retention.stop()
     if _sweeper is not None:
         sweeper, _sweeper = _sweeper, None
         sweeper.stop()

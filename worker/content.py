@@ -25,7 +25,7 @@ import trafilatura
 from shared.constants import RESULTS_PREFIX
 from shared.jobs import CaptureOptions
 from shared.page_outputs import ContentKind, StoredContent
-from shared.storage.base import Storage
+from shared.storage.destinations import Placement
 from worker.engines.base import Capture
 
 
@@ -87,14 +87,14 @@ async def page_content(capture: Capture, options: CaptureOptions
     return capture, outputs
 
 
-async def store_content(storage: Storage, job_id: str, outputs: dict[ContentKind, bytes],
+async def store_content(placement: Placement, job_id: str, outputs: dict[ContentKind, bytes],
                         options: CaptureOptions) -> dict[ContentKind, StoredContent]:
-    """Store the outputs ``options.content`` lists (the format's own output is the result
-    itself) and describe them for the job's record."""
+    """Store the outputs ``options.content`` lists where the job's picture goes (the
+    format's own output is the result itself) and describe them for the job's record."""
     stored: dict[ContentKind, StoredContent] = {}
     for kind in options.content:
-        key = content_key(job_id, kind)
-        await storage.put(key, outputs[kind], content_type=kind.content_type)
+        key = placement.prefix + content_key(job_id, kind)
+        await placement.put(key, outputs[kind], content_type=kind.content_type)
         stored[kind] = StoredContent(key=key, content_type=kind.content_type,
                                      bytes=len(outputs[kind]))
     return stored

@@ -27,6 +27,7 @@ from shared.monitors.models import Monitor, MonitorRun, NotifyOn, RunStatus
 from shared.monitors.store import MonitorStore
 from shared.settings import Settings
 from shared.storage.base import Storage
+from shared.storage.destinations import storage_for
 from shared.webhooks.delivery import open_event_delivery
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.payload import EventType
@@ -74,11 +75,14 @@ class MonitorResults:
         assert job.result is not None
         picture_key = job.result.key
         try:
-            picture = await read_file(self.storage, picture_key)
+            # In the owner's own bucket when its key has one (shared.storage.destinations).
+            picture = await read_file(storage_for(self.storage, job.result.destination),
+                                      picture_key)
         except StorageError as exc:
             await self._failed(monitor, run, JobError(code="storage_error", message=exc.message))
             return
-        if await asyncio.to_thread(lambda: is_blank(decode(picture))):
+        # The capture's own verdict (essentially one colour: result.blank), else the strict one.
+        if job.result.blank or await asyncio.to_thread(lambda: is_blank(decode(picture))):
             await self._failed(monitor, run, JobError(
                 code="blank", message="the capture came out blank (one colour everywhere)"))
             return

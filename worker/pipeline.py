@@ -16,6 +16,7 @@ from typing import Protocol
 import structlog
 from PIL import Image
 
+from shared.apikeys import KeyStore
 from shared.backoff import backoff_delay
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
@@ -32,13 +33,17 @@ from shared.errors import (
     UrlBlocked,
 )
 from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult
+from shared.quality import valid_text
 from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
 from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
+from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.content import page_content, store_content
 from worker.engines.base import Capture, CaptureEngine
+from worker.engines.blank import is_blank
+from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
@@ -129,8 +134,8 @@ def may_retry(exc: CaptureError, job: Job, max_attempts: int) -> bool:
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
-    width = height = None
-    if fmt is not ImageFormat.pdf and fmt.content_kind is None:
+    width, height = capture.width, capture.height
+    if width is None and fmt is not ImageFormat.pdf and fmt.content_kind is None:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
             width, height = image.size
     return StoredResult(
@@ -140,11 +145,16 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         width=width,
         height=height,
         sha256=hashlib.sha256(capture.data).hexdigest(),
-        final_url=capture.final_url,
+        final_url=valid_text(capture.final_url),
         http_status=capture.http_status,
-        title=capture.title,
+        title=valid_text(capture.title),
         blocked_requests=capture.blocked_requests,
         metadata=capture.metadata,
+        duration_ms=capture.duration_ms,
+        blank=capture.blank if capture.blank is not None else is_blank(capture.data, fmt),
+        truncated=capture.truncated,
+        popups_blocked=capture.popups_blocked,
+        notes=[valid_text(note) or "" for note in capture.notes],
     )
 
 
@@ -220,7 +230,7 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         finally:
             if lease is not None:
                 await lease.release()
-        if job.options.thumbnail_width is not None:
+        if job.options.thumbnail_width is not None and not job.options.format.is_video:
             capture = dataclasses.replace(capture, data=thumbnail(
                 capture.data, job.options.format, job.options.thumbnail_width,
                 quality=job.options.quality,
@@ -231,12 +241,21 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
                 raise ResultTooLarge(
                     f"result is {len(data)} bytes, above the limit of {deps.max_result_bytes}"
                 )
-        key = result_key(job)
+        # The key's own bucket (its endpoint checked by the URL policy), or the default.
+        placement = await placement_for(deps.storage, job.api_key_id,
+                                        keys=KeyStore(deps.store.redis), policy=deps.policy)
+        key = placement.prefix + result_key(job)
         result = describe(capture, key, job.options.format)
+        result.destination = placement.record
+        if result.blank:
+            log.warning("The picture is blank (essentially one colour).", notes=result.notes)
         storing = time.perf_counter()
-        await deps.storage.put(key, capture.data, content_type=capture.content_type)
-        result.content = await store_content(deps.storage, job.id, contents, job.options)
-        log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
+        await placement.put(key, capture.data, content_type=capture.content_type)
+        result.content = await store_content(placement, job.id, contents, job.options)
+        if capture.poster is not None and job.options.thumbnail_width is not None:
+            result.poster = await store_poster(placement, job, capture.poster,
+                                               job.options.thumbnail_width)
+        log.info("result stored", storage=placement.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
     except HostUnresolvable as exc:
         return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started)
@@ -259,7 +278,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-             blocked_requests=capture.blocked_requests, status=JobStatus.succeeded.value)
+             blocked_requests=capture.blocked_requests, blank=result.blank,
+             status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 
@@ -290,7 +310,7 @@ async def _notify(deps: PipelineDeps, job: Job,
 
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
-    error = JobError(code=exc.code, message=exc.message, status=exc.status)
+    error = JobError(code=exc.code, message=valid_text(exc.message) or "", status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
     if may_retry(exc, job, deps.max_attempts):
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(

@@ -36,7 +36,7 @@ from shared.jobs import Job
 from shared.queue import enqueue_capture, make_celery
 from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from worker.background import BackgroundLoop
 from worker.monitor_results import monitor_results
 from worker.pipeline import JobListener
@@ -175,7 +175,7 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
         def enqueue(job_id: str, request_id: str | None) -> None:
             enqueue_capture(producer, job_id, request_id=request_id)
 
-        storage = make_storage(settings)
+        storage = make_storage_router(settings)
         # A monitor's run failed as lost counts as the monitor's failure.
         components.completion.add_job_hook(monitor_results(settings, components, storage))
 
