@@ -22,6 +22,7 @@ from api.routes import batches, console, files, health, jobs, render, screenshot
 from api.routes import monitors as monitor_routes
 from api.services import Services
 from shared.composition import build_components
+from shared.inputs import request_body_limit
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage.destinations import make_storage_router
@@ -82,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     # → routes.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=request_body_limit(settings))
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app)
     install_error_handlers(app)

@@ -33,7 +33,7 @@ async def submit_batch(services: Services, request: BatchRequest, *, principal: 
                                           api_key_id=principal.key_id)
     batch = Batch(id=new_batch_id(), created_at=utcnow(), api_key_id=principal.key_id,
                   webhook_url=webhook_url, job_ids=[new_job_id() for _ in requests],
-                  urls=[r.url for r in requests])
+                  urls=[r.url or "" for r in requests])
     await services.batches.create(batch)
     for job_id, capture in zip(batch.job_ids, requests, strict=True):
         try:

@@ -18,6 +18,7 @@ from shared.errors import (
     BatchNotFinished,
     BatchNotFound,
     ConfigurationError,
+    DocumentTooLarge,
     IdempotencyConflict,
     IdempotencyKeyReused,
     InvalidRequest,
@@ -58,12 +59,15 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     WebhookSecretMissing: 422,
     UrlBlocked: 422,
     OptionNotSupported: 422,
+    DocumentTooLarge: 413,
     InvalidSignature: 403,
     StoreUnavailable: 503,
     StorageError: 502,
     ConfigurationError: 500,
 }
 RETRY_AFTER_SECONDS = 5
+#: What FastAPI says when it cannot decode a request body at all.
+UNDECODABLE_BODY = "There was an error parsing the body"
 _HTTP_ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large",
@@ -115,6 +119,8 @@ async def _shotline_error(request: Request, exc: Exception) -> JSONResponse:
         details = [{"field": exc.field, "message": exc.message}]
     elif isinstance(exc, WaitTimeout):
         details = [{"job_id": exc.job_id}]
+    elif isinstance(exc, DocumentTooLarge):
+        details = [{"field": exc.field, "message": exc.message}]
     elif isinstance(exc, OptionNotSupported):
         details = [{"field": name, "message": exc.message} for name in exc.fields]
     if status >= 500:
@@ -195,6 +201,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == UNDECODABLE_BODY:
+        # FastAPI's answer to a JSON body that is not UTF-8 (json.loads raised a
+        # UnicodeDecodeError): the same 422 as any other body that does not validate.
+        return error_response(request, 422, "validation_error",
+                              "the request body is not valid UTF-8: send JSON encoded as UTF-8")
     code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
     return error_response(request, exc.status_code, code, str(exc.detail),
                           headers=getattr(exc, "headers", None))

@@ -42,9 +42,12 @@ def monitor_store(services: Services) -> MonitorStore:
 
 
 async def _check_capture(services: Services, capture: CaptureOptions) -> None:
-    if capture.format is ImageFormat.pdf:
-        raise MonitorRefused("monitors compare pictures: format pdf cannot be monitored; use"
-                             " png, jpeg or webp", field="capture.format")
+    if capture.format is ImageFormat.pdf or capture.format.content_kind is not None:
+        raise MonitorRefused(f"monitors compare pictures: format {capture.format.value} cannot"
+                             " be monitored; use png, jpeg or webp", field="capture.format")
+    if capture.url is None:  # an html or markdown document given once never changes
+        raise MonitorRefused("monitors watch a page at a url: give capture.url (html and"
+                             " markdown documents cannot be monitored)", field="capture.url")
     await services.policy.acheck_url(capture.url)
     check_engine_supports(services.settings.engine, capture)
 

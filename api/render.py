@@ -24,6 +24,8 @@ from shared.signing import RENDER_SIGNATURE_PARAM, verify_render
 
 #: Query parameters that are not capture options.
 LINK_PARAMS = frozenset({"key_id", "expires", RENDER_SIGNATURE_PARAM})
+#: Request fields of inline documents, left out of the links' documented parameters.
+DOCUMENT_FIELDS = frozenset({"html", "base_url", "markdown"})
 #: JSON Schema types a query-string value can carry.
 _SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean"})
 
@@ -41,7 +43,8 @@ def link_parameters() -> list[dict[str, Any]]:
     """
     schema = ScreenshotRequest.model_json_schema()
     defs = schema.get("$defs", {})
-    required = set(schema.get("required", ()))
+    # A link renders a page by its address: url is what it needs, and no document fits in one.
+    required = set(schema.get("required", ())) | {"url"}
     params: list[dict[str, Any]] = [
         _query("key_id", "The id of the API key whose signing secret signed the link.",
                {"type": "string"}),
@@ -52,7 +55,7 @@ def link_parameters() -> list[dict[str, Any]]:
     ]
     for name, prop in schema["properties"].items():
         option = _inline(prop, defs)
-        if _is_scalar(option):
+        if _is_scalar(option) and name not in DOCUMENT_FIELDS:
             description = option.pop("description", None) or ""
             params.append(_query(name, description, option, required=name in required))
     return params

@@ -31,6 +31,7 @@ from shared.errors import (
     WebhookUrlBlocked,
 )
 from shared.fair_queue import FairQueue
+from shared.inputs import check_input, input_kind
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
 from shared.metrics import SubmitOutcome, record_cache_lookup, record_job_submitted
@@ -105,8 +106,8 @@ async def answer_submit(
     """Check the URL (and webhook URL) and answer with a job: a cache hit (already succeeded, no capture), a
     follower of an identical capture in flight, or a new queued capture (charged to the
     key's monthly quota)."""
-    await services.policy.acheck_url(request.url)
     options = request.capture_options()
+    await check_input(services.policy, options, max_html_bytes=services.settings.max_html_bytes)
     check_engine_supports(services.settings.engine, options)
     now = utcnow()
     job = Job(id=job_id or new_job_id(), status=JobStatus.queued, created_at=now, options=options,
@@ -115,7 +116,8 @@ async def answer_submit(
     if request.webhook_url is not None:
         webhook_url = await check_webhook(services, request.webhook_url, api_key_id=job.api_key_id)
         job = job.model_copy(update={"webhook_url": webhook_url})
-    bound = log.bind(job_id=job.id, request_id=request_id, url=options.url, api_key_id=job.api_key_id)
+    bound = log.bind(job_id=job.id, request_id=request_id, url=options.url,
+                     input=input_kind(options).value, api_key_id=job.api_key_id)
     ttl = services.settings.cache_ttl_seconds if request.cache_ttl is None else request.cache_ttl
     digest = options_digest(options) if ttl > 0 else None
     if digest is not None and not request.fresh:

@@ -173,9 +173,6 @@ MAX_FULL_PAGE_WIDTH: Final = 3840
 #: bitmap; a taller page is cut.
 MAX_CAPTURE_PIXELS: Final = 32_000_000
 
-#: Largest request body the API reads, in bytes, unless configured otherwise.
-DEFAULT_MAX_REQUEST_BYTES: Final = 1024 * 1024
-
 #: Header the API takes the correlation id from and echoes back.
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 

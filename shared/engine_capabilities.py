@@ -19,7 +19,7 @@ from shared.options import ResourceType
 
 #: The options SnapAPI's request carries (one field each in the engine's wire mapping).
 SNAPAPI_OPTIONS: Final = frozenset({
-    "url", "format", "quality", "width", "height", "device_scale_factor", "full_page",
+    "url", "html", "markdown", "format", "quality", "width", "height", "device_scale_factor", "full_page",
     "max_height", "selector", "wait_until", "wait_for_selector", "delay_ms", "timeout_ms",
     "dark_mode", "device", "is_mobile", "has_touch", "block_ads", "block_trackers",
     "block_cookie_banners", "hide_selectors", "block_resources", "css", "js", "click_selector",
@@ -61,6 +61,8 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
                    if name not in mapped and getattr(options, name) != defaults[name]]
     if options.format.is_video:
         unsupported.insert(0, "format")  # SnapAPI takes pictures only: no scroll videos
+    if options.format.content_kind is not None:  # SnapAPI returns pictures only
+        unsupported.append("format")
     unsupported += [
         f"block_resources.{index}"
         for index, kind in enumerate(options.block_resources)

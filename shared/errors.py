@@ -63,6 +63,12 @@ class WebhookUrlBlocked(UrlBlocked):
     field = "webhook_url"
 
 
+class BaseUrlBlocked(UrlBlocked):
+    """Raised when a request's ``base_url`` (of its html or markdown) is refused by the URL policy."""
+
+    field = "base_url"
+
+
 class HostUnresolvable(UrlBlocked):
     """Raised when a host name does not resolve, so its addresses cannot be checked (nothing
     was blocked: the name is wrong, or its DNS is down)."""
@@ -176,6 +182,16 @@ class OptionNotSupported(ShotlineError):
     def __init__(self, message: str = "", *, fields: list[str] | None = None) -> None:
         super().__init__(message)
         self.fields = fields or []
+
+
+class DocumentTooLarge(ShotlineError):
+    """Raised when an inline document (``html``, ``markdown``) is above its size limit."""
+
+    code = "payload_too_large"
+
+    def __init__(self, message: str = "", *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PageScriptFailed(CaptureError):

@@ -10,7 +10,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.inputs import DocumentSummary, summarize
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus, ResultMetadata
+from shared.page_outputs import ContentKind, ContentView
 from shared.storage.base import Storage
 from shared.storage.destinations import storage_for
 
@@ -31,6 +33,9 @@ class ResultView(ResultMetadata):
 
     url: str
     expires_at: datetime
+    content: dict[ContentKind, ContentView] = Field(
+        default_factory=dict, description="The page's content outputs (content option)."
+    )
     poster: FileView | None = Field(
         default=None, description="With thumbnail_width, a scroll video's first frame that wide.")
 
@@ -46,7 +51,13 @@ class JobView(BaseModel):
     attempts: int
     error: JobError | None = None
     result: ResultView | None = None
-    options: CaptureOptions
+    options: CaptureOptions = Field(
+        description="The request's capture options; an html or markdown document is shown"
+        " as `document` (digest and size) instead."
+    )
+    document: DocumentSummary | None = Field(
+        default=None, description="The inline html or markdown that was rendered, if any."
+    )
     cached: bool = Field(default=False, description="Reused another job's capture at no cost.")
     batch_id: str | None = None
     result_expired_at: datetime | None = Field(
@@ -67,11 +78,17 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
             signed_poster = holder.signed_url(job.result.poster.key, expires_in=url_ttl_seconds)
             poster = FileView(url=signed_poster.url, expires_at=signed_poster.expires_at,
                               **job.result.poster.model_dump(exclude={"key"}))
+        content = {}
+        for kind, stored in job.result.content.items():
+            link = holder.signed_url(stored.key, expires_in=url_ttl_seconds)
+            content[kind] = ContentView(url=link.url, expires_at=link.expires_at,
+                                        content_type=stored.content_type, bytes=stored.bytes)
         result = ResultView(
             url=signed.url,
             expires_at=signed.expires_at,
             poster=poster,
-            **job.result.model_dump(exclude={"key", "destination", "poster"}),
+            content=content,
+            **job.result.model_dump(exclude={"key", "destination", "poster", "content"}),
         )
     return JobView(
         id=job.id,
@@ -82,7 +99,10 @@ def render_job(job: Job, storage: Storage, *, url_ttl_seconds: int) -> JobView:
         attempts=job.attempts,
         error=job.error,
         result=result,
-        options=job.options.redacted(),
+        # The document (and its base_url) is shown as `document`, never echoed back.
+        options=job.options.redacted().model_copy(
+            update={"html": None, "markdown": None, "base_url": None}),
+        document=summarize(job.options),
         cached=job.cached,
         batch_id=job.batch_id,
         result_expired_at=job.result_expired_at,

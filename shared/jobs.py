@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, mode
 
 from shared.constants import MAX_URL_LENGTH
 from shared.devices import DEVICES, Device
+from shared.inputs import MAX_HTML_BYTES_CEILING, MAX_MARKDOWN_BYTES, check_inputs, utf8_bytes
 from shared.options import (
     MAX_COOKIES,
     MAX_HEADERS,
@@ -29,6 +30,7 @@ from shared.options import (
     Selector,
     Timezone,
 )
+from shared.page_outputs import ContentKind, PageMetadata, StoredContent
 from shared.quality import QualityOptions, QualityResult
 from shared.scroll import ScrollOptions, check_video_options
 
@@ -44,6 +46,10 @@ class ImageFormat(StrEnum):
     mp4 = "mp4"
     webm = "webm"
     gif = "gif"
+    # The page's content alone, no picture (see shared.page_outputs.ContentKind).
+    html = "html"
+    text = "text"
+    markdown = "markdown"
 
     @property
     def is_video(self) -> bool:
@@ -53,6 +59,8 @@ class ImageFormat(StrEnum):
     @property
     def content_type(self) -> str:
         """MIME type of files in this format."""
+        if self.content_kind is not None:
+            return self.content_kind.content_type
         if self in (ImageFormat.mp4, ImageFormat.webm):
             return f"video/{self.value}"
         return "application/pdf" if self is ImageFormat.pdf else f"image/{self.value}"
@@ -60,7 +68,12 @@ class ImageFormat(StrEnum):
     @property
     def extension(self) -> str:
         """File name extension (without the dot)."""
-        return self.value
+        return self.value if self.content_kind is None else self.content_kind.extension
+
+    @property
+    def content_kind(self) -> ContentKind | None:
+        """The content output this format is, when it is one rather than a picture."""
+        return ContentKind(self.value) if self.value in ContentKind.__members__ else None
 
 
 class WaitUntil(StrEnum):
@@ -83,6 +96,15 @@ class JobStatus(StrEnum):
     def is_terminal(self) -> bool:
         """True once the job has its final answer."""
         return self in (JobStatus.succeeded, JobStatus.failed)
+
+
+def _utf8_document(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        size = len(utf8_bytes(value, "the document"))
+        if size > limit:
+            raise ValueError(f"the document is {size} bytes, above the limit of {limit} bytes")
+        return value
+    return AfterValidator(check)
 
 
 def _http_url(value: str) -> str:
@@ -112,11 +134,36 @@ class CaptureOptions(QualityOptions):
             "examples": [
                 {"url": "https://example.com"},
                 {"url": "https://example.com", "format": "jpeg", "quality": 80, "full_page": True},
+                {"html": "<h1 style='font: 64px sans-serif'>Hello</h1>", "width": 1200,
+                 "height": 630},
+                {"html": "<p>Invoice <img src='logo.png'></p>", "base_url": "https://example.com/",
+                 "format": "pdf"},
+                {"markdown": "# Report\n\n| a | b |\n|---|---|\n| 1 | 2 |", "dark_mode": True},
+                {"url": "https://example.com", "metadata": True, "content": ["text", "markdown"]},
+                {"url": "https://example.com", "format": "markdown"},
             ]
         },
     )
 
-    url: HttpUrlStr = Field(description="Page to capture (http or https).")
+    url: HttpUrlStr | None = Field(
+        default=None, description="Page to capture (http or https); or give html or markdown."
+    )
+    # --- Inline documents (shared/inputs.py) ----------------------------------------------
+    html: Annotated[str, _utf8_document(MAX_HTML_BYTES_CEILING)] | None = Field(
+        default=None, min_length=1,
+        description="HTML document to render instead of a url (at most SHOTLINE_MAX_HTML_BYTES,"
+        " 5 MB by default); every resource it loads goes through the URL policy.",
+        examples=["<h1>Hello</h1>"],
+    )
+    base_url: HttpUrlStr | None = Field(
+        default=None, description="Base URL of the html or markdown's relative links.",
+    )
+    markdown: Annotated[str, _utf8_document(MAX_MARKDOWN_BYTES)] | None = Field(
+        default=None, min_length=1,
+        description="Markdown (CommonMark, tables; raw HTML off) rendered in a built-in style"
+        " sheet, light or dark (dark_mode), at most 1 MB.",
+        examples=["# Report\n\n| a | b |\n|---|---|\n| 1 | 2 |"],
+    )
     format: ImageFormat = Field(default=ImageFormat.png, description="Output format.")
     quality: int | None = Field(
         default=None, ge=1, le=100, description="JPEG/WebP quality (1-100).", examples=[80]
@@ -207,6 +254,17 @@ class CaptureOptions(QualityOptions):
     scroll: ScrollOptions | None = Field(
         default=None, description="With format mp4, webm or gif: how the scroll video is recorded."
     )
+    # --- Page outputs (shared/page_outputs.py) --------------------------------------------
+    metadata: bool = Field(
+        default=False, description="Add result.metadata: title, description, canonical URL,"
+        " language, Open Graph and Twitter tags, icons, status, safe headers, scroll size.",
+    )
+    content: list[ContentKind] = Field(
+        default_factory=list, max_length=len(ContentKind),
+        description="Store the page's content next to the picture: html (the rendered DOM),"
+        " text, markdown (its main content); each gets its own URL in result.content.",
+        examples=[["text", "markdown"]],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -231,6 +289,15 @@ class CaptureOptions(QualityOptions):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> CaptureOptions:
+        check_inputs(url=self.url, html=self.html, markdown=self.markdown,
+                     base_url=self.base_url, required=False)
+        if len(set(self.content)) != len(self.content):
+            raise ValueError("content lists an output twice")
+        if self.format.content_kind is not None and (
+            self.selector is not None or self.clip is not None or self.thumbnail_width is not None
+        ):
+            raise ValueError(f"format {self.format.value} has no picture: selector, clip and"
+                             " thumbnail_width do not apply")
         if self.quality is not None and self.format not in (ImageFormat.jpeg, ImageFormat.webp):
             raise ValueError("quality applies to jpeg and webp only")
         if self.selector is not None and self.format is ImageFormat.pdf:
@@ -284,6 +351,19 @@ class ScreenshotRequest(CaptureOptions):
         default=False, description="Skip the result cache (an identical capture in flight is still shared)."
     )
 
+    @model_validator(mode="after")
+    def _check_input(self) -> ScreenshotRequest:
+        check_inputs(url=self.url, html=self.html, markdown=self.markdown,
+                     base_url=self.base_url, required=True)
+        # Here rather than on CaptureOptions: job views show a document's options without
+        # its base_url, and must still validate.
+        if self.url is None and self.base_url is None and (
+            self.http_auth is not None or any(c.domain is None for c in self.cookies)
+        ):
+            raise ValueError("http_auth and cookies without a domain belong to the page's"
+                             " address: give base_url with html or markdown")
+        return self
+
     def capture_options(self) -> CaptureOptions:
         """Only what changes the picture: the fields of :class:`CaptureOptions`."""
         return CaptureOptions.model_validate(self.model_dump(include=set(CaptureOptions.model_fields)))
@@ -309,6 +389,9 @@ class ResultMetadata(QualityResult):
     http_status: int | None = Field(default=None, description="HTTP status of the page.")
     title: str | None = Field(default=None, description="The page's title.")
     blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
+    metadata: PageMetadata | None = Field(
+        default=None, description="What the page says about itself (with metadata: true)."
+    )
     duration_ms: int | None = Field(default=None, description="Length of a scroll video.")
 
 
@@ -326,6 +409,7 @@ class StoredResult(ResultMetadata):
     """A stored capture result, as recorded on the job (the download URL is minted per read)."""
 
     key: str
+    content: dict[ContentKind, StoredContent] = Field(default_factory=dict)
     destination: dict[str, Any] | None = Field(
         default=None, description="The API key's own bucket holding the result (credentials"
         " encrypted; see shared.storage.destinations); none: the default storage. Never shown.",

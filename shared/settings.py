@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.constants import DEFAULT_MAX_REQUEST_BYTES, SECRET_KEY_FILE
+from shared.constants import SECRET_KEY_FILE
+from shared.inputs import DEFAULT_MAX_HTML_BYTES, MAX_HTML_BYTES_CEILING
 from shared.webhooks.signing import parse_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -115,8 +116,16 @@ class Settings(BaseSettings):
     )
 
     # --- API --------------------------------------------------------------------------
-    max_request_bytes: int = Field(
-        default=DEFAULT_MAX_REQUEST_BYTES, ge=1024, description="Largest request body the API reads."
+    max_request_bytes: int | None = Field(
+        default=None, ge=1024,
+        description="Largest request body the API reads (default: MAX_HTML_BYTES + 64 KiB, so"
+        " the largest html fits).",
+    )
+
+    max_html_bytes: int = Field(
+        default=DEFAULT_MAX_HTML_BYTES, ge=1024, le=MAX_HTML_BYTES_CEILING,
+        description="Largest html document a capture request may carry (UTF-8 bytes); also"
+        " sets the default MAX_REQUEST_BYTES.",
     )
 
     # --- Jobs -------------------------------------------------------------------------

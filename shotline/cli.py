@@ -145,6 +145,31 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
                         access_log=False)
 
 
+#: Request fields given as files (--html FILE, --markdown FILE) or --base-url, not as generated
+#: options.
+DOCUMENT_OPTIONS = frozenset({"url", "html", "markdown", "base_url"})
+
+
+def document_fields(url: str | None, html_file: Path | None, markdown_file: Path | None,
+                    base_url: str | None) -> dict[str, str]:
+    """The request's input from the command line: URL, or the text of an --html or
+    --markdown file (UTF-8), with --base-url; exactly one of the three."""
+    given = [name for name, value in (("URL", url), ("--html", html_file),
+                                      ("--markdown", markdown_file)) if value is not None]
+    if len(given) != 1:
+        raise click.UsageError(f"give exactly one of URL, --html FILE or --markdown FILE"
+                               f" (got {' and '.join(given) or 'none'})")
+    fields: dict[str, str] = {} if base_url is None else {"base_url": base_url}
+    if url is not None:
+        return {"url": url, **fields}
+    name, path = ("html", html_file) if html_file is not None else ("markdown", markdown_file)
+    assert path is not None
+    try:
+        return {name: path.read_text(encoding="utf-8"), **fields}
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}") from exc
+
+
 def _format_from(output: Path | None) -> str | None:
     """The format an output file's name asks for (``shot.jpg`` → jpeg), if any."""
     if output is None:
@@ -168,12 +193,20 @@ def _invalid_options(exc: Exception) -> click.UsageError:
 
 
 @main.command()
-@click.argument("url")
+@click.argument("url", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@request_options(CaptureOptions, skip={"url"})
+@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Render this HTML file instead of a URL.")
+@click.option("--markdown", "markdown_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Render this Markdown file instead of a URL.")
+@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
+@request_options(CaptureOptions, skip=DOCUMENT_OPTIONS)
 @click.pass_context
-def capture(ctx: click.Context, /, url: str, output: Path, **params: Any) -> None:
-    """Capture URL into a file, in this process (no queue, no Redis).
+def capture(ctx: click.Context, /, url: str | None, output: Path, html_file: Path | None,
+            markdown_file: Path | None, base_url: str | None, **params: Any) -> None:
+    """Capture URL (or an --html / --markdown file) into a file, in this process (no queue,
+    no Redis).
 
     Every request field of the API is an option (``--dark-mode``, ``--device iphone-15``,
     ``--wait-for-selector``...); ``--format`` defaults to the file name's, else png.
@@ -181,6 +214,7 @@ def capture(ctx: click.Context, /, url: str, output: Path, **params: Any) -> Non
     from pydantic import ValidationError
 
     from shared.errors import ShotlineError
+    from shared.inputs import check_input
     from shared.url_policy import UrlPolicy
     from worker.engines import make_engine
 
@@ -189,12 +223,14 @@ def capture(ctx: click.Context, /, url: str, output: Path, **params: Any) -> Non
     given = given_options(ctx, params)
     given.setdefault("format", _format_from(output) or ImageFormat.png.value)
     try:
-        options = CaptureOptions(url=url, **given)
+        options = CaptureOptions.model_validate(
+            {**document_fields(url, html_file, markdown_file, base_url), **given})
     except ValidationError as exc:
         raise _invalid_options(exc) from exc
 
     async def run() -> bytes:
-        await UrlPolicy.from_settings(settings).acheck_url(options.url)
+        await check_input(UrlPolicy.from_settings(settings), options,
+                          max_html_bytes=settings.max_html_bytes)
         engine = make_engine(settings)
         await engine.start()
         try:
@@ -211,7 +247,7 @@ def capture(ctx: click.Context, /, url: str, output: Path, **params: Any) -> Non
 
 
 @main.command()
-@click.argument("url")
+@click.argument("url", required=False)
 @click.option("--api", "api_url", envvar="SHOTLINE_API_URL", default="http://127.0.0.1:8000",
               show_default=True, help="Base URL of the Shotline API (env SHOTLINE_API_URL).")
 @click.option("--key", "api_key", envvar=["SHOTLINE_API_KEY", "SHOTLINE_KEY"], default=None,
@@ -223,11 +259,20 @@ def capture(ctx: click.Context, /, url: str, output: Path, **params: Any) -> Non
               help="Seconds to wait for the job.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the API's answer (the job record once waited for) as JSON.")
-@request_options(ScreenshotRequest, skip={"url"})
+@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Render this HTML file instead of a URL.")
+@click.option("--markdown", "markdown_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Render this Markdown file instead of a URL.")
+@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
+@request_options(ScreenshotRequest, skip=DOCUMENT_OPTIONS)
 @click.pass_context
-def submit(ctx: click.Context, /, url: str, api_url: str, api_key: str | None, wait_for_it: bool,
-           output: Path | None, timeout: float, as_json: bool, **params: Any) -> None:
-    """Capture URL on a (remote) Shotline API; prints a short summary (--json: the record).
+def submit(ctx: click.Context, /, url: str | None, api_url: str, api_key: str | None,
+           wait_for_it: bool, output: Path | None, timeout: float, as_json: bool,
+           html_file: Path | None, markdown_file: Path | None, base_url: str | None,
+           **params: Any) -> None:
+    """Capture URL (or an --html / --markdown file) on a (remote) Shotline API; prints a
+    short summary (--json: the record).
 
     Every request field of the API is an option (``--full-page``, ``--device``, ``--retries``,
     ``--webhook-url``...); ``--format`` defaults to the output file name's.
@@ -242,7 +287,8 @@ def submit(ctx: click.Context, /, url: str, api_url: str, api_key: str | None, w
     if "format" not in options and _format_from(output) is not None:
         options["format"] = _format_from(output)
     try:
-        request = ScreenshotRequest(url=url, **options)
+        request = ScreenshotRequest.model_validate(
+            {**document_fields(url, html_file, markdown_file, base_url), **options})
     except ValidationError as exc:
         raise _invalid_options(exc) from exc
     try:

@@ -131,9 +131,10 @@ class Client:
         except httpx.TransportError as exc:
             raise unreachable(exc) from exc
 
-    def submit(self, url: str | ScreenshotRequest, *, idempotency_key: str | None = None,
+    def submit(self, url: str | ScreenshotRequest | None = None, *, idempotency_key: str | None = None,
                **options: Any) -> Accepted:
-        """Queue a capture of ``url`` with request fields ``options`` (``full_page=True``...)."""
+        """Queue a capture of ``url`` with request fields ``options`` (``full_page=True``...);
+        without ``url``, of the ``html=`` or ``markdown=`` document in ``options``."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return parse_response(Accepted, self._send("POST", "/v1/screenshots",
                                            json=capture_body(url, options), headers=headers))
@@ -176,7 +177,7 @@ class Client:
             raise unreachable(exc) from exc
         return checked_content(view, response)
 
-    def capture(self, url: str | ScreenshotRequest, *, timeout: float = DEFAULT_WAIT_SECONDS,
+    def capture(self, url: str | ScreenshotRequest | None = None, *, timeout: float = DEFAULT_WAIT_SECONDS,
                 **options: Any) -> Screenshot:
         """Submit, wait and download: the finished :class:`Screenshot`.
 
@@ -272,7 +273,7 @@ class AsyncClient:
         except httpx.TransportError as exc:
             raise unreachable(exc) from exc
 
-    async def submit(self, url: str | ScreenshotRequest, *, idempotency_key: str | None = None,
+    async def submit(self, url: str | ScreenshotRequest | None = None, *, idempotency_key: str | None = None,
                      **options: Any) -> Accepted:
         """Queue a capture of ``url`` with request fields ``options``."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -314,7 +315,7 @@ class AsyncClient:
             raise unreachable(exc) from exc
         return checked_content(view, response)
 
-    async def capture(self, url: str | ScreenshotRequest, *,
+    async def capture(self, url: str | ScreenshotRequest | None = None, *,
                       timeout: float = DEFAULT_WAIT_SECONDS, **options: Any) -> Screenshot:
         """Submit, wait and download (see :meth:`Client.capture`)."""
         view = await self.wait(await self.submit(url, **options), timeout=timeout)

@@ -26,13 +26,17 @@ __all__ = [
     "BatchAccepted",
     "BatchJob",
     "CaptureOptions",
+    "ContentView",
+    "DocumentSummary",
     "ErrorBody",
     "FileView",
+    "Icon",
     "ImageFormat",
     "JobError",
     "JobList",
     "JobStatus",
     "JobView",
+    "PageMetadata",
     "ResultView",
     "Screenshot",
     "ScreenshotRequest",
@@ -63,6 +67,41 @@ class JobError(_Answer):
     status: int | None = None
 
 
+class Icon(_Answer):
+    """One icon of the page (``<link rel=icon ...>``), its URL absolute."""
+
+    url: str
+    rel: str
+    sizes: str | None = None
+    type: str | None = None
+
+
+class PageMetadata(_Answer):
+    """What the rendered page says about itself (``metadata: true``)."""
+
+    title: str | None = None
+    description: str | None = None
+    canonical_url: str | None = None
+    lang: str | None = None
+    open_graph: dict[str, str] = Field(default_factory=dict)
+    twitter: dict[str, str] = Field(default_factory=dict)
+    icons: list[Icon] = Field(default_factory=list)
+    final_url: str | None = None
+    http_status: int | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    scroll_width: int | None = None
+    scroll_height: int | None = None
+
+
+class ContentView(_Answer):
+    """One content output of the page (``content``: ``html``, ``text``, ``markdown``)."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+
+
 class FileView(_Answer):
     """Another file of a result (a scroll video's poster frame), with its download URL."""
 
@@ -72,6 +111,15 @@ class FileView(_Answer):
     bytes: int
     width: int | None = None
     height: int | None = None
+
+
+class DocumentSummary(_Answer):
+    """The inline ``html`` or ``markdown`` a job rendered: kind, digest and size."""
+
+    kind: str
+    sha256: str
+    bytes: int
+    base_url: str | None = None
 
 
 class ResultView(_Answer):
@@ -90,6 +138,8 @@ class ResultView(_Answer):
     blocked_requests: int = 0
     duration_ms: int | None = None
     poster: FileView | None = None
+    metadata: PageMetadata | None = None
+    content: dict[str, ContentView] = Field(default_factory=dict)
 
 
 class JobView(_Answer):
@@ -104,6 +154,7 @@ class JobView(_Answer):
     error: JobError | None = None
     result: ResultView | None = None
     options: CaptureOptions
+    document: DocumentSummary | None = None
     cached: bool = False
     batch_id: str | None = None
     result_expired_at: datetime | None = None

@@ -126,7 +126,7 @@ def check_deleted(response: httpx.Response) -> None:
         raise api_error(response)
 
 
-def capture_body(url: str | ScreenshotRequest, options: Mapping[str, Any]) -> dict[str, Any]:
+def capture_body(url: str | ScreenshotRequest | None, options: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body of a capture: a :class:`ScreenshotRequest` or a URL plus fields.
 
     Plain fields go to the server as given (the server validates them), so a client can use
@@ -134,7 +134,7 @@ def capture_body(url: str | ScreenshotRequest, options: Mapping[str, Any]) -> di
     """
     if isinstance(url, ScreenshotRequest):
         return {**url.model_dump(mode="json", exclude_unset=True), **options}
-    return {"url": url, **options}
+    return dict(options) if url is None else {"url": url, **options}
 
 
 def batch_body(urls: Sequence[str], webhook_url: str | None,

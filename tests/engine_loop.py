@@ -21,3 +21,8 @@ class EngineOnLoop:
         """Capture ``url`` with ``fields`` as options (a 20 s timeout unless given)."""
         options = CaptureOptions(url=url, **{"timeout_ms": 20000, **fields})
         return self.runner.run(self.engine.capture(options))
+
+    def render(self, **fields: Any) -> Capture:
+        """Capture the ``html`` or ``markdown`` in ``fields`` (a 20 s timeout unless given)."""
+        options = CaptureOptions(**{"timeout_ms": 20000, **fields})
+        return self.runner.run(self.engine.capture(options))

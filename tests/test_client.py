@@ -173,7 +173,8 @@ def test_async_client_captures_many_concurrently(base: str, page_server: PageSer
                 await shotline.capture(page_server.url("/status/500"))
             with pytest.raises(ApiNotFound):
                 await shotline.get("f" * 32)
-            assert (await shotline.list_jobs(limit=1))[0].options.url.endswith("/status/500")
+            assert ((await shotline.list_jobs(limit=1))[0].options.url or "").endswith(
+                "/status/500")
 
     asyncio.run(scenario())
 

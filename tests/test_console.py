@@ -87,6 +87,30 @@ def test_form_submits_and_the_screenshot_appears(page: Page, page_server: PageSe
         " return img.complete && img.naturalWidth === 640; }", arg=job_id)
 
 
+def test_an_html_document_is_submitted_from_the_form(page: Page) -> None:
+    page.goto("/")
+    page.select_option("#input", "html")
+    expect(page.locator("#url")).to_be_hidden()
+    page.fill("#document", '<body style="margin:0;background:#00ff00"><h1>console card</h1></body>')
+    page.fill("#width", "300")
+    page.fill("#height", "200")
+    with page.expect_request(lambda r: r.url.endswith("/v1/screenshots")) as submitted:
+        page.click("#submit")
+    body = submitted.value.post_data_json
+    assert isinstance(body, dict) and "url" not in body
+    assert body["html"].startswith("<body") and body["width"] == 300
+    expect(page.locator("#status")).to_contain_text("succeeded", timeout=30_000)
+    page.wait_for_function("document.getElementById('result-image').complete")
+    pixel = page.locator("#result-image").evaluate(
+        "img => { const c = document.createElement('canvas'); c.width = 300; c.height = 200;"
+        " const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+        " return Array.from(g.getImageData(290, 190, 1, 1).data); }")
+    assert pixel == [0, 255, 0, 255]
+    job_id = (page.locator("#status").text_content() or "").split(" ")[1].rstrip(":")
+    tile = page.locator(f'#gallery li[data-job-id="{job_id}"]')
+    expect(tile.locator(".meta")).to_contain_text("html (")
+
+
 def test_failures_and_refusals_are_shown(page: Page, page_server: PageServer) -> None:
     page.goto("/")
     page.fill("#url", page_server.url("/status/404"))

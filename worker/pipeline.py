@@ -40,6 +40,7 @@ from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
+from worker.content import page_content, store_content
 from worker.engines.base import Capture, CaptureEngine
 from worker.engines.blank import is_blank
 from worker.poster import store_poster
@@ -134,7 +135,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
     width, height = capture.width, capture.height
-    if width is None and fmt is not ImageFormat.pdf:
+    if width is None and fmt is not ImageFormat.pdf and fmt.content_kind is None:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
             width, height = image.size
     return StoredResult(
@@ -148,6 +149,7 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         http_status=capture.http_status,
         title=valid_text(capture.title),
         blocked_requests=capture.blocked_requests,
+        metadata=capture.metadata,
         duration_ms=capture.duration_ms,
         blank=capture.blank if capture.blank is not None else is_blank(capture.data, fmt),
         truncated=capture.truncated,
@@ -221,7 +223,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         ), started)
     log.info("job running", status=JobStatus.running.value)
     try:
-        await deps.policy.acheck_url(job.options.url)
+        if job.options.url is not None:  # a document's connections meet the egress gate only
+            await deps.policy.acheck_url(job.options.url)
         try:
             capture = await deps.engine.capture(job.options, request_id=job.request_id)
         finally:
@@ -232,10 +235,12 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
                 capture.data, job.options.format, job.options.thumbnail_width,
                 quality=job.options.quality,
             ))
-        if len(capture.data) > deps.max_result_bytes:
-            raise ResultTooLarge(
-                f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
-            )
+        capture, contents = await page_content(capture, job.options)
+        for data in (capture.data, *contents.values()):
+            if len(data) > deps.max_result_bytes:
+                raise ResultTooLarge(
+                    f"result is {len(data)} bytes, above the limit of {deps.max_result_bytes}"
+                )
         # The key's own bucket (its endpoint checked by the URL policy), or the default.
         placement = await placement_for(deps.storage, job.api_key_id,
                                         keys=KeyStore(deps.store.redis), policy=deps.policy)
@@ -246,6 +251,7 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
             log.warning("The picture is blank (essentially one colour).", notes=result.notes)
         storing = time.perf_counter()
         await placement.put(key, capture.data, content_type=capture.content_type)
+        result.content = await store_content(placement, job.id, contents, job.options)
         if capture.poster is not None and job.options.thumbnail_width is not None:
             result.poster = await store_poster(placement, job, capture.poster,
                                                job.options.thumbnail_width)

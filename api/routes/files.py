@@ -33,5 +33,9 @@ async def get_file(
         raise JobNotFound("files are served by the storage backend itself")
     storage.verify(key, expires, signature)
     body = await open_stream(storage, key, missing=f"no stored file {key!r}")
-    return StreamingResponse(body, media_type=media_type(key),
-                             headers={"Cache-Control": "private, max-age=300"})
+    headers = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
+    if media_type(key) == "text/html":
+        # A stored page (content: html) is someone else's markup: served from the API's own
+        # origin it must not run, or it could read what the console keeps there.
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return StreamingResponse(body, media_type=media_type(key), headers=headers)

@@ -55,7 +55,10 @@ function showError(error) {
 }
 
 function formBody() {
-  const body = { url: $("url").value.trim(), format: $("format").value };
+  const input = $("input").value;
+  const body = { format: $("format").value };
+  if (input === "url") body.url = $("url").value.trim();
+  else body[input] = $("document").value;
   for (const name of ["width", "height"]) {
     const value = parseInt($(name).value, 10);
     if (!Number.isNaN(value)) body[name] = value;
@@ -134,6 +137,20 @@ async function onSubmit(event) {
   }
 }
 
+// What a job rendered: its URL, or its inline document's kind and size.
+function source(job) {
+  if (job.options.url) return job.options.url;
+  return job.document ? job.document.kind + " (" + job.document.bytes + " bytes)" : "";
+}
+
+function chooseInput() {
+  const isUrl = $("input").value === "url";
+  $("url-field").hidden = !isUrl;
+  $("url").required = isUrl;
+  $("document-field").hidden = isUrl;
+  $("document").required = !isUrl;
+}
+
 function tile(job) {
   const item = document.createElement("li");
   item.dataset.jobId = job.id;
@@ -144,7 +161,7 @@ function tile(job) {
   if (result && result.content_type.startsWith("image/")) {
     const image = document.createElement("img");
     image.loading = "lazy";
-    image.alt = job.options.url;
+    image.alt = source(job);
     image.src = result.url;
     link.href = result.url;
     link.target = "_blank";
@@ -164,9 +181,9 @@ function tile(job) {
   badge.textContent = job.status;
   const where = document.createElement("span");
   where.className = "where";
-  where.textContent = shortUrl(job.options.url);
+  where.textContent = job.options.url ? shortUrl(job.options.url) : source(job);
   meta.append(badge, where);
-  meta.title = job.options.url + "\n" + job.created_at;
+  meta.title = source(job) + "\n" + job.created_at;
   item.append(link, meta);
   return item;
 }
@@ -207,6 +224,8 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
     loadGallery();
   });
+  $("input").addEventListener("change", chooseInput);
+  chooseInput();
   $("capture-form").addEventListener("submit", onSubmit);
   $("refresh").addEventListener("click", loadGallery);
   loadGallery();

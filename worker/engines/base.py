@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.jobs import CaptureOptions
+from shared.page_outputs import PageMetadata
 
 
 @dataclass(slots=True)
@@ -29,6 +30,11 @@ class Capture:
     truncated: dict[str, int] | None = None
     popups_blocked: int = 0
     notes: list[str] = field(default_factory=list)
+    #: What the page says about itself (``metadata: true``).
+    metadata: PageMetadata | None = None
+    #: The rendered DOM and the body's visible text, when content outputs are asked for.
+    page_html: str | None = None
+    page_text: str | None = None
 
 
 class CaptureEngine(Protocol):

@@ -18,6 +18,7 @@ import structlog
 from playwright.async_api import BrowserContext, Request, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
+from shared.inputs import page_url
 from shared.jobs import CaptureOptions
 from shared.options import ResourceType
 from worker.engines.filter_lists import DATA_DIR, FilterList, lists_for
@@ -48,7 +49,7 @@ class RequestBlocker:
     def __init__(
         self, options: CaptureOptions, lists: Sequence[FilterList] | None = None
     ) -> None:
-        self.page_host = urlsplit(options.url).hostname or ""
+        self.page_host = urlsplit(page_url(options) or "").hostname or ""
         self.resource_types = frozenset(kind.value for kind in options.block_resources)
         self.block_websockets = ResourceType.websocket.value in self.resource_types
         self.lists = tuple(lists_for(options) if lists is None else lists)

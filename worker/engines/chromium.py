@@ -38,9 +38,11 @@ from worker.engines.blocking import RequestBlocker
 from worker.engines.browser import CLOSE_GRACE_S, NO_PROXY_BYPASS, SharedBrowser, first_line
 from worker.engines.capture_run import WAITING_FOR_SELECTOR, CaptureRun
 from worker.engines.cookie_banners import dismiss_cookie_banners
+from worker.engines.document import document_html, load_document
 from worker.engines.egress import EgressGate
 from worker.engines.navigation import NavigationGuard
 from worker.engines.output import bounded_clip, full_page_clip, output, selector_error
+from worker.engines.page_outputs import read_page_outputs
 from worker.engines.page_ready import MAX_SCROLL_HEIGHT, scroll_through, wait_for_assets
 from worker.engines.page_setup import (
     click,
@@ -285,7 +287,11 @@ class ChromiumEngine:
         """Load the page, prepare it as asked, then take the screenshot or print the PDF."""
         options = run.options
         run.stage = "loading the page"
-        response = await _navigate(page, run, guard)
+        document = document_html(options)
+        if document is None:
+            response = await _navigate(page, run, guard)
+        else:
+            response = await load_document(page, run, document)
         status = response.status if response is not None else None
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
@@ -312,6 +318,7 @@ class ChromiumEngine:
             title=title or None,
             blocked_requests=blocker.blocked,
         )
+        await read_page_outputs(page, run, response, capture)
         if video is not None:
             capture.width, capture.height = video.width, video.height
             capture.duration_ms, capture.poster = video.duration_ms, video.poster
@@ -358,7 +365,7 @@ async def _prepare_page(page: Page, run: CaptureRun) -> None:
 
 async def _navigate(page: Page, run: CaptureRun, guard: NavigationGuard) -> Response | None:
     """``page.goto`` with Playwright's errors turned into Shotline's."""
-    url = run.options.url
+    url = run.options.url or "about:blank"  # documents load through worker.engines.document
     try:
         return await page.goto(
             url, wait_until=WAIT_UNTIL[run.options.wait_until], timeout=run.remaining_ms()

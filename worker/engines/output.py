@@ -84,6 +84,8 @@ def takes_fast_path(options: CaptureOptions) -> bool:
 async def output(page: Page, run: CaptureRun, *, fast_screenshot: bool) -> bytes:
     """The PDF, the element screenshot or the (full-)page screenshot ``run`` asks for."""
     options = run.options
+    if options.format.content_kind is not None:
+        return b""  # no picture: the page's content is the result (worker.content)
     if options.format is ImageFormat.pdf:
         run.stage = "printing the PDF"
         return await page.pdf(**pdf_options(options))

@@ -16,6 +16,7 @@ from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import PageScriptFailed, SelectorNotFound
+from shared.inputs import page_url
 from shared.jobs import CaptureOptions
 from shared.options import PdfPageSize
 from worker.engines.browser import first_line
@@ -80,7 +81,7 @@ def context_options(options: CaptureOptions) -> dict[str, Any]:
         kwargs["http_credentials"] = {
             "username": options.http_auth.username,
             "password": options.http_auth.password,
-            "origin": origin_of(options.url),  # never sent to other sites
+            "origin": origin_of(page_url(options) or ""),  # never sent to other sites
         }
     if options.css is not None or options.js is not None or options.hide_selectors:
         kwargs["bypass_csp"] = True
@@ -101,7 +102,7 @@ def cookie_params(options: CaptureOptions) -> list[SetCookieParam]:
             param["domain"] = cookie.domain
             param["path"] = cookie.path
         else:
-            parts = urlsplit(options.url)
+            parts = urlsplit(page_url(options) or "")
             param["url"] = f"{parts.scheme}://{parts.netloc}{cookie.path}"
         if cookie.same_site is not None:
             param["sameSite"] = cookie.same_site

@@ -34,6 +34,7 @@ from shared.errors import (
 from shared.jobs import CaptureOptions
 from shared.metrics import record_snapapi_response
 from worker.engines.base import Capture
+from worker.engines.markdown_page import render_markdown
 
 log = structlog.get_logger("shotline.engines.snapapi")
 
@@ -93,6 +94,9 @@ def _clip(clip: Mapping[str, int]) -> dict[str, int]:
 #: The whole option mapping: adding a SnapAPI option is one line here.
 SNAPAPI_FIELDS: Final[tuple[SnapApiField, ...]] = (
     SnapApiField("url", "url", always=True),
+    SnapApiField("html", "html"),
+    # Rendered here, in Shotline's own style sheet, so both engines draw Markdown alike.
+    SnapApiField("markdown", "html", convert=render_markdown),
     SnapApiField("format", "format", always=True),
     SnapApiField("quality", "quality"),
     SnapApiField("width", "width", always=True),
@@ -137,7 +141,7 @@ def snapapi_request_body(options: CaptureOptions) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for field in SNAPAPI_FIELDS:
         value = getattr(options, field.option)
-        if not field.always and (value is None or value == option_defaults()[field.option]):
+        if value is None or (not field.always and value == option_defaults()[field.option]):
             continue
         wire = values[field.option]
         converted = field.convert(wire) if field.convert is not None else wire
