@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,3 +304,46 @@ async def test_objects_named_on_the_record_go_when_listing_is_refused(tmp_path: 
                             prefix="results/abc")
     assert await delete_objects(StorageRouter(storage), objects) == 2
     assert not list((tmp_path / "files").rglob("abc*"))
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_stack(request: pytest.FixtureRequest) -> tuple[Stack, Callable[[str], list[str]]]:
+    """A running stack on local files or on S3 (moto), and how to list a job's objects."""
+    if request.param == "local":
+        local: Stack = request.getfixturevalue("local_stack")
+        return local, lambda job_id: stored_files(local.data_dir, job_id)
+    stack, bucket = request.getfixturevalue("s3_stack")
+    s3_admin = request.getfixturevalue("s3_admin")
+
+    def s3_keys(job_id: str) -> list[str]:
+        listed = s3_admin.list_objects_v2(Bucket=bucket, Prefix=f"results/{job_id}")
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+    return stack, s3_keys
+
+
+def test_delete_removes_the_picture_and_every_content_output(
+    storage_stack: tuple[Stack, Callable[[str], list[str]]], page_server: PageServer,
+) -> None:
+    stack, objects_of = storage_stack
+    owner = stack.key(f"content-owner-{uuid.uuid4().hex[:8]}")
+    with client_for(owner) as client:
+        job = capture(client, stack.base, page_server.url("/article.html"), thumbnail_width=64,
+                      content=["html", "text", "markdown"], fresh=True)
+        job_id = job["id"]
+        content = job["result"]["content"]
+        assert sorted(content) == ["html", "markdown", "text"]
+        # The thumbnail is the picture itself, scaled down: one image object.
+        assert objects_of(job_id) == [f"results/{job_id}.content.html",
+                                      f"results/{job_id}.content.md",
+                                      f"results/{job_id}.content.txt", f"results/{job_id}.png"]
+        urls = [job["result"]["url"], *(output["url"] for output in content.values())]
+        assert [client.get(url).status_code for url in urls] == [200] * 4
+
+        assert client.delete(f"{stack.base}/v1/jobs/{job_id}").status_code == 204
+        assert objects_of(job_id) == []
+        assert [client.get(url).status_code for url in urls] == [404] * 4
+        assert_error(client.get(f"{stack.base}/v1/jobs/{job_id}"), 404, "not_found")
+        # Again: a no-op.
+        assert client.delete(f"{stack.base}/v1/jobs/{job_id}").status_code == 204
+        assert objects_of(job_id) == []
