@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps dev test lint bench clean
+.PHONY: install system-deps dev test lint bench docker-test clean
 
 install: system-deps $(STAMP)
 
@@ -31,6 +31,11 @@ bench: install
 	@scripts/install-system-deps.sh --bench
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+# Both images built and the compose stack run end to end on a real Docker engine (a private
+# dockerd as root when DOCKER_HOST answers nothing); see docs/deploy.md.
+docker-test: install
+	@scripts/docker-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
