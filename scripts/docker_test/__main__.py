@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import random
 import socket
 import subprocess
@@ -64,7 +65,10 @@ def free_subnet() -> ipaddress.IPv4Network:
 def build_images(shell: Shell, results: dict[str, Any], work_dir: Path) -> dict[str, str]:
     """Base, stand-ins and both Shotline images; returns the stand-in tags for compose."""
     with step("base image (pulled when a registry answers, else debootstrap bookworm)"):
-        if images.registry_answers(shell):
+        if os.environ.get("SHOTLINE_DOCKER_TEST_BASE"):
+            base = os.environ["SHOTLINE_DOCKER_TEST_BASE"]
+            say(f"building on SHOTLINE_DOCKER_TEST_BASE={base}")
+        elif images.registry_answers(shell):
             base = images.REGISTRY_PYTHON_IMAGE
             say(f"a registry answers: building on {base}")
         else:
@@ -81,7 +85,7 @@ def build_images(shell: Shell, results: dict[str, Any], work_dir: Path) -> dict[
         redis = images.build(shell, images.STAND_INS / "redis.Dockerfile", "shotline-test-redis",
                              {"BASE_IMAGE": base}, context=images.STAND_INS)
         s3 = images.build(shell, images.STAND_INS / "s3.Dockerfile", "shotline-test-s3",
-                          {"BASE_IMAGE": base, "MOTO_REQUIREMENT": images.moto_requirement()},
+                          {"BASE_IMAGE": base, "MOTO_REQUIREMENTS": images.moto_requirements()},
                           context=images.STAND_INS)
         built += [redis, s3]
     results["images"] = {b.tag: {"size_mb": round(b.size_mb), "build_seconds": round(b.seconds)}
