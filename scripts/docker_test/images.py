@@ -26,7 +26,10 @@ REGISTRY_PYTHON_IMAGE = "python:3.12-slim"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
-BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+#: Debian's Python, and what python:3.12-slim adds to debian:bookworm-slim (ca-certificates,
+#: netbase for /etc/services and /etc/protocols, tzdata).
+BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates", "netbase",
+                 "tzdata")
 #: Bump when the recipe below changes in a way the hash cannot see.
 RECIPE_VERSION = 2
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
