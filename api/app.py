@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,19 +19,12 @@ from api.middleware import (
 from api.ratelimit import QuotaCounter, RateLimiter
 from api.routes import batches, console, files, health, jobs, render, screenshots, webhooks
 from api.services import Services
-from shared.batches import BatchStore
-from shared.completion import Completion
-from shared.connections import create_redis
-from shared.fair_queue import FairQueue
-from shared.queue import enqueue_delivery, make_celery
-from shared.result_cache import ResultCache
+from shared.composition import build_components
+from shared.queue import make_celery
 from shared.settings import Settings
-from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
-from shared.webhooks.listener import WebhookListener
 from shared.webhooks.secrets import WebhookSecrets
-from shared.webhooks.store import DeliveryStore
 
 DESCRIPTION = """Screenshots of web pages as a service: submit a capture (202 + job id),
 poll the job, download the image from a time-limited URL."""
@@ -40,20 +32,17 @@ poll the job, download the image from a time-limited URL."""
 
 def build_services(settings: Settings) -> Services:
     """The API's clients (no I/O happens until they are used)."""
+    celery = make_celery(settings)
     # A burst beyond the pool waits up to a second for a free connection rather than
     # failing with 503 "Too many connections" (seen at 200 submits/s on two cores).
-    redis = create_redis(settings.redis_url, wait_for_connection=1.0)
-    store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
-                        queued_deadline=settings.queued_deadline_seconds)
-    cache = ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds)
-    batch_store = BatchStore(redis, ttl_seconds=settings.job_ttl_seconds)
-    celery = make_celery(settings)
-    deliveries = DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds)
-    webhook_listener = WebhookListener(deliveries, enqueue=functools.partial(enqueue_delivery, celery))
+    # Jobs that end inside the API (cache hits, refused batch jobs, repaired followers)
+    # get their webhooks from the components' Completion, as captures do in the worker.
+    components = build_components(settings, producer=celery, wait_for_connection=1.0)
+    redis = components.redis
     return Services(
         settings=settings,
         redis=redis,
-        store=store,
+        store=components.jobs,
         storage=make_storage(settings),
         celery=celery,
         policy=UrlPolicy.from_settings(settings),
@@ -61,15 +50,11 @@ def build_services(settings: Settings) -> Services:
         limiter=RateLimiter(redis, default=settings.rate_limit),
         quota=QuotaCounter(redis, default=settings.monthly_quota),
         idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
-        cache=cache,
-        fair=FairQueue(redis, store, ahead=settings.dispatch_ahead,
-                       stale_after=settings.visibility_timeout_seconds),
-        batches=batch_store,
-        # Jobs that end inside the API (cache hits, refused batch jobs, repaired followers)
-        # get their webhooks from here; the worker's Completion does the same for captures.
-        completion=Completion(store, cache, batch_store, job_hooks=(webhook_listener.job_finished,),
-                              batch_hooks=(webhook_listener.batch_finished,)),
-        deliveries=deliveries,
+        cache=components.cache,
+        fair=components.fair,
+        batches=components.batches,
+        completion=components.completion,
+        deliveries=components.deliveries,
         webhook_secrets=WebhookSecrets.from_settings(settings, redis),
     )
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import structlog
 
 from api.auth import Principal
-from api.services import Services, check_webhook, read_delivery_log, send_again, submit_capture
+from api.deliveries import read_delivery_log, send_again
+from api.services import Services, check_webhook, submit_capture
 from shared.batch_view import BatchView, render_batch
 from shared.batches import Batch, BatchRequest, new_batch_id
 from shared.errors import BatchNotFinished, BatchNotFound, NoWebhook, QuotaExceeded, UrlBlocked

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.constants import IDEMPOTENCY_PREFIX
 from shared.errors import IdempotencyConflict, IdempotencyKeyReused, InvalidRequest
+from shared.scripts import load_script
 from shared.status_store import redis_errors
 
 log = structlog.get_logger("shotline.api")
@@ -42,29 +43,6 @@ LOCK_SECONDS = 300
 _HEADERS_KEPT = ("content-type", "location", "x-shotline-job-id", "x-shotline-cached")
 _NOT_STORED = {401, 409, 429}
 _STATE_KEY = "idempotency"
-
-# KEYS[1] record. ARGV: fingerprint, token, lock ms. Takes the key, or returns the record.
-_BEGIN = """
-local current = redis.call('HGETALL', KEYS[1])
-if #current == 0 then
-  redis.call('HSET', KEYS[1], 'state', 'inflight', 'fingerprint', ARGV[1], 'token', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {}
-end
-return current
-"""
-
-# KEYS[1] record. ARGV: token, then "store" + ttl seconds + field/value pairs, or "release".
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-if ARGV[2] == 'release' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'state', 'done', unpack(ARGV, 4))
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +80,8 @@ class IdempotencyStore:
     def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
-        self._begin = redis.register_script(_BEGIN)
-        self._finish = redis.register_script(_FINISH)
+        self._begin = load_script(redis, __name__, "idempotency_begin")
+        self._finish = load_script(redis, __name__, "idempotency_finish")
 
     async def begin(self, request: Request, *, owner: str) -> None:
         """The dependency step of a POST. Without the header: nothing. Otherwise take the key

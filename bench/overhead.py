@@ -138,7 +138,7 @@ def run(workdir: Path, *, jobs: int = 3000, rate: float = 200.0, seconds: float 
         latency = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
         drained = wait_finished(running.redis(), [s.job_id for s in latency.submitted], timeout=120)
         env = running.processes.base_env
-        settings = Settings(_env_file=None, redis_url=env["SHOTLINE_REDIS_URL"])  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, redis_url=env["SHOTLINE_REDIS_URL"])
         celery = bare_celery(running, settings, jobs, cores)
     ratio = shotline["jobs_per_second"] / celery["jobs_per_second"]
     goals = [

@@ -131,7 +131,7 @@ def run_shot_scraper(urls: list[str], outdir: Path, env: dict[str, str]) -> Run:
     if done.returncode != 0:
         raise RuntimeError(f"shot-scraper failed:\n{done.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    ok = sum(1 for shot in shots if Path(shot["output"]).is_file())
+    ok = sum(1 for shot in shots if Path(str(shot["output"])).is_file())
     return Run("shot-scraper multi", len(urls), ok, seconds, cpu, {})
 
 

@@ -22,8 +22,11 @@ def _normalise(name: str) -> str:
 
 
 def requirements(pyproject: Path, *, without: Iterable[str] = ()) -> list[str]:
-    """The ``[project] dependencies`` of ``pyproject``, minus the distributions ``without``."""
-    dependencies: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    """The ``[project] dependencies`` of ``pyproject`` and its ``server`` extra (the client
+    alone needs only the former), minus the distributions ``without``."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    dependencies: list[str] = [*project["dependencies"],
+                               *project.get("optional-dependencies", {}).get("server", [])]
     skipped = {_normalise(name) for name in without}
     kept = []
     for dependency in dependencies:

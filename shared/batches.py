@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.constants import BATCH_KEY_PREFIX, job_key
 from shared.errors import BatchNotFound
 from shared.jobs import HttpUrlStr, ScreenshotRequest, utcnow
+from shared.scripts import load_script
 from shared.status_store import redis_errors
 
 #: Most URLs in one batch.
@@ -84,27 +85,13 @@ def _batch_key(batch_id: str) -> str:
     return f"{BATCH_KEY_PREFIX}{batch_id}"
 
 
-# KEYS[1] batch hash. ARGV[1] finish time (JSON), ARGV[2] job id. Returns 1 when this call
-# completed the batch, 0 otherwise (job already counted, batch unknown or still running).
-_JOB_FINISHED = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'ended:' .. ARGV[2], 1) == 0 then return 0 end
-local left = redis.call('HINCRBY', KEYS[1], 'remaining', -1)
-if left == 0 then
-  redis.call('HSET', KEYS[1], 'finished_at', ARGV[1])
-  return 1
-end
-return 0
-"""
-
-
 class BatchStore:
     """Batch records in Redis."""
 
     def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
-        self._job_finished = redis.register_script(_JOB_FINISHED)
+        self._job_finished = load_script(redis, __name__, "batch_job_finished")
 
     async def create(self, batch: Batch) -> None:
         """Write a new batch (before its jobs exist, so none can finish unseen)."""

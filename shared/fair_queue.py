@@ -44,87 +44,15 @@ from shared.constants import (
     recent_jobs_key,
 )
 from shared.jobs import Job
-from shared.result_cache import INFLIGHT_TTL_SECONDS, LEAD_OR_JOIN_LUA, inflight_key, owner_of
-from shared.status_store import CREATE_JOB_LUA, NOW_LUA, StatusStore, redis_errors
+from shared.result_cache import INFLIGHT_TTL_SECONDS, inflight_key, owner_of
+from shared.scripts import load_script
+from shared.status_store import StatusStore, redis_errors
 
 #: Seconds a claimed job may stay unpublished before another dispatcher publishes it again.
 RELEASE_LEASE_SECONDS = 30.0
 
 #: Most jobs one claim hands out (the deficit is normally far below it).
 MAX_CLAIM = 500
-
-# KEYS[1] job hash, KEYS[2] pending index, KEYS[3] owner's recent jobs, KEYS[4] owner's fair
-# list, KEYS[5] owners ring, KEYS[6] waiting tokens, KEYS[7] wake list, KEYS[8] inflight key
-# (used only when ARGV[7] is not ""). ARGV[1] job id, ARGV[2] TTL, ARGV[3] queued deadline,
-# ARGV[4] creation time, ARGV[5] recent-jobs cap, ARGV[6] owner, ARGV[7] single-flight TTL
-# or "", ARGV[8] job key prefix, ARGV[9] followers prefix, ARGV[10..] field/value pairs.
-# Returns the leader's id when the job joined a capture in flight, else nil (queued).
-_SUBMIT = NOW_LUA + CREATE_JOB_LUA + LEAD_OR_JOIN_LUA + """
-create_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-           tonumber(ARGV[4]), tonumber(ARGV[5]), {unpack(ARGV, 10)})
-if ARGV[7] ~= '' then
-  local leader = lead_or_join(KEYS[8], ARGV[1], ARGV[7], ARGV[8], ARGV[9])
-  if leader then return leader end
-end
--- Waiting its turn in Redis, the job cannot lose a queue message: no deadline until its
--- release (the claim sets the queued deadline), only its record's lifetime.
-redis.call('ZADD', KEYS[2], now() + tonumber(ARGV[2]), ARGV[1])
-if redis.call('RPUSH', KEYS[4], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[5], ARGV[6]) end
-redis.call('RPUSH', KEYS[6], 1)
-if redis.call('LLEN', KEYS[7]) == 0 then redis.call('RPUSH', KEYS[7], 1) end
-return false
-"""
-
-# KEYS[1] owners ring, KEYS[2] waiting tokens, KEYS[3] dispatched set, KEYS[4] releasing
-# set, KEYS[5] pending index. ARGV[1] how many may be ahead, ARGV[2] lease seconds,
-# ARGV[3] seconds after which a dispatched entry is stale, ARGV[4] queued deadline,
-# ARGV[5] fair list prefix, ARGV[6] job key prefix, ARGV[7] most jobs to hand out.
-# Returns {job id, request id (JSON or ""), traceparent (JSON or ""), ...}: first the jobs
-# whose claim lease ran out unpublished, then new releases, one per owner in turn.
-_CLAIM = NOW_LUA + """
-local t = now()
-local lease = tonumber(ARGV[2])
-local limit = tonumber(ARGV[7])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t - tonumber(ARGV[3]))
-local out = {}
-local handed = 0
-local function hand_out(id, record)
-  redis.call('ZADD', KEYS[3], t, id)
-  redis.call('ZADD', KEYS[4], t + lease, id)
-  redis.call('ZADD', KEYS[5], t + tonumber(ARGV[4]), id)
-  table.insert(out, id)
-  table.insert(out, record[2] or '')
-  table.insert(out, record[3] or '')
-  handed = handed + 1
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', t, 'LIMIT', 0, limit)) do
-  local record = redis.call('HMGET', ARGV[6] .. id, 'status', 'request_id', 'traceparent')
-  if record[1] == '"queued"' and redis.call('ZSCORE', KEYS[3], id) then
-    hand_out(id, record)
-  else
-    redis.call('ZREM', KEYS[4], id)  -- started (so published) or finished meanwhile
-  end
-end
-local deficit = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[3])
-local steps = 0
-while deficit > 0 and handed < limit and steps < 4 * limit do
-  steps = steps + 1
-  local owner = redis.call('LPOP', KEYS[1])
-  if not owner then break end
-  local list = ARGV[5] .. owner
-  local id = redis.call('LPOP', list)
-  if redis.call('LLEN', list) > 0 then redis.call('RPUSH', KEYS[1], owner) end
-  if id then
-    redis.call('LPOP', KEYS[2])
-    local record = redis.call('HMGET', ARGV[6] .. id, 'status', 'request_id', 'traceparent')
-    if record[1] == '"queued"' then
-      hand_out(id, record)
-      deficit = deficit - 1
-    end
-  end
-end
-return out
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +96,8 @@ class FairQueue:
         self.ahead = ahead
         self.stale_after = stale_after
         self.lease_seconds = lease_seconds
-        self._submit = redis.register_script(_SUBMIT)
-        self._claim = redis.register_script(_CLAIM)
+        self._submit = load_script(redis, __name__, "fair_submit")
+        self._claim = load_script(redis, __name__, "fair_claim")
 
     async def submit(self, job: Job, *, digest: str | None = None) -> str | None:
         """Record ``job`` (queued) and queue it behind its owner's earlier captures.

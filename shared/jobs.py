@@ -72,8 +72,6 @@ class JobStatus(StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed)
 
 
-
-
 def _http_url(value: str) -> str:
     if len(value) > MAX_URL_LENGTH:
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")

@@ -33,55 +33,13 @@ from shared.constants import (
 )
 from shared.errors import JobNotFound
 from shared.jobs import CaptureOptions, Job, JobStatus
+from shared.scripts import load_script
 from shared.status_store import StatusStore, redis_errors
 
 #: How long a leader is remembered at most: far beyond any capture with its retries.
 INFLIGHT_TTL_SECONDS = 3600
 #: Longest a cache entry is kept, whatever the job TTL.
 MAX_INDEX_TTL_SECONDS = 30 * 24 * 3600
-
-#: Lua function: joins a live leader of ``inflight`` (and marks ``job_id`` as sharing its
-#: capture, JSON-encoded like the status store writes fields) and returns its id; else makes
-#: ``job_id`` the leader and returns false. Also part of the fair queue's submit script.
-LEAD_OR_JOIN_LUA = """
-local function lead_or_join(inflight, job_id, ttl, job_prefix, followers_prefix)
-  local leader = redis.call('GET', inflight)
-  if leader and leader ~= job_id then
-    local status = redis.call('HGET', job_prefix .. leader, 'status')
-    if status == '"queued"' or status == '"running"' then
-      local followers = followers_prefix .. leader
-      redis.call('SADD', followers, job_id)
-      redis.call('EXPIRE', followers, ttl)
-      redis.call('HSET', job_prefix .. job_id, 'capture_of', '"' .. leader .. '"', 'cached', 'true')
-      return leader
-    end
-  end
-  redis.call('SET', inflight, job_id, 'EX', ttl)
-  return false
-end
-"""
-
-# KEYS[1] inflight key. ARGV[1] this job's id, ARGV[2] TTL, ARGV[3] job key prefix,
-# ARGV[4] followers key prefix.
-_LEAD_OR_JOIN = LEAD_OR_JOIN_LUA + """
-return lead_or_join(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-"""
-
-# Ends a job's single-flight. KEYS[1] inflight key, KEYS[2] followers of this job. ARGV[1]
-# this job's id. Returns the followers.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-local followers = redis.call('SMEMBERS', KEYS[2])
-redis.call('DEL', KEYS[2])
-return followers
-"""
-
-# KEYS[1] inflight key, KEYS[2] followers of this job, KEYS[3] cache key. ARGV[1] this job's
-# id, ARGV[2] its cache entry (or "" to index nothing), ARGV[3] the entry's TTL. Indexes the
-# capture, ends its single-flight and returns the followers: one round trip per finished job.
-_FINISHED = """
-if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
-""" + _RELEASE
 
 
 def options_digest(options: CaptureOptions) -> str:
@@ -107,8 +65,8 @@ class ResultCache:
         self.redis = redis
         self.store = store
         self.index_ttl_seconds = min(index_ttl_seconds, MAX_INDEX_TTL_SECONDS)
-        self._lead_or_join = redis.register_script(_LEAD_OR_JOIN)
-        self._finished = redis.register_script(_FINISHED)
+        self._lead_or_join = load_script(redis, __name__, "cache_lead_or_join")
+        self._finished = load_script(redis, __name__, "cache_finished")
 
     @staticmethod
     def _keys(owner: str, digest: str) -> tuple[str, str]:

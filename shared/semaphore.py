@@ -20,26 +20,8 @@ import uuid
 import redis.asyncio as aioredis
 
 from shared.constants import semaphore_key
+from shared.scripts import load_script
 from shared.status_store import redis_errors
-
-# KEYS[1] the semaphore. ARGV[1] limit, ARGV[2] lease seconds, ARGV[3] holder token.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  return 1
-end
-return 0
-"""
-
-# KEYS[1] the semaphore. Counts the leases not yet expired.
-_HELD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-"""
 
 #: First and longest pause between two tries of a waiting acquirer, in seconds.
 POLL_START = 0.02
@@ -70,8 +52,8 @@ class FleetSemaphore:
         self.redis = redis
         self.key = semaphore_key(name)
         self.limit = limit
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._held = redis.register_script(_HELD)
+        self._acquire = load_script(redis, __name__, "semaphore_acquire")
+        self._held = load_script(redis, __name__, "semaphore_held")
 
     async def try_acquire(self, *, lease_seconds: float) -> Lease | None:
         """Take a slot for ``lease_seconds`` if one is free right now, else ``None``.

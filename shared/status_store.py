@@ -34,118 +34,7 @@ from shared.constants import (
 )
 from shared.errors import JobLost, JobNotFound, StoreUnavailable
 from shared.jobs import Job, JobError, JobStatus, StoredResult, utcnow
-
-_NOW = """
-local function now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-"""
-
-# KEYS[1] job hash, KEYS[2] pending index, optional KEYS[3] the fair queue's dispatched set
-# and KEYS[4] its wake list (an attempt starting: the job's task is no longer ahead in the
-# broker, so a dispatcher may release another). ARGV[1] comma-separated statuses the job may
-# be in; ARGV[2] "1" to count an attempt; ARGV[3] job id; ARGV[4] the job's new deadline in
-# seconds from now, or "" when the transition ends the job (it leaves the index); ARGV[5..]
-# field/value pairs.
-# Returns {flag, HGETALL...}: flag 1 = done, 0 = refused (status not allowed), -1 = no such job.
-_TRANSITION = _NOW + """
-if KEYS[3] and redis.call('ZREM', KEYS[3], ARGV[3]) == 1
-    and redis.call('LLEN', KEYS[4]) == 0 then
-  redis.call('RPUSH', KEYS[4], 1)
-end
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  return {-1}
-end
-local allowed = false
-for s in string.gmatch(ARGV[1], '[^,]+') do
-  if ('"' .. s .. '"') == current then allowed = true end
-end
-if not allowed then
-  local out = redis.call('HGETALL', KEYS[1])
-  table.insert(out, 1, 0)
-  return out
-end
-if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
-if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-if ARGV[4] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[3])
-else
-  redis.call('ZADD', KEYS[2], now() + tonumber(ARGV[4]), ARGV[3])
-end
-local out = redis.call('HGETALL', KEYS[1])
-table.insert(out, 1, 1)
-return out
-"""
-
-#: Lua function writing a new job's record (``fields``: field/value pairs) with its TTL,
-#: putting it in the pending index (deadline in seconds from now) and first among its owner's
-#: recent jobs. Needs :data:`NOW_LUA`; also part of the fair queue's submit script.
-CREATE_JOB_LUA = """
-local function create_job(job_key, pending, recent, job_id, ttl, deadline, created, cap, fields)
-  redis.call('HSET', job_key, unpack(fields))
-  redis.call('EXPIRE', job_key, ttl)
-  redis.call('ZADD', pending, now() + deadline, job_id)
-  redis.call('ZADD', recent, created, job_id)
-  redis.call('ZREMRANGEBYRANK', recent, 0, -cap - 1)
-  redis.call('EXPIRE', recent, ttl)
-end
-"""
-
-#: Lua function ``now()``: the Redis clock in seconds.
-NOW_LUA = _NOW
-
-# KEYS[1] job hash, KEYS[2] pending index, KEYS[3] the owner's recent-jobs set. ARGV[1] job id,
-# ARGV[2] TTL, ARGV[3] deadline in seconds from now, ARGV[4] creation time (unix seconds),
-# ARGV[5] most ids the recent-jobs set keeps, ARGV[6..] field/value pairs.
-_CREATE = _NOW + CREATE_JOB_LUA + """
-create_job(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-           tonumber(ARGV[4]), tonumber(ARGV[5]), {unpack(ARGV, 6)})
-return 1
-"""
-
-# Recovers one job the sweeper found past its deadline, unless it moved meanwhile.
-# KEYS[1] job hash, KEYS[2] pending index. ARGV[1] job id, ARGV[2] recoveries allowed,
-# ARGV[3] attempts allowed, ARGV[4] new deadline (seconds from now) of a re-enqueued job,
-# ARGV[5] JSON error of a lost job, ARGV[6] JSON finished_at.
-# Returns {action, HGETALL...}: action "retry" (a parked retry is due), "requeue", "lost",
-# or {"skip"} when there is nothing to do.
-_RECOVER = _NOW + """
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not score then return {'skip'} end
-local t = now()
-if tonumber(score) > t then return {'skip'} end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= '"queued"' and status ~= '"running"' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return {'skip'}
-end
-local action
-if status == '"queued"' and redis.call('HGET', KEYS[1], 'parked') == 'true' then
-  action = 'retry'
-  redis.call('HSET', KEYS[1], 'parked', 'false')
-else
-  local recoveries = tonumber(redis.call('HGET', KEYS[1], 'recoveries') or '0')
-  local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-  if recoveries >= tonumber(ARGV[2])
-      or (status == '"running"' and attempts >= tonumber(ARGV[3])) then
-    action = 'lost'
-    redis.call('HSET', KEYS[1], 'status', '"failed"', 'error', ARGV[5], 'finished_at', ARGV[6])
-    redis.call('ZREM', KEYS[2], ARGV[1])
-  else
-    action = 'requeue'
-    redis.call('HSET', KEYS[1], 'status', '"queued"', 'recoveries', recoveries + 1)
-  end
-end
-if action ~= 'lost' then
-  redis.call('ZADD', KEYS[2], t + tonumber(ARGV[4]), ARGV[1])
-end
-local out = redis.call('HGETALL', KEYS[1])
-table.insert(out, 1, action)
-return out
-"""
+from shared.scripts import load_script
 
 #: Error code of a job the sweeper gave up on.
 LOST = JobLost.code
@@ -204,9 +93,9 @@ class StatusStore:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
         self.queued_deadline = queued_deadline
-        self._transition = redis.register_script(_TRANSITION)
-        self._create = redis.register_script(_CREATE)
-        self._recover = redis.register_script(_RECOVER)
+        self._transition = load_script(redis, __name__, "status_transition")
+        self._create = load_script(redis, __name__, "status_create")
+        self._recover = load_script(redis, __name__, "status_recover")
 
     async def create(self, job: Job) -> None:
         """Write a new job's record with the configured TTL, put it in the pending index and
@@ -219,7 +108,7 @@ class StatusStore:
             await self._create(keys=keys, args=self.create_args(job))
 
     def create_args(self, job: Job) -> list[str | int | float]:
-        """The ARGV of :data:`CREATE_JOB_LUA`'s caller for ``job``: id, TTL, deadline,
+        """The ARGV of ``create_job`` Lua function (``lua/create_job.lua``) for ``job``: id, TTL, deadline,
         creation time, recent-jobs cap, then the record's field/value pairs."""
         args: list[str | int | float] = [job.id, self.ttl_seconds, self.queued_deadline,
                                          job.created_at.timestamp(), RECENT_JOBS_CAP]

@@ -4,6 +4,12 @@ What the policy checks must be what the browser (or HTTP client) will connect to
 spellings (``2130706433``, ``0x7f.1``, ``0177.0.0.1``), backslashes, userinfo, IDNA
 mapping and percent-encoding are all read as a browser reads them, and the URL is
 re-serialised so that clients see the same host the check saw.
+
+The parsing is rust-url's (the WHATWG implementation Servo and Firefox use), shipped in
+pydantic-core as :class:`pydantic_core.Url`. Around it this module adds only Shotline's
+rules: http(s) only, a length limit, no IPv6 zone identifiers, no empty or dots-only host,
+IDNA 2008 for international labels (stricter than UTS 46, like browsers' display rules),
+and error messages that name the problem.
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ import unicodedata
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Final
-from urllib.parse import unquote
 
 import idna
+from pydantic_core import Url, ValidationError
 
 from shared.constants import MAX_URL_LENGTH
 from shared.errors import UrlBlocked
@@ -25,20 +31,8 @@ IPAddress = IPv4Address | IPv6Address
 #: The schemes Shotline fetches, with their default ports.
 SCHEME_PORTS: Final = {"http": 80, "https": 443}
 
-# WHATWG percent-encode sets, beyond C0 controls and non-ASCII (always encoded).
-_USERINFO_SET: Final = frozenset(' "#<>?`{}/:;=@[\\]^|')
-_PATH_SET: Final = frozenset(' "#<>?`{}')
-_QUERY_SET: Final = frozenset(" \"#<>'")
-_FRAGMENT_SET: Final = frozenset(' "<>`')
-_FORBIDDEN_DOMAIN: Final = frozenset("\x00\t\n\r #/:<>?@[\\]^|%\x7f") | frozenset(
-    map(chr, range(0x20))
-)
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_DIGITS: Final = {
-    8: frozenset("01234567"),
-    10: frozenset("0123456789"),
-    16: frozenset("0123456789abcdefABCDEF"),
-}
+_C0_AND_SPACE: Final = "".join(map(chr, range(0x21)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,39 +57,21 @@ def parse_url(url: str) -> ParsedUrl:
     if len(url) > MAX_URL_LENGTH:
         raise UrlBlocked(f"URL is longer than {MAX_URL_LENGTH} characters")
     url = re.sub("[\ud800-\udfff]", "\ufffd", url)  # lone surrogates, as a browser sees them
-    url = url.strip("".join(map(chr, range(0x21)))).translate({9: None, 10: None, 13: None})
-    match = _SCHEME.match(url)
+    match = _SCHEME.match(url.strip(_C0_AND_SPACE))
     if match is None:
         raise UrlBlocked("URL must start with http:// or https://")
-    scheme = match.group()[:-1].lower()
+    scheme = match.group()[:-1].lower().translate({9: None, 10: None, 13: None})
     if scheme not in SCHEME_PORTS:
         raise UrlBlocked(f"{scheme[:20]}: URLs are not allowed; only http and https")
-    rest = url[match.end():].lstrip("/\\")
-    end = re.search(r"[/?#\\]", rest)
-    authority, tail = (rest[: end.start()], rest[end.start():]) if end else (rest, "")
-    userinfo, at, hostport = authority.rpartition("@")
-    raw_host, raw_port = _split_port(hostport)
-    if not raw_host:
-        raise UrlBlocked("URL has no host")
-    host = normalize_host(raw_host)
-    port = _parse_port(raw_port, SCHEME_PORTS[scheme])
-
-    serialised = [scheme, "://"]
-    if at:
-        username, _, password = userinfo.partition(":")
-        username, password = _encode(username, _USERINFO_SET), _encode(password, _USERINFO_SET)
-        if username or password:
-            serialised += [username, ":" + password if password else "", "@"]
-    if isinstance(host, IPv6Address):
-        serialised.append(f"[{host.compressed}]")
-    else:
-        serialised.append(str(host))
-    if port != SCHEME_PORTS[scheme]:
-        serialised.append(f":{port}")
-    serialised.append(_serialise_tail(tail))
-    normalised = "".join(serialised)
+    try:
+        parsed = Url(url)
+    except ValidationError as exc:
+        raise _refusal(url, exc) from None
+    host = _host(parsed, url)
+    normalised = str(parsed)
     if len(normalised) > MAX_URL_LENGTH:
         raise UrlBlocked(f"URL is longer than {MAX_URL_LENGTH} characters once normalised")
+    port = SCHEME_PORTS[scheme] if parsed.port is None else parsed.port
     return ParsedUrl(scheme, host, port, normalised)
 
 
@@ -107,134 +83,72 @@ def normalize_host(host: str) -> str | IPAddress:
     number parsed by the WHATWG IPv4 parser (``2130706433``, ``0x7f.1``, ``0177.0.0.1``
     are all 127.0.0.1). Raises :class:`UrlBlocked` for hosts a browser would refuse.
     """
-    if host.startswith("["):
-        if "%" in host:
-            raise UrlBlocked(f"IPv6 zone identifiers are not allowed: {host[:100]}")
-        try:
-            if not host.endswith("]"):
-                raise ValueError(host)
-            return IPv6Address(host[1:-1])
-        except ValueError:
-            raise UrlBlocked(f"invalid IPv6 address: {host[:100]}") from None
-    domain = _domain_to_ascii(unquote(host, errors="replace"))
-    if not domain.strip(".") or not _FORBIDDEN_DOMAIN.isdisjoint(domain):
+    if any(char in host for char in "/?#\\@") or (":" in host and not host.startswith("[")):
         raise UrlBlocked(f"invalid host name: {host[:100]}")
-    if _ends_in_number(domain):
-        return _parse_ipv4(domain)
-    return domain
-
-
-def _split_port(hostport: str) -> tuple[str, str]:
-    inside_brackets = False
-    for index, char in enumerate(hostport):
-        if char == "[":
-            inside_brackets = True
-        elif char == "]":
-            inside_brackets = False
-        elif char == ":" and not inside_brackets:
-            return hostport[:index], hostport[index + 1 :]
-    return hostport, ""
-
-
-def _parse_port(raw: str, default: int) -> int:
-    if not raw:
-        return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) > 65535:
-        raise UrlBlocked(f"invalid port: {raw[:20]}")
-    return int(raw)
-
-
-def _domain_to_ascii(domain: str) -> str:
-    labels = domain.lower().split(".")
-    if domain.isascii() and not any(label.startswith("xn--") for label in labels):
-        return domain.lower()
+    url = f"http://{host}/"
     try:
-        unicode_labels = idna.uts46_remap(domain, std3_rules=False, transitional=False).split(".")
-        labels = [
-            label if label.isascii() else idna.alabel(label).decode("ascii")
-            for label in unicode_labels
-        ]
-        # ulabel refuses invalid Punycode, as browsers do.
+        parsed = Url(url)
+    except ValidationError as exc:
+        raise _refusal(url, exc) from None
+    return _host(parsed, url)
+
+
+def _host(parsed: Url, url: str) -> str | IPAddress:
+    host = parsed.host or ""
+    if host.startswith("["):
+        return IPv6Address(host[1:-1])
+    if not host.strip("."):
+        raise UrlBlocked(f"invalid host name: {_raw_host(url)[:100]}")
+    try:  # rust-url serialises every IPv4 host (any spelling) as a dotted quad
+        return IPv4Address(host)
+    except ValueError:
+        pass
+    _check_idna_2008(host)
+    return host
+
+
+def _check_idna_2008(domain: str) -> None:
+    """Refuse international labels IDNA 2008 refuses (invalid Punycode, disallowed code
+    points, the RFC 5893 bidi rule), as browsers do before showing or opening them."""
+    labels = [label for label in domain.split(".") if label]
+    if not any(label.startswith("xn--") for label in labels):
+        return
+    try:
         unicode_labels = [idna.ulabel(label) if label.startswith("xn--") else label
-                          for label in unicode_labels]
+                          for label in labels]
         if any(unicodedata.bidirectional(char) in ("R", "AL", "AN")
                for label in unicode_labels for char in label):
-            for label in filter(None, unicode_labels):  # a bidi domain: every label obeys
-                idna.check_bidi(label, check_ltr=True)  # the RFC 5893 rule, like browsers
+            for label in unicode_labels:
+                idna.check_bidi(label, check_ltr=True)
     except (idna.IDNAError, UnicodeError, IndexError) as exc:
         raise UrlBlocked(f"invalid international host name {domain[:100]!r}: {exc}") from exc
-    return ".".join(labels)
 
 
-def _ends_in_number(domain: str) -> bool:
-    parts = domain.split(".")
-    if parts[-1] == "":
-        if len(parts) == 1:
-            return False
-        parts.pop()
-    last = parts[-1]
-    return (last != "" and last.isascii() and last.isdigit()) or _ipv4_number(last) is not None
+def _raw_host(url: str) -> str:
+    """The host as written in ``url`` (for messages only; parsing is rust-url's)."""
+    rest = _SCHEME.sub("", url.strip(_C0_AND_SPACE), count=1).lstrip("/\\")
+    authority = re.split(r"[/?#\\]", rest, maxsplit=1)[0]
+    return authority.rpartition("@")[2]
 
 
-def _ipv4_number(part: str) -> int | None:
-    radix = 10
-    if part[:2] in ("0x", "0X"):
-        radix, part = 16, part[2:]
-    elif len(part) > 1 and part[0] == "0":
-        radix, part = 8, part[1:]
-    elif part == "":
-        return None
-    if not _DIGITS[radix].issuperset(part):
-        return None
-    return int(part, radix) if part else 0
-
-
-def _parse_ipv4(domain: str) -> IPv4Address:
-    parts = domain.split(".")
-    if parts[-1] == "" and len(parts) > 1:
-        parts.pop()
-    numbers = [_ipv4_number(part) for part in parts]
-    valid = [n for n in numbers if n is not None]
-    if (
-        len(parts) > 4
-        or len(valid) != len(numbers)
-        or any(n > 255 for n in valid[:-1])
-        or valid[-1] >= 256 ** (5 - len(valid))
-    ):
-        raise UrlBlocked(f"invalid IPv4 address: {domain[:100]}")
-    return IPv4Address(valid[-1] + sum(n * 256 ** (3 - i) for i, n in enumerate(valid[:-1])))
-
-
-def _serialise_tail(tail: str) -> str:
-    tail, hash_mark, fragment = tail.partition("#")
-    path, question_mark, query = tail.partition("?")
-    segments: list[str] = []
-    raw_segments = re.split(r"[/\\]", path)[1:] if path else [""]
-    for index, segment in enumerate(raw_segments):
-        last = index == len(raw_segments) - 1
-        lowered = segment.lower()
-        if lowered in ("..", ".%2e", "%2e.", "%2e%2e"):
-            if segments:
-                segments.pop()
-            if last:
-                segments.append("")
-        elif lowered in (".", "%2e"):
-            if last:
-                segments.append("")
-        else:
-            segments.append(_encode(segment, _PATH_SET))
-    serialised = "/" + "/".join(segments)
-    if question_mark:
-        serialised += "?" + _encode(query, _QUERY_SET)
-    if hash_mark:
-        serialised += "#" + _encode(fragment, _FRAGMENT_SET)
-    return serialised
-
-
-def _encode(text: str, encode_set: frozenset[str]) -> str:
-    return "".join(
-        "".join(f"%{byte:02X}" for byte in char.encode())
-        if char in encode_set or not " " <= char <= "~"
-        else char
-        for char in text
-    )
+def _refusal(url: str, exc: ValidationError) -> UrlBlocked:
+    """The :class:`UrlBlocked` for a URL rust-url refuses, in Shotline's words."""
+    errors = exc.errors(include_url=False)
+    reason = str((errors[0].get("ctx") or {}).get("error", "")) if errors else ""
+    raw = _raw_host(url)
+    if reason == "empty host":
+        return UrlBlocked("URL has no host")
+    if reason == "invalid port number":
+        port = raw.rpartition("]")[2].rpartition(":")[2] if ":" in raw else raw
+        return UrlBlocked(f"invalid port: {port[:20]}")
+    if reason == "invalid IPv6 address":
+        if raw.startswith("[") and "%" in raw:
+            return UrlBlocked(f"IPv6 zone identifiers are not allowed: {raw[:100]}")
+        return UrlBlocked(f"invalid IPv6 address: {raw[:100]}")
+    if reason == "invalid IPv4 address":
+        return UrlBlocked(f"invalid IPv4 address: {raw[:100]}")
+    if reason == "invalid international domain name":
+        if "xn--" in raw.lower() or not raw.isascii():
+            return UrlBlocked(f"invalid international host name {raw[:100]!r}")
+        return UrlBlocked(f"invalid host name: {raw[:100]}")
+    return UrlBlocked(f"invalid URL ({reason or 'unreadable'}): {url[:100]}")

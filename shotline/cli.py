@@ -264,18 +264,16 @@ def blocklist_update(output_dir: Path | None, hosts_tarball: Path | None,
 def _run_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
     """Run ``action`` with a key store on the configured Redis (or, when none is configured,
     the one a running ``shotline dev`` started); errors as CLI errors."""
-    from shared.connections import create_redis
+    from shared.composition import build_key_store
     from shared.errors import ShotlineError
     from shotline.devstack import dev_redis_url
 
-    redis_url = dev_redis_url(settings) or settings.redis_url
-
     async def run() -> T:
-        redis = create_redis(redis_url, max_connections=2)
+        store = build_key_store(settings, redis_url=dev_redis_url(settings))
         try:
-            return await action(KeyStore(redis))
+            return await action(store)
         finally:
-            await redis.aclose()
+            await store.redis.aclose()
 
     try:
         return asyncio.run(run())

@@ -9,7 +9,7 @@ Both clients offer the same methods: ``submit``, ``get``, ``wait``, ``download``
 (submit + wait + download), ``list_jobs``, ``submit_many``/``wait_many`` and the batch helpers
 ``submit_batch``/``get_batch``/``wait_batch``. Errors of the API become exceptions of
 :mod:`shared.errors` (all :class:`~shared.errors.ApiError`) carrying its ``code``, ``message``
-and ``request_id``; a job that ends ``failed`` raises :class:`~shared.errors.JobFailed` from
+and ``request_id``; a job that ends ``failed`` raises :class:`~shotline.errors.JobFailed` from
 ``capture``. Importing this module does not import the server side (FastAPI, Celery, Redis).
 """
 
@@ -24,7 +24,7 @@ from typing import Any, Self
 
 import httpx
 
-from shared.errors import (
+from shotline.errors import (
     ApiAuthError,
     ApiConflict,
     ApiError,

@@ -152,8 +152,8 @@ def ensure_dev_key(settings: Settings) -> Path:
     """
     import asyncio
 
-    from shared.apikeys import KeyStore, generate_key
-    from shared.connections import create_redis
+    from shared.apikeys import generate_key
+    from shared.composition import build_key_store
 
     path = settings.data_dir / DEV_KEY_FILE
     if not path.exists():
@@ -165,11 +165,11 @@ def ensure_dev_key(settings: Settings) -> Path:
     key = path.read_text().strip()
 
     async def register() -> None:
-        redis = create_redis(settings.redis_url, max_connections=2)
+        store = build_key_store(settings)
         try:
-            await KeyStore(redis).ensure(key, "development")
+            await store.ensure(key, "development")
         finally:
-            await redis.aclose()
+            await store.redis.aclose()
 
     asyncio.run(register())
     return path

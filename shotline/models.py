@@ -1,20 +1,24 @@
-"""The types the Python client speaks: the API's own request and response models, plus the
-client-side shapes of batches and downloaded screenshots.
+"""The types the Python client speaks, owned by the client package (no server code).
 
-Requests and job records are the very classes the API validates and serialises
-(:mod:`shared.jobs`, :mod:`api.schemas`; plain pydantic, no FastAPI), so the client and the
-server cannot drift apart.
+- Requests: :class:`ScreenshotRequest` and :class:`CaptureOptions` are the wire contract
+  itself (:mod:`shared.jobs`: plain pydantic, installed with the client), so what the client
+  sends is validated exactly as the API validates it.
+- Responses: the client's own models of the API's answers (:class:`Accepted`,
+  :class:`JobView`, :class:`ResultView`, :class:`JobList`, :class:`ErrorBody`, batches).
+  They keep fields a newer server adds (``extra="allow"``), so a server upgrade never breaks
+  an older client; ``tests/test_client_package.py`` checks that they carry every field the
+  API's response models declare.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import Accepted, ErrorBody, JobList, JobView, ResultView
-from shared.jobs import CaptureOptions, ImageFormat, JobError, JobStatus, ScreenshotRequest, WaitUntil
+from shared.jobs import CaptureOptions, ImageFormat, JobStatus, ScreenshotRequest, WaitUntil
 
 __all__ = [
     "Accepted",
@@ -33,6 +37,77 @@ __all__ = [
     "ScreenshotRequest",
     "WaitUntil",
 ]
+
+
+class _Answer(BaseModel):
+    """An API answer: fields this client does not know yet are kept as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Accepted(_Answer):
+    """Answer to a submitted capture (``POST /v1/screenshots``)."""
+
+    id: str
+    status: JobStatus
+    status_url: str
+    cached: bool = False
+
+
+class JobError(_Answer):
+    """Why a job failed: ``code`` (e.g. ``timeout``), ``message``, upstream HTTP ``status``."""
+
+    code: str
+    message: str
+    status: int | None = None
+
+
+class ResultView(_Answer):
+    """A succeeded job's result, with its time-limited download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    sha256: str
+    final_url: str | None = None
+    http_status: int | None = None
+    title: str | None = None
+    blocked_requests: int = 0
+
+
+class JobView(_Answer):
+    """A job as ``GET /v1/jobs/{id}`` answers it."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int
+    error: JobError | None = None
+    result: ResultView | None = None
+    options: CaptureOptions
+    cached: bool = False
+    batch_id: str | None = None
+
+
+class JobList(_Answer):
+    """The caller's most recent jobs, newest first (``GET /v1/jobs``)."""
+
+    jobs: list[JobView]
+
+
+class ErrorBody(_Answer):
+    """The API's one error shape."""
+
+    error: str
+    message: str
+    request_id: str | None = None
+    details: list[dict[str, object]] | None = None
+
 
 _FINISHED = {JobStatus.succeeded.value, JobStatus.failed.value}
 

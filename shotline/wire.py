@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from shared.errors import (
+from shared.backoff import backoff_delay, parse_retry_after
+from shotline import __version__
+from shotline.errors import (
     ApiAuthError,
     ApiConflict,
     ApiError,
@@ -25,7 +27,6 @@ from shared.errors import (
     JobFailed,
     JobWaitTimeout,
 )
-from shotline import __version__
 from shotline.models import Accepted, CaptureOptions, JobView, ScreenshotRequest
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -43,26 +44,24 @@ _KNOWN_OPTIONS = frozenset(CaptureOptions.model_fields)
 
 
 class Backoff:
-    """Delays between polls: ``initial`` seconds, growing by ``factor`` up to ``maximum``."""
+    """Delays between polls: ``initial`` seconds, growing by ``factor`` up to ``maximum``
+    (:func:`shared.backoff.backoff_delay` without jitter: a poll is not a retry storm)."""
 
     def __init__(self, initial: float = 0.2, maximum: float = 2.0, factor: float = 1.5) -> None:
         self.initial, self.maximum, self.factor = initial, maximum, factor
-        self._next = initial
+        self._polls = 0
 
     def next_delay(self, *, remaining: float, retry_after: float | None = None) -> float:
         """The next delay, never past the deadline; ``Retry-After`` wins when larger."""
-        delay = max(self._next, retry_after or 0.0)
-        self._next = min(self._next * self.factor, self.maximum)
-        return max(0.0, min(delay, remaining))
+        self._polls += 1
+        delay = backoff_delay(self._polls, base=self.initial, cap=self.maximum, factor=self.factor,
+                              jitter=False)
+        return max(0.0, min(max(delay, retry_after or 0.0), remaining))
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header in seconds, if the response has a numeric one."""
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if readable."""
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def api_error(response: httpx.Response) -> ApiError:

@@ -77,18 +77,29 @@ def shotline_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     return base_env(redis_url, tmp_path / "data")
 
 
-_module_db = iter(range(1, 16))
+#: Redis DBs free for module-scoped settings (DB 0 is the per-test one). A module's DB goes
+#: back here when its module ends, so any number of modules can use them in turn.
+_free_module_dbs: list[int] = list(range(1, 16))
 
 
 @pytest.fixture(scope="module")
-def module_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Settings shared by one test module's processes, on a Redis DB of its own."""
-    db = next(_module_db)
+def module_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[dict[str, str]]:
+    """Settings shared by one test module's processes, on a Redis DB of its own (emptied
+    before and after, and given back when the module ends)."""
+    if not _free_module_dbs:
+        raise RuntimeError("all 15 module Redis DBs are in use at once: a module-scoped fixture"
+                           " outlives its module?")
+    db = _free_module_dbs.pop(0)
     url = redis_server.rsplit("/", 1)[0] + f"/{db}"
     client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
-    return base_env(url, tmp_path_factory.mktemp("data"))
+    try:
+        client.flushdb()
+        yield base_env(url, tmp_path_factory.mktemp("data"))
+        client.flushdb()
+    finally:
+        client.close()
+        _free_module_dbs.append(db)
 
 
 @pytest.fixture
@@ -100,7 +111,7 @@ def make_settings(shotline_env: dict[str, str]) -> Callable[..., Settings]:
             key.removeprefix("SHOTLINE_").lower(): value for key, value in shotline_env.items()
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 
@@ -141,7 +152,7 @@ class ProcessFactory:
         self.processes.append(process)
         return process, log_path
 
-    def worker(self, *, concurrency: int = 1, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+    def worker(self, *, concurrency: int | str = 1, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
         """A Celery worker (prefork pool), waited for until it reports ready."""
         process, log_path = self._spawn("worker", python_command(
             "-m", "celery", "-A", "worker.app", "worker", "--pool", "prefork",
@@ -159,7 +170,7 @@ class ProcessFactory:
         wait_until_ready(process, log_path, "shotline worker")
         return process, log_path
 
-    def webhook_worker(self, *, concurrency: int = 4, **env: str
+    def webhook_worker(self, *, concurrency: int | str = 4, **env: str
                        ) -> tuple[subprocess.Popen[bytes], Path]:
         """A Celery worker for the webhook queue (threads pool, dispatcher), waited for."""
         process, log_path = self._spawn("webhooks", python_command(

@@ -154,8 +154,7 @@ class PageHandler(SimpleHTTPRequestHandler):
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
         elif parts.path == "/echo-headers":
-            body = "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items())
-            self._html(200, body)
+            self._html(200, "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items()))
         else:
             super().do_GET()
 

@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from pydantic import TypeAdapter, ValidationError
+from schemathesis.generation.modes import GenerationMode
 
 from api.app import create_app
 from shared.jobs import HttpUrlStr
@@ -30,13 +31,13 @@ _url_adapter: TypeAdapter[str] = TypeAdapter(HttpUrlStr)
 
 def own_openapi() -> dict[str, Any]:
     """The API's OpenAPI document, built the way the running API builds it."""
-    return create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    return create_app(Settings(_env_file=None)).openapi()
 
 
 # Built at collection (schemathesis' lazy fixture schemas do not work with this pytest);
 # test_the_live_api_serves_this_very_document checks it is what /openapi.json serves.
 schema = schemathesis.openapi.from_dict(own_openapi())
-schema.config.generation.update(modes=["positive", "negative"])
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
 
 @pytest.fixture(scope="module")

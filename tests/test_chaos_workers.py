@@ -71,7 +71,8 @@ def count_status(client: httpx.Client, urls: list[str], status: str) -> int:
 
 
 def pool_children(worker: psutil.Popen | Any) -> list[psutil.Process]:
-    return psutil.Process(worker.pid).children()
+    children: list[psutil.Process] = psutil.Process(worker.pid).children()
+    return children
 
 
 def no_chromium_left(marked: Marked, *, timeout: float = 20) -> None:

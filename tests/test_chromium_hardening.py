@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.async_api import FloatRect
 
 from shared.constants import MAX_CAPTURE_PIXELS, MAX_FULL_PAGE_HEIGHT, MAX_FULL_PAGE_WIDTH
 from shared.errors import EngineError
@@ -138,11 +139,11 @@ def test_full_page_clip_bounds_width_height_and_pixels(
 
 
 def test_explicit_clips_beyond_the_viewport_are_bounded_too() -> None:
-    kept = bounded_clip({"x": 10, "y": 20, "width": 20000, "height": 20000},
+    kept = bounded_clip({"x": 10.0, "y": 20.0, "width": 20000.0, "height": 20000.0},
                         max_height=None, scale=3)
     assert (kept["x"], kept["y"], kept["width"]) == (10, 20, MAX_FULL_PAGE_WIDTH)
     assert kept["width"] * kept["height"] * 9 <= MAX_CAPTURE_PIXELS
-    small = {"x": 0.0, "y": 0.0, "width": 300.0, "height": 200.0}
+    small: FloatRect = {"x": 0.0, "y": 0.0, "width": 300.0, "height": 200.0}
     assert bounded_clip(small, max_height=None, scale=2) == small
 
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from shared.errors import (
+from shotline.client import AsyncClient, Backoff, Client
+from shotline.errors import (
     ApiConflict,
     ApiError,
     ApiInvalidRequest,
@@ -23,7 +24,6 @@ from shared.errors import (
     JobFailed,
     JobWaitTimeout,
 )
-from shotline.client import AsyncClient, Backoff, Client
 from shotline.models import Batch, JobStatus, ScreenshotRequest
 from tests.conftest import ProcessFactory
 from tests.servers import REPO_ROOT, PageServer, child_env, free_port, python_command
@@ -134,13 +134,7 @@ def test_list_jobs_is_newest_first(client: Client, page_server: PageServer) -> N
 
 
 def test_batch_helpers_against_this_api(client: Client, page_server: PageServer) -> None:
-    # POST /v1/batches arrives with the multi-tenant edge; until then the API says 404 and
-    # the client maps that like any other error.
-    try:
-        accepted = client.submit_batch([page_server.url("/index.html")] * 2, width=320)
-    except ApiNotFound as exc:
-        assert exc.code == "not_found"
-        pytest.skip("this build of the API has no /v1/batches")
+    accepted = client.submit_batch([page_server.url("/index.html")] * 2, width=320)
     batch = client.wait_batch(accepted.id, timeout=60)
     assert batch.finished and len(batch.jobs) == 2
 
@@ -193,9 +187,9 @@ def test_importing_the_client_does_not_import_the_server() -> None:
     assert completed.stdout.strip() == "[]"
 
 
-def test_webhook_verify_is_reexported_when_present() -> None:
-    webhooks = pytest.importorskip("shotline.webhooks")
+def test_webhook_verify_is_reexported() -> None:
     import shotline.client
+    import shotline.webhooks as webhooks
 
     assert shotline.client.verify is webhooks.verify
 

@@ -12,8 +12,8 @@ import subprocess
 import httpx
 import pytest
 
-from shared.errors import ApiAuthError, ApiNotFound
 from shotline.client import Client
+from shotline.errors import ApiAuthError, ApiNotFound
 from shotline.models import JobStatus
 from tests.conftest import ProcessFactory
 from tests.servers import REPO_ROOT, PageServer, child_env, python_command
@@ -31,13 +31,11 @@ class RecordingTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def _create_key(env: dict[str, str], name: str) -> str | None:
-    """A new API key, or None when this build has no API keys."""
+def _create_key(env: dict[str, str], name: str) -> str:
+    """A new API key (``shotline keys create``)."""
     completed = subprocess.run(python_command("-m", "shotline.cli", "keys", "create", name, "--json"),
                                env=child_env(env), cwd=REPO_ROOT, capture_output=True, text=True,
                                timeout=60)
-    if completed.returncode != 0 and "No such command 'keys'" in completed.stderr:
-        return None
     assert completed.returncode == 0, completed.stderr
     key: str = json.loads(completed.stdout)["key"]
     return key
@@ -46,7 +44,7 @@ def _create_key(env: dict[str, str], name: str) -> str | None:
 def test_the_key_goes_to_the_api_as_a_bearer_token_and_nowhere_else(
     processes: ProcessFactory, shotline_env: dict[str, str], page_server: PageServer
 ) -> None:
-    key = _create_key(shotline_env, "sdk") or "sk_test_no_keys_yet"
+    key = _create_key(shotline_env, "sdk")
     processes.worker()
     base = processes.api()
     # The API signs download links for its PUBLIC_BASE_URL (127.0.0.1); reached as
@@ -75,8 +73,6 @@ def test_keys_scope_what_the_client_sees(
     processes: ProcessFactory, shotline_env: dict[str, str], page_server: PageServer
 ) -> None:
     alice, bob = _create_key(shotline_env, "alice"), _create_key(shotline_env, "bob")
-    if alice is None or bob is None:
-        pytest.skip("this build has no API keys (`shotline keys`)")
     processes.worker()
     base = processes.api()
 

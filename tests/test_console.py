@@ -73,7 +73,7 @@ def test_form_submits_and_the_screenshot_appears(page: Page, page_server: PageSe
     order = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
     assert order == ["queued", "running", "succeeded"], states
 
-    job_id = page.locator("#status").text_content().split(" ")[1].rstrip(":")
+    job_id = (page.locator("#status").text_content() or "").split(" ")[1].rstrip(":")
     tile = page.locator(f'#gallery li[data-job-id="{job_id}"]')
     expect(tile).to_have_attribute("data-status", "succeeded")
     thumb = tile.locator("img")
@@ -128,8 +128,6 @@ def test_with_api_keys_the_pasted_key_is_used(
     from tests.test_client_auth import _create_key
 
     key = _create_key(shotline_env, "console")
-    if key is None:
-        pytest.skip("this build has no API keys (`shotline keys`)")
     processes.worker()
     base = processes.api()
     context = browser.new_context(base_url=base)

@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -72,7 +72,9 @@ def test_a_killed_holders_slot_comes_back_after_its_lease(
     base = processes.api(**env)
     first = submit(client, base, url="http://127.0.0.1:9/page?n=1", timeout_ms=2000)
     assert wait_for(lambda: snapapi.concurrency == 1, timeout=60)
-    [(_token, expiry)] = store.zrange(semaphore_key(SNAPAPI_SEMAPHORE), 0, -1, withscores=True)
+    leases = cast(list[tuple[bytes, float]],
+                  store.zrange(semaphore_key(SNAPAPI_SEMAPHORE), 0, -1, withscores=True))
+    [(_token, expiry)] = leases
     os.killpg(holder.pid, signal.SIGKILL)  # the worker and its pool die holding the slot
     holder.wait(10)
     snapapi.hang = False

@@ -99,12 +99,17 @@ def submit(client: httpx.Client, base: str, **body: Any) -> httpx.Response:
     return response
 
 
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
 def wait_for_batch(client: httpx.Client, status_url: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while not (batch := client.get(status_url).json())["done"]:
         assert time.monotonic() < deadline, batch
         time.sleep(0.1)
-    return batch
+    result: dict[str, Any] = batch
+    return result
 
 
 # --- API keys and isolation ---------------------------------------------------------------
@@ -136,11 +141,11 @@ def test_keys_cli_create_list_revoke_and_hashed_storage(stack: Stack) -> None:
             dumped += name + b"\n"
             kind = client.type(name)
             if kind == b"hash":
-                dumped += b"".join(k + v for k, v in client.hgetall(name).items())
+                dumped += b"".join(_raw(k) + _raw(v) for k, v in client.hgetall(name).items())
             elif kind == b"string":
                 dumped += client.get(name) or b""
             elif kind == b"set":
-                dumped += b"".join(client.smembers(name))
+                dumped += b"".join(_raw(member) for member in client.smembers(name))
         assert plain not in dumped
         assert hashlib.sha256(plain).hexdigest().encode() in dumped
     finally:
@@ -372,7 +377,9 @@ def test_identical_concurrent_requests_share_one_capture(stack: Stack) -> None:
 
     def post(_: int) -> dict[str, Any]:
         with client_for(key) as http:
-            return submit(http, stack.api_a if _ % 2 else stack.api_b, url=url).json()
+            answer: dict[str, Any] = submit(http, stack.api_a if _ % 2 else stack.api_b,
+                                            url=url).json()
+            return answer
 
     with ThreadPoolExecutor(6) as pool:
         accepted = list(pool.map(post, range(6)))

@@ -64,12 +64,12 @@ def _queues(vhost: str) -> dict[str, tuple[str, int]]:
 def test_amqp_brokers_get_confirms_and_quorum_queues() -> None:
     assert is_amqp("amqp://guest@rabbit//") and is_amqp("AMQPS://rabbit/shotline")
     assert not is_amqp("redis://127.0.0.1:6379/0") and not is_amqp("rediss://cache:6380/0")
-    app = make_celery(Settings(_env_file=None, broker_url="amqp://guest:guest@rabbit:5672/x"))  # type: ignore[call-arg]
+    app = make_celery(Settings(_env_file=None, broker_url="amqp://guest:guest@rabbit:5672/x"))
     assert app.conf.broker_transport_options == {"confirm_publish": True}
     queue = next(q for q in app.conf.task_queues if q.name == CAPTURE_QUEUE)
     assert queue.queue_arguments == {"x-queue-type": "quorum"}
     assert queue.exchange.type == "topic"
-    redis_app = make_celery(Settings(_env_file=None))  # type: ignore[call-arg]
+    redis_app = make_celery(Settings(_env_file=None))
     assert "confirm_publish" not in redis_app.conf.broker_transport_options
     assert len(amqp_options()["task_queues"]) == 2
 

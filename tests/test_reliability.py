@@ -305,7 +305,7 @@ def test_celery_is_configured_for_at_least_once_delivery(settings: Settings) -> 
 
 
 def test_the_default_visibility_timeout_outlasts_every_countdown_and_run() -> None:
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     assert defaults.visibility_timeout_seconds >= RECOMMENDED_VISIBILITY_TIMEOUT_SECONDS
     assert max_countdown(defaults) >= MAX_BACKOFF_SECONDS
     check_delivery_invariant(defaults)

@@ -124,7 +124,7 @@ def test_tls_uses_the_host_name_for_sni_and_certificate_checks() -> None:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("hooks.example.test").configure_cert(server_context)
     seen_sni: list[str | None] = []
-    server_context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)  # type: ignore[assignment, return-value, func-returns-value]
+    server_context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     with WebhookReceiver(ssl_context=server_context) as receiver:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from shared.backoff import parse_retry_after
 from shared.errors import (
     CaptureTimeout,
     ConfigurationError,
@@ -26,7 +27,7 @@ from shared.jobs import CaptureOptions, ImageFormat
 from tests.fakes.snapapi_server import DROP, SCREENSHOT_REQUEST, Reply, SnapApiStandIn
 from tests.servers import child_env, free_port, python_command, stop_process, wait_for_port
 from worker.engines.base import Capture
-from worker.engines.snapapi import SNAPAPI_FIELDS, SnapApiEngine, parse_retry_after
+from worker.engines.snapapi import SNAPAPI_FIELDS, SnapApiEngine
 
 API_KEY = "sk_test_engine"
 #: Never fetched: the stand-in renders without loading pages.

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from shared.devices import DEVICES, Device
+from shared.engine_capabilities import SNAPAPI_OPTIONS, check_engine_supports, unsupported_options
 from shared.errors import EngineRejected, OptionNotSupported
 from shared.jobs import CaptureOptions
 from tests.fakes.snapapi_server import DEVICES as SNAPAPI_DEVICES
 from tests.fakes.snapapi_server import SnapApiStandIn
-from worker.engines import check_engine_supports
 from worker.engines.base import Capture
-from worker.engines.snapapi import SnapApiEngine, snapapi_request_body, unsupported_options
+from worker.engines.snapapi import SNAPAPI_FIELDS, SnapApiEngine, snapapi_request_body
 
 API_KEY = "sk_test_options"
 PAGE_URL = "https://example.com/page"
@@ -153,3 +153,8 @@ def test_options_snapapi_cannot_honour(
     with pytest.raises(EngineRejected, match="cannot honour"):
         capture(snap, **fields)
     assert snap.requests == []  # refused before calling SnapAPI
+
+
+def test_capability_table_names_the_options_the_wire_mapping_sends() -> None:
+    # The API refuses from shared.engine_capabilities; the engine sends SNAPAPI_FIELDS.
+    assert {field.option for field in SNAPAPI_FIELDS} == SNAPAPI_OPTIONS

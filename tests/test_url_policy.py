@@ -424,9 +424,9 @@ def test_allowed_ports_are_configurable() -> None:
 
 def test_from_settings() -> None:
     configured = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        allowed_networks="127.0.0.0/8, ::1/128",  # type: ignore[arg-type]
-        allowed_ports="80,8000",  # type: ignore[arg-type]
+        _env_file=None,
+        allowed_networks="127.0.0.0/8, ::1/128",
+        allowed_ports="80,8000",
     )
     policy = UrlPolicy.from_settings(configured)
     assert policy == UrlPolicy(
@@ -434,7 +434,7 @@ def test_from_settings() -> None:
         allowed_ports=frozenset({80, 8000}),
     )
     assert policy.check_url("http://localhost:1234/").port == 1234
-    assert UrlPolicy.from_settings(Settings(_env_file=None)) == POLICY  # type: ignore[call-arg]
+    assert UrlPolicy.from_settings(Settings(_env_file=None)) == POLICY
 
 
 @pytest.mark.parametrize(

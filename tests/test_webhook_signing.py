@@ -16,11 +16,12 @@ import redis as sync_redis
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as LibraryVerificationError
 
+from shared.backoff import parse_retry_after
 from shared.connections import create_redis
 from shared.constants import API_KEY_PREFIX
 from shared.errors import WebhookVerificationError
 from shared.settings import Settings
-from shared.webhooks.retry import Verdict, next_delay, parse_retry_after, verdict_for
+from shared.webhooks.retry import Verdict, next_delay, verdict_for
 from shared.webhooks.secrets import SecretSet, WebhookSecrets
 from shared.webhooks.signing import parse_secret, signature_headers
 from shotline.webhooks import generate_secret, sign, verify
@@ -105,10 +106,10 @@ def test_signature_covers_id_timestamp_and_exact_body() -> None:
 
 def test_settings_refuse_malformed_secrets() -> None:
     good = generate_secret()
-    assert Settings(_env_file=None, webhook_secret=good).webhook_secret is not None  # type: ignore[call-arg]
+    assert Settings(_env_file=None, webhook_secret=good).webhook_secret is not None
     for bad in ("not-a-secret", "whsec_%%%", "whsec_" + base64.b64encode(b"short").decode()):
         with pytest.raises(ValueError, match="webhook secret"):
-            Settings(_env_file=None, webhook_secret=bad)  # type: ignore[call-arg]
+            Settings(_env_file=None, webhook_secret=bad)
 
 
 def test_secret_set_drops_the_previous_secret_when_it_expires() -> None:
@@ -123,7 +124,7 @@ def test_secret_set_drops_the_previous_secret_when_it_expires() -> None:
 
 def test_settings_rotation_window(tmp_path: object) -> None:
     old, new = generate_secret(), generate_secret()
-    settings = Settings(_env_file=None, webhook_secret=new, webhook_previous_secret=old,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, webhook_secret=new, webhook_previous_secret=old,
                         webhook_previous_secret_expires_at="2030-01-01T00:00:00Z")
     secrets = WebhookSecrets.from_settings(settings, create_redis("redis://127.0.0.1:1/0"))
     assert secrets.server.previous_expires_at == datetime(2030, 1, 1, tzinfo=UTC).timestamp()

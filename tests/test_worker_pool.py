@@ -42,8 +42,8 @@ def snap_env(snapapi: SnapApiStandIn, **extra: str) -> dict[str, str]:
 
 
 def test_the_pool_follows_the_engine() -> None:
-    chromium = Settings(_env_file=None, engine="chromium")  # type: ignore[call-arg]
-    snap = Settings(_env_file=None, engine="snapapi", snapapi_max_concurrency=10)  # type: ignore[call-arg]
+    chromium = Settings(_env_file=None, engine="chromium")
+    snap = Settings(_env_file=None, engine="snapapi", snapapi_max_concurrency=10)
     assert chromium.effective_worker_pool == "prefork"
     assert chromium.effective_worker_concurrency == (psutil.cpu_count() or 2)
     assert snap.effective_worker_pool == "threads"

@@ -73,7 +73,7 @@ class Monitor:
 
     def _watch(self) -> None:
         client = redis.Redis.from_url(self.url)
-        with client.monitor() as monitor:
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]
             self._ready.set()
             for entry in monitor.listen():
                 command = str(entry["command"])

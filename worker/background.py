@@ -1,16 +1,59 @@
-"""A background loop (the sweeper, the fair queue's dispatcher) on an event loop of its own,
-in a daemon thread of the worker's main process."""
+"""Event loops in threads of the worker's processes.
+
+:class:`LoopThread` is the one loop-in-a-thread of the worker: an asyncio loop running in a
+daemon thread, to which any thread hands coroutines. The capture runtime
+(:mod:`worker.runtime`) and the webhook runtime (:mod:`worker.webhooks`) run their tasks'
+coroutines on one; :class:`BackgroundLoop` runs a long-lived :class:`Loop` (the sweeper,
+the fair queue's dispatcher) on one in the worker's main process.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 log = structlog.get_logger("shotline.worker")
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running forever in a daemon thread of its own."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop (from any thread); its future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait (at most ``timeout`` seconds) for its result."""
+        return self.submit(coro).result(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the loop and wait for its thread; the loop is closed once the thread ended.
+
+        Coroutines still running are abandoned: cancel them first (with :meth:`run`).
+        """
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class Loop(Protocol):
@@ -22,47 +65,48 @@ class Loop(Protocol):
 
 
 class BackgroundLoop:
-    """Runs a :class:`Loop` (the sweeper, a dispatcher) on its own event loop in a daemon
-    thread of this process."""
+    """Runs a :class:`Loop` (the sweeper, a dispatcher) on a :class:`LoopThread` of its own."""
 
     def __init__(
         self, build: Callable[[], tuple[Loop, Callable[[], Awaitable[None]]]],
         *, name: str,
     ) -> None:
-        """``build()`` (called in the thread) returns the loop and what closes its clients."""
+        """``build()`` (called on the loop) returns the loop and what closes its clients."""
         self._build = build
         self._name = name
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
         self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
+        self._done: concurrent.futures.Future[None] | None = None
 
     def start(self) -> None:
-        """Start the loop in its thread."""
-        self._thread.start()
-        self._ready.wait(5)
+        """Build the loop's clients on its thread and start it."""
+        self._thread = LoopThread(self._name)
+        ready = threading.Event()
+        self._done = self._thread.submit(self._main(ready))
+        ready.wait(5)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the loop to stop (the sweeper resigns its leadership) and wait for the thread."""
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        self._thread.join(timeout)
+        """Ask the loop to stop (the sweeper resigns its leadership) and wait for its thread."""
+        thread, stop, done = self._thread, self._stop, self._done
+        if thread is None:
+            return
+        if stop is not None and not thread.loop.is_closed():
+            thread.loop.call_soon_threadsafe(stop.set)
+        if done is not None:
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                done.result(timeout)
+        thread.close(timeout)
 
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
+    async def _main(self, ready: threading.Event) -> None:
+        try:
             self._stop = asyncio.Event()
             loop, close = self._build()
-            self._ready.set()
+            ready.set()
             try:
                 await loop.run(self._stop)
             finally:
                 await close()
-
-        try:
-            asyncio.run(main())
         except Exception:
-            log.exception("background thread crashed", thread=self._name)
+            log.exception("background loop crashed", thread=self._name)
         finally:
-            self._ready.set()
+            ready.set()

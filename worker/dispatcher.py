@@ -16,15 +16,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 import structlog
 
-from shared.connections import create_redis
+from shared.composition import build_components
 from shared.errors import ShotlineError
 from shared.fair_queue import FairQueue, Release
 from shared.queue import enqueue_capture, make_celery
 from shared.settings import Settings
-from shared.status_store import StatusStore
 from worker.background import BackgroundLoop
 
 log = structlog.get_logger("shotline.dispatcher")
@@ -90,8 +88,8 @@ def dispatcher_thread(settings: Settings) -> BackgroundLoop:
     """A (not yet started) dispatcher thread with its own Redis client and Celery producer."""
 
     def build() -> tuple[Dispatcher, Callable[[], Awaitable[None]]]:
-        redis: aioredis.Redis = create_redis(settings.redis_url, max_connections=4)
         producer = make_celery(settings)
+        components = build_components(settings, producer=producer, max_connections=4)
 
         def publish(release: Release) -> None:
             enqueue_capture(producer, release.job_id, request_id=release.request_id,
@@ -99,12 +97,8 @@ def dispatcher_thread(settings: Settings) -> BackgroundLoop:
 
         async def close() -> None:
             producer.close()
-            await redis.aclose()
+            await components.aclose()
 
-        store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
-                            queued_deadline=settings.queued_deadline_seconds)
-        fair = FairQueue(redis, store, ahead=settings.dispatch_ahead,
-                         stale_after=settings.visibility_timeout_seconds)
-        return Dispatcher(fair, publish), close
+        return Dispatcher(components.fair, publish), close
 
     return BackgroundLoop(build, name="shotline-dispatcher")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import random
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +16,7 @@ from typing import Protocol
 import structlog
 from PIL import Image
 
+from shared.backoff import backoff_delay
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
@@ -42,6 +42,8 @@ log = structlog.get_logger("shotline.pipeline")
 
 #: Upper bound of the exponential backoff between capture attempts, in seconds.
 MAX_BACKOFF_SECONDS = 60.0
+#: Ceiling of the first retry's delay; it doubles per attempt (full jitter, shared.backoff).
+RETRY_BASE_SECONDS = 2.0
 
 #: Seconds a fleet slot's lease outlasts the capture's own timeout (the SnapAPI engine waits
 #: up to 5 s past it for an answer).
@@ -98,12 +100,6 @@ class PipelineDeps:
 def result_key(job: Job) -> str:
     """Storage key of a job's result; the same on every attempt, so redelivery overwrites."""
     return f"{RESULTS_PREFIX}{job.id}.{job.options.format.extension}"
-
-
-def backoff_delay(attempt: int, *, base: float = 2.0) -> float:
-    """Exponential backoff with full jitter for ``attempt`` (1-based), capped."""
-    ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
@@ -266,7 +262,8 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float)
     error = JobError(code=exc.code, message=exc.message, status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
     if exc.retryable and job.attempts < deps.max_attempts:
-        delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(job.attempts))
+        delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
+            job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown
         await deps.store.mark_retrying(job.id, error, retry_in=delay, park=park)
         bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,

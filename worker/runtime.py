@@ -20,19 +20,16 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from shared.batches import BatchStore
-from shared.completion import Completion, Resettle
-from shared.connections import create_redis
+from shared.completion import Resettle
+from shared.composition import build_components
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
-from shared.result_cache import ResultCache
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
-from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
-from shared.webhooks.listener import Enqueue, WebhookListener
-from shared.webhooks.store import DeliveryStore
+from shared.webhooks.listener import Enqueue
+from worker.background import LoopThread
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
 from worker.pipeline import PipelineDeps
@@ -49,36 +46,23 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, *, enqueue_delivery: Enqueue | None = None) -> None:
         self.settings = settings
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        self._thread = LoopThread("shotline-captures")
+        self.loop = self._thread.loop
         # The threads pool runs many captures at once: they wait for a free connection
         # rather than fail for want of one.
-        self.redis = create_redis(settings.redis_url, max_connections=32, wait_for_connection=5.0)
-        store = StatusStore(self.redis, ttl_seconds=settings.job_ttl_seconds,
-                            queued_deadline=settings.queued_deadline_seconds)
+        components = build_components(settings, enqueue=enqueue_delivery, max_connections=32,
+                                      wait_for_connection=5.0)
+        self.redis = components.redis
         engine = make_engine(settings)
-        # Result cache index, single-flight followers and batch counts. Other reactions to
-        # finished jobs (webhooks) go into its job_hooks/batch_hooks, here and in api/app.py:
-        # jobs that share a capture end here without a pipeline run of their own.
-        webhooks = WebhookListener(
-            DeliveryStore(self.redis, ttl_seconds=settings.job_ttl_seconds),
-            enqueue=enqueue_delivery,
-        )
-        batches = BatchStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
-        completion = Completion(
-            store,
-            ResultCache(self.redis, store, index_ttl_seconds=settings.job_ttl_seconds),
-            batches,
-            job_hooks=(webhooks.job_finished,),
-            batch_hooks=(webhooks.batch_finished,),
-        )
         self.deps = PipelineDeps(
-            store=store,
+            store=components.jobs,
             engine=engine,
             storage=make_storage(settings),
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
-            listeners=(completion, MetricsListener(engine=engine.name)),
+            # Result cache index, single-flight followers, batch counts and webhooks.
+            listeners=(components.completion, MetricsListener(engine=engine.name)),
             slots=(
                 FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
                                limit=settings.snapapi_max_concurrency)
@@ -88,11 +72,8 @@ class WorkerRuntime:
             running_grace=settings.running_grace_seconds,
             max_countdown=max_countdown(settings),
             # Idempotent: a second call opens and enqueues nothing.
-            renotify=(Resettle(completion),),
+            renotify=(Resettle(components.completion),),
         )
-        self._thread = threading.Thread(target=self.loop.run_forever, name="shotline-captures",
-                                        daemon=True)
-        self._thread.start()
         self._starting: asyncio.Future[None] | None = None
         #: The tasks of the captures running now (touched on the loop only).
         self._captures: set[asyncio.Task[Any]] = set()
@@ -103,7 +84,7 @@ class WorkerRuntime:
         Thread-safe: the threads pool calls it from many threads at once. The engine is
         started once, by the first call; the others wait for that start.
         """
-        return asyncio.run_coroutine_threadsafe(self._run(coro), self.loop).result()
+        return self._thread.run(self._run(coro))
 
     async def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         starting = self._starting
@@ -126,8 +107,7 @@ class WorkerRuntime:
     def cancel_captures(self) -> int:
         """Cancel every capture running on the loop (a shutdown that cannot wait any more);
         their tasks raise ``concurrent.futures.CancelledError``. Returns how many."""
-        return asyncio.run_coroutine_threadsafe(self._cancel_captures(), self.loop).result(
-            CANCEL_TIMEOUT_S + 5)
+        return self._thread.run(self._cancel_captures(), CANCEL_TIMEOUT_S + 5)
 
     async def _cancel_captures(self) -> int:
         return await _cancel(list(self._captures))
@@ -141,13 +121,9 @@ class WorkerRuntime:
         never acknowledged, is delivered again.
         """
         try:
-            asyncio.run_coroutine_threadsafe(self._cancel_and_aclose(), self.loop).result(
-                CANCEL_TIMEOUT_S + 30)
+            self._thread.run(self._cancel_and_aclose(), CANCEL_TIMEOUT_S + 30)
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            if not self._thread.is_alive():
-                self.loop.close()
+            self._thread.close()
 
     async def _cancel_and_aclose(self) -> None:
         current = asyncio.current_task()

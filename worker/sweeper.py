@@ -11,15 +11,14 @@ broker countdown) come due through the same index.
 It runs as a thread in every worker's main process rather than as Celery beat: nothing
 more to deploy or forget, it never waits behind a backlog of captures in the queue (a
 beat-sent sweep task would), and it works whatever the pool. One worker at a time sweeps:
-the leader holds a Redis lock with a TTL of a few intervals and renews it on every sweep;
-when the leader dies its lock expires and another worker takes over.
+the leader holds a Redis lock (redis-py's ``Lock``) with a TTL of a few intervals and renews
+it on every sweep; when the leader dies its lock expires and another worker takes over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 import uuid
@@ -28,19 +27,15 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import LockError, LockNotOwnedError
 
-from shared.batches import BatchStore
-from shared.completion import Completion
-from shared.connections import create_redis
+from shared.composition import build_components
 from shared.constants import SWEEPER_LOCK_KEY
 from shared.errors import ShotlineError
 from shared.jobs import Job
-from shared.queue import enqueue_capture, enqueue_delivery, make_celery
-from shared.result_cache import ResultCache
+from shared.queue import enqueue_capture, make_celery
 from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
-from shared.webhooks.listener import WebhookListener
-from shared.webhooks.store import DeliveryStore
 from worker.background import BackgroundLoop
 from worker.pipeline import JobListener
 
@@ -48,26 +43,6 @@ log = structlog.get_logger("shotline.sweeper")
 
 #: Most overdue jobs handled in one sweep (the rest wait for the next one).
 BATCH = 200
-
-# KEYS[1] lock. ARGV[1] owner, ARGV[2] TTL in ms. Takes the lock, or renews it when ours.
-_LEAD = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# KEYS[1] lock. ARGV[1] owner. Drops the lock only when ours.
-_RESIGN = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 Enqueue = Callable[[str, "str | None"], None]
 
@@ -109,15 +84,20 @@ class Sweeper:
         self.listeners = tuple(listeners)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lock_ttl_ms = max(3000, int(interval * 3000))
-        self._lead = redis.register_script(_LEAD)
-        self._resign = redis.register_script(_RESIGN)
+        # redis-py's Lock: SET NX PX to take it, token-checked scripts to renew and release.
+        self._lock = redis.lock(SWEEPER_LOCK_KEY, timeout=self.lock_ttl_ms / 1000, blocking=False,
+                                thread_local=False)
         self.leading = False
 
     async def lead(self) -> bool:
         """Take or renew the leadership; True while this sweeper is the leader."""
         with redis_errors():
-            leading = bool(await self._lead(keys=[SWEEPER_LOCK_KEY],
-                                            args=[self.owner, self.lock_ttl_ms]))
+            leading = False
+            if self.leading:
+                with contextlib.suppress(LockNotOwnedError):  # expired, maybe taken since
+                    leading = bool(await self._lock.reacquire())
+            if not leading:
+                leading = bool(await self._lock.acquire(token=self.owner))
         if leading != self.leading:
             log.info("sweeper leadership changed", owner=self.owner, leading=leading)
         self.leading = leading
@@ -126,9 +106,9 @@ class Sweeper:
     async def resign(self) -> None:
         """Give up the leadership (on shutdown) so another worker takes over at once."""
         if self.leading:
-            with redis_errors():
-                await self._resign(keys=[SWEEPER_LOCK_KEY], args=[self.owner])
             self.leading = False
+            with redis_errors(), contextlib.suppress(LockError):  # not ours any more
+                await self._lock.release()
 
     async def sweep(self) -> SweepReport:
         """One round: lead (or not), then recover every overdue job found."""
@@ -173,8 +153,7 @@ class Sweeper:
         while not stop.is_set():
             try:
                 await self.sweep()
-            except ShotlineError as exc:
-                self.leading = False
+            except ShotlineError as exc:  # the next lead() finds out whether it still leads
                 log.warning("sweep failed; trying again later", error=exc.message)
             except Exception:
                 log.exception("sweep crashed; trying again later")
@@ -188,37 +167,26 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
     """A (not yet started) sweeper thread with its own Redis client and Celery producer."""
 
     def build() -> tuple[Sweeper, Callable[[], Awaitable[None]]]:
-        redis = create_redis(settings.redis_url, max_connections=4)
         producer = make_celery(settings)
+        components = build_components(settings, producer=producer, max_connections=4)
 
         def enqueue(job_id: str, request_id: str | None) -> None:
             enqueue_capture(producer, job_id, request_id=request_id)
 
         async def close() -> None:
             producer.close()
-            await redis.aclose()
+            await components.aclose()
 
-        store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
-                            queued_deadline=settings.queued_deadline_seconds)
-        # A job failed as lost is settled like any other: shared-capture followers, its
-        # batch and their webhooks (the same Completion as in the worker pipeline).
-        webhooks = WebhookListener(DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
-                                   enqueue=functools.partial(enqueue_delivery, producer))
-        completion = Completion(
-            store,
-            ResultCache(redis, store, index_ttl_seconds=settings.job_ttl_seconds),
-            BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
-            job_hooks=(webhooks.job_finished,),
-            batch_hooks=(webhooks.batch_finished,),
-        )
         sweeper = Sweeper(
-            redis=redis,
-            store=store,
+            redis=components.redis,
+            store=components.jobs,
             enqueue=enqueue,
             interval=settings.sweep_interval_seconds,
             max_recoveries=settings.sweep_max_recoveries,
             max_attempts=settings.capture_max_attempts,
-            listeners=(completion, *listeners),
+            # A job failed as lost is settled like any other: shared-capture followers, its
+            # batch and their webhooks.
+            listeners=(components.completion, *listeners),
         )
         return sweeper, close
 

@@ -24,17 +24,15 @@ from typing import Any, TypeVar
 
 import structlog
 
-from shared.batches import BatchStore
-from shared.connections import create_redis
+from shared.composition import build_components
 from shared.safe_http import safe_async_client
 from shared.settings import Settings
-from shared.status_store import StatusStore
 from shared.storage import make_storage
 from shared.url_policy import UrlPolicy
 from shared.webhooks.delivery import DeliveryDeps, dispatch_due
 from shared.webhooks.listener import LEASE_SECONDS, Enqueue
 from shared.webhooks.secrets import WebhookSecrets
-from shared.webhooks.store import DeliveryStore
+from worker.background import LoopThread
 
 log = structlog.get_logger("shotline.webhooks")
 
@@ -50,22 +48,20 @@ class WebhookRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="shotline-webhooks",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = LoopThread("shotline-webhooks")
+        self.loop = self._thread.loop
         self._dispatcher: Future[None] | None = None
         self.deps: DeliveryDeps = self.run(self._build())
 
     async def _build(self) -> DeliveryDeps:
         settings = self.settings
-        redis = create_redis(settings.redis_url, max_connections=32)
+        components = build_components(settings, max_connections=32)
         return DeliveryDeps(
-            deliveries=DeliveryStore(redis, ttl_seconds=settings.job_ttl_seconds),
-            jobs=StatusStore(redis, ttl_seconds=settings.job_ttl_seconds),
-            batches=BatchStore(redis, ttl_seconds=settings.job_ttl_seconds),
+            deliveries=components.deliveries,
+            jobs=components.jobs,
+            batches=components.batches,
             storage=make_storage(settings),
-            secrets=WebhookSecrets.from_settings(settings, redis),
+            secrets=WebhookSecrets.from_settings(settings, components.redis),
             client=safe_async_client(UrlPolicy.from_settings(settings),
                                      timeout=settings.webhook_timeout_seconds),
             schedule=tuple(settings.webhook_retry_schedule),
@@ -76,14 +72,14 @@ class WebhookRuntime:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the runtime's loop and wait for its result (from any thread)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        return self._thread.run(coro)
 
     def start_dispatcher(self, enqueue: Enqueue, *, interval: float = DISPATCH_INTERVAL_SECONDS,
                          lease_seconds: float = LEASE_SECONDS) -> None:
         """Enqueue due deliveries every ``interval`` seconds until :meth:`close`."""
         if self._dispatcher is None:
-            self._dispatcher = asyncio.run_coroutine_threadsafe(
-                self._dispatch_forever(enqueue, interval, lease_seconds), self.loop)
+            self._dispatcher = self._thread.submit(
+                self._dispatch_forever(enqueue, interval, lease_seconds))
             log.info("webhook dispatcher started", interval=interval, lease_seconds=lease_seconds)
 
     async def _dispatch_forever(self, enqueue: Enqueue, interval: float,
@@ -107,10 +103,7 @@ class WebhookRuntime:
             self._dispatcher.cancel()
         with contextlib.suppress(Exception):
             self.run(self._aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        if not self._thread.is_alive():
-            self.loop.close()
+        self._thread.close()
 
     async def _aclose(self) -> None:
         try:

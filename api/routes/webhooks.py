@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from api.deliveries import delivery_log, redeliver
 from api.deps import CallerDep, IdempotentDep, ServicesDep
 from api.schemas import ErrorBody
-from api.services import delivery_log, redeliver
 from shared.webhooks.models import DeliveryLog
 
 router = APIRouter(prefix="/v1/jobs", tags=["webhooks"])

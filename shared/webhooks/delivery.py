@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from shared.backoff import parse_retry_after
 from shared.batch_view import job_status_url, render_batch
 from shared.batches import Batch, BatchStore
 from shared.correlation import http_headers
@@ -30,7 +31,7 @@ from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.webhooks.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryState
 from shared.webhooks.payload import EventType, event_body, event_for, webhook_id
-from shared.webhooks.retry import Verdict, next_delay, parse_retry_after, utc_from_timestamp, verdict_for
+from shared.webhooks.retry import Verdict, next_delay, utc_from_timestamp, verdict_for
 from shared.webhooks.secrets import WebhookSecrets
 from shared.webhooks.signing import signature_headers
 from shared.webhooks.store import DeliveryStore

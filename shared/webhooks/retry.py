@@ -11,14 +11,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Final
 
+from shared.backoff import spread
+
 #: Statuses whose ``Retry-After`` is honoured.
 RETRY_AFTER_STATUSES: Final = frozenset({429, 502, 503, 504})
-#: Longest wait a ``Retry-After`` can impose, in seconds.
-MAX_RETRY_AFTER_SECONDS: Final = 24 * 3600
 #: Each scheduled delay is spread over ±this fraction of itself.
 JITTER: Final = 0.2
 
@@ -40,22 +39,6 @@ def verdict_for(status: int | None) -> Verdict:
     return Verdict.retry
 
 
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_SECONDS)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_SECONDS)
-
-
 def next_delay(
     failed_attempts: int,
     schedule: Sequence[int],
@@ -73,7 +56,7 @@ def next_delay(
     if failed_attempts < 1 or failed_attempts > len(schedule):
         return None
     base = float(schedule[failed_attempts - 1])
-    delay = base * (rng or random).uniform(1 - JITTER, 1 + JITTER)
+    delay = spread(base, JITTER, rng=rng)
     if status in RETRY_AFTER_STATUSES and retry_after is not None:
         delay = max(delay, retry_after)
     return delay

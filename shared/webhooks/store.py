@@ -27,69 +27,13 @@ from shared.constants import (
     WEBHOOK_KEY_PREFIX,
     WEBHOOK_LOCK_PREFIX,
 )
+from shared.scripts import load_script
 from shared.status_store import redis_errors
 from shared.webhooks.models import Delivery, DeliveryAttempt, DeliveryState
 from shared.webhooks.payload import EventType
 
 #: Attempts kept per delivery (the oldest are dropped beyond this).
 MAX_LOGGED_ATTEMPTS = 100
-
-# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] ttl, ARGV[2] subject, ARGV[3] due score,
-# ARGV[4..] field/value pairs. Creates the delivery unless it exists: 1 created, 0 existed.
-_OPEN = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-return 1
-"""
-
-# KEYS[1] due set. ARGV[1] now, ARGV[2] lease end, ARGV[3] limit. Returns the due subjects,
-# each pushed to the lease end.
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
-return ids
-"""
-
-# KEYS[1] delivery hash, KEYS[2] attempt list, KEYS[3] due set. ARGV[1] round the attempt
-# belongs to, ARGV[2] attempt JSON, ARGV[3] attempts so far, ARGV[4] ttl, ARGV[5] subject,
-# ARGV[6] next due score or '' (final), ARGV[7] max logged attempts, ARGV[8..] fields.
-# The attempt is always logged; the state changes only if no redelivery began meanwhile.
-# Returns 1 applied, 0 superseded by a redelivery, -1 no such delivery.
-_RECORD = """
-local current = redis.call('HGET', KEYS[1], 'round')
-if not current then return -1 end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('HSET', KEYS[1], 'attempts', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if current ~= ARGV[1] then return 0 end
-if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
-if ARGV[6] == '' then
-  redis.call('ZREM', KEYS[3], ARGV[5])
-else
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-end
-return 1
-"""
-
-# KEYS[1] delivery hash, KEYS[2] due set. ARGV[1] subject, ARGV[2] now, ARGV[3] due score,
-# ARGV[4] ttl. Starts a new round due now: 1 done, 0 no such delivery.
-_RESTART = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'round', 1)
-redis.call('HSET', KEYS[1], 'state', 'scheduled', 'failures', '0', 'next_attempt_at', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def delivery_key(subject: str) -> str:
@@ -143,11 +87,11 @@ class DeliveryStore:
     def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
-        self._open = redis.register_script(_OPEN)
-        self._claim = redis.register_script(_CLAIM)
-        self._record = redis.register_script(_RECORD)
-        self._restart = redis.register_script(_RESTART)
-        self._unlock = redis.register_script(_UNLOCK)
+        self._open = load_script(redis, __name__, "delivery_open")
+        self._claim = load_script(redis, __name__, "delivery_claim")
+        self._record = load_script(redis, __name__, "delivery_record")
+        self._restart = load_script(redis, __name__, "delivery_restart")
+        self._unlock = load_script(redis, __name__, "delivery_unlock")
 
     async def open(self, delivery: Delivery, *, due: float) -> bool:
         """Create ``delivery`` and put it in the due set at ``due``, unless it exists already.

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-from shared.errors import ConfigurationError, OptionNotSupported
-from shared.jobs import CaptureOptions
+from shared.engine_capabilities import check_engine_supports
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 from worker.engines.base import Capture, CaptureEngine
 
 __all__ = ["Capture", "CaptureEngine", "check_engine_supports", "make_engine"]
-
-
-def check_engine_supports(engine: str, options: CaptureOptions) -> None:
-    """Refuse ``options`` that the engine named ``engine`` cannot honour.
-
-    Each engine keeps its own capability table beside its code: ``chromium`` honours
-    every option; ``snapapi`` what maps onto SnapAPI's request
-    (:func:`worker.engines.snapapi.unsupported_options`). Light to import: the API calls
-    this before queueing.
-
-    Raises:
-        OptionNotSupported: naming every option that cannot be honoured.
-    """
-    if engine != "snapapi":
-        return
-    from worker.engines.snapapi import unsupported_options
-
-    fields = unsupported_options(options)
-    if fields:
-        raise OptionNotSupported(
-            f"the {engine} engine cannot honour: {', '.join(fields)}", fields=fields
-        )
 
 
 def make_engine(settings: Settings) -> CaptureEngine:

@@ -8,22 +8,21 @@ SnapAPI's answers become :class:`~worker.engines.base.Capture` or one of Shotlin
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import functools
 import json
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
+from shared.backoff import parse_retry_after
 from shared.correlation import http_headers
 from shared.devices import DEVICES
+from shared.engine_capabilities import option_defaults, unsupported_options
 from shared.errors import (
     CaptureError,
     CaptureTimeout,
@@ -34,7 +33,6 @@ from shared.errors import (
 )
 from shared.jobs import CaptureOptions
 from shared.metrics import record_snapapi_response
-from shared.options import ResourceType
 from worker.engines.base import Capture
 
 log = structlog.get_logger("shotline.engines.snapapi")
@@ -130,62 +128,13 @@ SNAPAPI_FIELDS: Final[tuple[SnapApiField, ...]] = (
     SnapApiField("clip", "clipX/clipY/clipWidth/clipHeight", convert=_clip, spread=True),
 )
 
-#: Options Shotline applies itself whatever the engine (``landscape`` travels with
-#: ``device`` as ``isLandscape``, or is already applied to width and height).
-ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape"})
-
-#: Values SnapAPI has no field for, though the option itself maps.
-_SNAPAPI_RESOURCE_TYPES: Final = frozenset({
-    ResourceType.stylesheet, ResourceType.image, ResourceType.media, ResourceType.font,
-    ResourceType.script, ResourceType.xhr, ResourceType.fetch, ResourceType.websocket,
-})
-_COOKIE_ATTRIBUTES_NOT_SENT: Final = ("secure", "http_only", "same_site")
-
-
-@functools.cache
-def _option_defaults() -> Mapping[str, Any]:
-    """Every capture option's default, computed once: pydantic's ``get_default`` inspects
-    each default factory's signature on every call, which showed in per-job profiles.
-    Compared against only, never handed out."""
-    return {name: info.get_default(call_default_factory=True)
-            for name, info in CaptureOptions.model_fields.items()}
-
-
-def unsupported_options(options: CaptureOptions) -> list[str]:
-    """The options (dotted paths) set in ``options`` that SnapAPI cannot honour.
-
-    The capability table of this engine is :data:`SNAPAPI_FIELDS` (what maps onto
-    SnapAPI's request) plus :data:`ENGINE_INDEPENDENT_OPTIONS`; anything else set to a
-    non-default value, and values SnapAPI's fields cannot carry, are reported.
-    """
-    mapped = {field.option for field in SNAPAPI_FIELDS} | ENGINE_INDEPENDENT_OPTIONS
-    unsupported = []
-    defaults = _option_defaults()
-    for name in CaptureOptions.model_fields:
-        if name not in mapped and getattr(options, name) != defaults[name]:
-            unsupported.append(name)
-    unsupported += [
-        f"block_resources.{index}"
-        for index, kind in enumerate(options.block_resources)
-        if kind not in _SNAPAPI_RESOURCE_TYPES
-    ]
-    cookie_defaults = {"secure": False, "http_only": False, "same_site": None}
-    unsupported += [
-        f"cookies.{index}.{attribute}"
-        for index, cookie in enumerate(options.cookies)
-        for attribute in _COOKIE_ATTRIBUTES_NOT_SENT
-        if getattr(cookie, attribute) != cookie_defaults[attribute]
-    ]
-    return unsupported
-
-
 def snapapi_request_body(options: CaptureOptions) -> dict[str, Any]:
     """SnapAPI's camelCase ``ScreenshotRequest`` body for ``options`` (:data:`SNAPAPI_FIELDS`)."""
     values = options.model_dump(mode="json")
     body: dict[str, Any] = {}
     for field in SNAPAPI_FIELDS:
         value = getattr(options, field.option)
-        if not field.always and (value is None or value == _option_defaults()[field.option]):
+        if not field.always and (value is None or value == option_defaults()[field.option]):
             continue
         wire = values[field.option]
         converted = field.convert(wire) if field.convert is not None else wire
@@ -218,27 +167,6 @@ def _defer_to_device_preset(body: dict[str, Any], options: CaptureOptions) -> No
             body[key] = value
     if options.landscape:
         body["isLandscape"] = True
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-
-    ``None`` when absent or unreadable; never negative.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT anyway
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _rate_limit_reset_after(value: str | None, *, now: float | None = None) -> float | None:
