@@ -136,6 +136,8 @@ def run_stack(shell: Shell, compose: list[str], stand_ins: dict[str, str],
             kill_mid_capture(scenario)
             down(scenario, private_engine=private_engine)
     finally:
+        logs = stack.compose("logs", "--no-color", "--timestamps", check=False, timeout=120)
+        (shell.log_dir / "compose.log").write_text(logs)
         with step("tear down the stack (containers, network, volumes)"):
             stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
 
