@@ -39,10 +39,14 @@ class Scenario:
     servers: LocalServers
     s3_url: str
     results: dict[str, Any]
+    captures: int = 0
 
     def slow_capture(self, delay_ms: int = SLOW_CAPTURE_MS) -> dict[str, Any]:
-        return {"url": self.servers.page_url("/fidelity/fonts.html"), "width": 600,
-                "height": 200, "delay_ms": delay_ms, "fresh": True}
+        """A capture of its own: identical requests in flight share one capture, so each
+        gets a distinct URL."""
+        self.captures += 1
+        return {"url": self.servers.page_url(f"/fidelity/fonts.html?n={self.captures}"),
+                "width": 600, "height": 200, "delay_ms": delay_ms, "fresh": True}
 
     def running_on(self, service: str = "worker") -> dict[str, str]:
         """job id → name of the container whose log says it started the job."""
