@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -18,11 +19,12 @@ from api.middleware import (
 )
 from api.ratelimit import QuotaCounter, RateLimiter
 from api.routes import batches, console, files, health, jobs, render, screenshots, webhooks
+from api.routes import monitors as monitor_routes
 from api.services import Services
 from shared.composition import build_components
 from shared.queue import make_celery
 from shared.settings import Settings
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.secrets import WebhookSecrets
 
@@ -43,7 +45,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         redis=redis,
         store=components.jobs,
-        storage=make_storage(settings),
+        storage=make_storage_router(settings),
         celery=celery,
         policy=UrlPolicy.from_settings(settings),
         keys=CachedKeyStore(redis, ttl_seconds=settings.api_key_cache_seconds),
@@ -73,7 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
             await services.redis.aclose()
             services.celery.close()
 
-    app = FastAPI(title="Shotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the package, not a CDN.
+    app = FastAPIOffline(title="Shotline", version="0.1.0", description=DESCRIPTION,
+                         lifespan=lifespan, static_url="/docs-assets", favicon_url="/favicon.ico")
     # Last added runs first: request id → body size limit → rate-limit headers → idempotency
     # → routes.
     app.add_middleware(IdempotencyMiddleware)
@@ -84,4 +88,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (screenshots, jobs, webhooks, batches, render, files, health, console):
         app.include_router(module.router)
+    app.include_router(monitor_routes.router)
     return app

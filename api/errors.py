@@ -22,11 +22,13 @@ from shared.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     InvalidSignature,
+    JobHasNoResult,
     JobNotFinished,
     JobNotFound,
     NoWebhook,
     OptionNotSupported,
     RateLimited,
+    ResultGone,
     ShotlineError,
     StorageError,
     StoreUnavailable,
@@ -43,6 +45,8 @@ STATUS_OF: dict[type[ShotlineError], int] = {
     BatchNotFound: 404,
     ApiKeyNotFound: 404,
     JobNotFinished: 409,
+    ResultGone: 410,
+    JobHasNoResult: 409,
     BatchNotFinished: 409,
     AuthenticationFailed: 401,
     RateLimited: 429,
@@ -62,7 +66,7 @@ STATUS_OF: dict[type[ShotlineError], int] = {
 RETRY_AFTER_SECONDS = 5
 _HTTP_ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited",
     503: "service_unavailable", 504: "timeout",
 }
@@ -123,8 +127,60 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+#: What a valid body looks like, in the messages about bodies that are not one.
+_BODY_EXAMPLE = 'a JSON object such as {"url": "https://example.com"}'
+
+
+def _body_problem(request: Request, errors: list[dict[str, Any]]) -> str | None:
+    """A message for a request whose body as a whole is unusable (not JSON, empty, form
+    fields, a JSON array...), naming the fix; None when the errors are about fields.
+
+    Without this the framework's errors name a character offset (``"field": "33"``) or a
+    byte index (``"0"``) as if it were a field, or no field at all.
+    """
+    body_errors = [err for err in errors if tuple(err.get("loc", ()))[:1] == ("body",)]
+    if not body_errors:
+        return None
+    first = body_errors[0]
+    loc = tuple(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        position = loc[1] if len(loc) > 1 else None
+        reason = str((first.get("ctx") or {}).get("error", "JSON decode error"))
+        where = f" at character {position}" if isinstance(position, int) else ""
+        return (f"the request body is not valid JSON ({reason}{where}): send {_BODY_EXAMPLE}"
+                " with Content-Type: application/json")
+    if (len(loc) != 1 and not isinstance(loc[1], int)) or isinstance(first.get("input"), dict):
+        return None  # a JSON object with bad fields: the usual per-field messages say it best
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if first.get("type") == "missing" and first.get("input") is None:
+        return (f"the request body is empty: send {_BODY_EXAMPLE}"
+                " with Content-Type: application/json")
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        hint = " (curl -d sends form data unless you add -H 'Content-Type: application/json')" \
+            if content_type == "application/x-www-form-urlencoded" else ""
+        return (f"the request body is {content_type}, not JSON{hint}: send {_BODY_EXAMPLE}"
+                " with Content-Type: application/json")
+    return f"the request body must be {_BODY_EXAMPLE}, not {_json_kind(first.get('input'))}"
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str | bytes):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else type(value).__name__
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    problem = _body_problem(request, list(exc.errors()))
+    if problem is not None:
+        return error_response(request, 422, "validation_error", problem,
+                              details=[{"field": "body", "message": problem, "type": "invalid_body"}])
     details = [
         {"field": _field_of(err.get("loc", ())), "message": err.get("msg", ""),
          "type": err.get("type", "")}

@@ -2,9 +2,13 @@
 
 Request count and latency histograms labelled by route template (``/v1/jobs/{job_id}``,
 never the raw path; unknown paths are ``none``), method and exact status code, plus the
-process's CPU and memory. Each app gets a registry of its own, so several apps can live in
-one process (tests). With ``PROMETHEUS_MULTIPROC_DIR`` set (several server processes) the
-endpoint sums every process's files instead.
+process's CPU and memory; jobs submitted by outcome (queued, cached, shared, refused),
+engine and format, and result cache lookups. Queue depth and the oldest queued job's age
+are the worker exporter's (``SHOTLINE_WORKER_METRICS_PORT``): they are read from Redis at
+scrape time, and every API replica serving them would repeat the same series and queries.
+Each app gets a registry of its own, so several apps can live in one process (tests). With
+``PROMETHEUS_MULTIPROC_DIR`` set (several server processes) the endpoint sums every
+process's files instead.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as instrumentations
 
-from shared.metrics import CACHE_LOOKUPS, CAPTURE_BUCKETS
+from shared.metrics import CACHE_LOOKUPS, CAPTURE_BUCKETS, JOBS_SUBMITTED
 
 #: Path of the metrics endpoint (not itself measured).
 METRICS_PATH: Final = "/metrics"
@@ -31,6 +35,7 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
     registry.register(CACHE_LOOKUPS)  # the result cache is consulted in the API process
+    registry.register(JOBS_SUBMITTED)
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=False,

@@ -20,8 +20,11 @@ from shared.batches import BatchStore
 from shared.completion import Completion
 from shared.engine_capabilities import check_engine_supports
 from shared.errors import (
+    JobHasNoResult,
     JobNotFinished,
     JobNotFound,
+    ResultGone,
+    ShotlineError,
     StoreUnavailable,
     UrlBlocked,
     WebhookSecretMissing,
@@ -30,11 +33,13 @@ from shared.errors import (
 from shared.fair_queue import FairQueue
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
-from shared.metrics import record_cache_lookup
+from shared.metrics import SubmitOutcome, record_cache_lookup, record_job_submitted
 from shared.result_cache import ResultCache, options_digest
+from shared.retention import RetentionIndex, delete_job, shared_result_gone
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
+from shared.storage.destinations import router_of
 from shared.url_policy import UrlPolicy
 from shared.webhooks.secrets import WebhookSecrets
 from shared.webhooks.store import DeliveryStore
@@ -64,6 +69,31 @@ class Services:
 
 
 async def submit_capture(
+    services: Services,
+    request: ScreenshotRequest,
+    *,
+    principal: Principal,
+    request_id: str | None,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> Job:
+    """:func:`answer_submit`, counted in ``shotline_jobs_submitted_total`` by outcome."""
+    engine, fmt = services.settings.engine, request.format.value
+    try:
+        job = await answer_submit(services, request, principal=principal, request_id=request_id,
+                                  job_id=job_id, batch_id=batch_id)
+    except StoreUnavailable:
+        raise  # not a refusal: the client is told to try again
+    except ShotlineError as exc:
+        record_job_submitted("refused", reason=exc.code, engine=engine, format=fmt)
+        raise
+    outcome: SubmitOutcome = (
+        ("cached" if job.status is JobStatus.succeeded else "shared") if job.cached else "queued")
+    record_job_submitted(outcome, engine=engine, format=fmt)
+    return job
+
+
+async def answer_submit(
     services: Services,
     request: ScreenshotRequest,
     *,
@@ -125,7 +155,7 @@ async def get_owned_job(services: Services, principal: Principal, job_id: str) -
     job = await services.store.get(job_id)
     if job.api_key_id != principal.key_id:
         raise JobNotFound(f"no job with id {job_id!r}")
-    return await services.completion.repair(job)
+    return await shared_result_gone(services.store, await services.completion.repair(job))
 
 
 async def check_webhook(services: Services, url: str, *, api_key_id: str | None) -> str:
@@ -159,10 +189,35 @@ async def recent_jobs(services: Services, *, api_key_id: str | None, limit: int)
 async def result_url(services: Services, principal: Principal, job_id: str) -> str:
     """A fresh download URL for a succeeded job; :class:`JobNotFinished` otherwise."""
     job = await get_owned_job(services, principal, job_id)
+    if job.result_expired_at is not None:
+        shared = f", or job {job.capture_of} whose capture it shared was deleted" if job.capture_of else ""
+        raise ResultGone(f"the result of job {job_id} was deleted on"
+                         f" {job.result_expired_at.isoformat()}: its retention period ended{shared}")
     view = job_view(services, job)
     if view.result is None:
-        detail = f"job {job_id} is {job.status.value}"
-        if job.status is JobStatus.failed and job.error is not None:
-            detail += f" ({job.error.code}: {job.error.message})"
-        raise JobNotFinished(f"{detail}; no result to download")
+        if job.status is JobStatus.failed:
+            reason = f" ({job.error.code}: {job.error.message})" if job.error is not None else ""
+            raise JobHasNoResult(
+                f"job {job_id} failed{reason}, so it has no result to download;"
+                " see GET /v1/jobs/{job_id} for why, or submit the capture again"
+                .replace("{job_id}", job_id)
+            )
+        raise JobNotFinished(
+            f"job {job_id} is still {job.status.value}; its result can be downloaded once it"
+            f" has succeeded: poll GET /v1/jobs/{job_id} until status is succeeded"
+        )
     return view.result.url
+
+
+async def delete_owned_job(services: Services, principal: Principal, job_id: str) -> None:
+    """Delete ``job_id``'s files and record if ``principal`` owns it; a job already gone is
+    no error (DELETE is idempotent), another key's job is :class:`JobNotFound`."""
+    try:
+        job = await services.store.get(job_id)
+    except JobNotFound:
+        return
+    if job.api_key_id != principal.key_id:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    await delete_job(services.store, router_of(services.storage), RetentionIndex(services.redis),
+                     job)
+

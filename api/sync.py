@@ -19,11 +19,23 @@ from api.idempotency import JOB_ID_HEADER
 from api.services import Services, get_owned_job
 from api.streaming import open_stream
 from shared.errors import WaitTimeout
-from shared.jobs import Job, JobError, JobStatus
+from shared.jobs import CaptureOptions, Job, JobError, JobStatus
+from shared.storage.destinations import storage_for
 
 #: Time allowed beyond a request's ``timeout_ms`` for queueing and storing.
 WAIT_MARGIN_SECONDS = 5.0
+#: Longest pause between two attempts of a timed-out capture (the worker's backoff for the
+#: at most three ``retries``: up to 2, 4 and 8 s).
+RETRY_PAUSE_SECONDS = 10.0
 _FIRST_POLL, _MAX_POLL = 0.02, 0.25
+
+
+def wait_seconds(options: CaptureOptions) -> float:
+    """How long a synchronous capture waits: every attempt the request allows (one, plus its
+    ``retries``), the pauses between them, and a margin for queueing and storing."""
+    attempts = options.retries + 1
+    return (attempts * options.timeout_ms / 1000 + options.retries * RETRY_PAUSE_SECONDS
+            + WAIT_MARGIN_SECONDS)
 
 
 async def wait_for_job(services: Services, principal: Principal, job_id: str, *,
@@ -56,6 +68,8 @@ def failure_status(error: JobError) -> int:
         return 504
     if error.code in ("url_blocked", "selector_not_found"):
         return 422
+    if error.code == "ffmpeg_missing":
+        return 503  # the worker lacks ffmpeg for scroll videos: a service problem, named
     if error.code in ("engine_rejected", "engine_error") and error.status is not None:
         return 502 if error.status == 401 or not 400 <= error.status <= 599 else error.status
     return 502
@@ -73,7 +87,7 @@ async def capture_response(request: Request, services: Services, job: Job
         return error_response(request, failure_status(error), error.code, error.message,
                               details=[detail], headers=headers)
     result = job.result
-    body = await open_stream(services.storage, result.key,
+    body = await open_stream(storage_for(services.storage, result.destination), result.key,
                              missing=f"the result of job {job.id} is no longer stored")
     headers["Content-Length"] = str(result.bytes)
     return StreamingResponse(body, media_type=result.content_type, headers=headers)

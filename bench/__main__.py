@@ -1,4 +1,4 @@
-"""``python -m bench [throughput|overhead|memory|all] [--quick]``: run, save and print."""
+"""``python -m bench [throughput|overhead|memory|monitors|all] [--quick]``: run, save and print."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import memory, overhead, throughput
+from bench import memory, monitors, overhead, throughput
 from bench.report import machine, machine_markdown, markdown
 
 RESULTS = Path(__file__).parent / "results"
@@ -21,11 +21,13 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "throughput": {"pages": 60, "rounds": 2},
         "overhead": {"jobs": 3000, "seconds": 15.0},
         "memory": {"files": 20, "captures": 500},
+        "monitors": {"monitors": 10_000},
     },
     "quick": {
         "throughput": {"pages": 12, "rounds": 1},
-        "overhead": {"jobs": 300, "seconds": 3.0},
+        "overhead": {"jobs": 300, "seconds": 3.0, "counted_jobs": 100},
         "memory": {"files": 20, "captures": 40},
+        "monitors": {"monitors": 500},
     },
 }
 
@@ -33,6 +35,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "throughput": throughput.run,
     "overhead": overhead.run,
     "memory": memory.run,
+    "monitors": monitors.run,
 }
 
 

@@ -44,7 +44,9 @@ async def _submit_one(client: httpx.AsyncClient, base: str, body: dict[str, Any]
 
 def _client(concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(timeout=30, limits=limits, trust_env=False)
+    # Long enough for a starved API on a loaded machine (the open loop's p99 with the workers
+    # running reached 38 s at load 37): a timeout would abort the run, not measure it.
+    return httpx.AsyncClient(timeout=120, limits=limits, trust_env=False)
 
 
 async def submit_all(base: str, bodies: Sequence[dict[str, Any]], *, concurrency: int) -> list[Submitted]:
@@ -87,6 +89,11 @@ async def open_loop(
     latencies: list[float] = []
     submitted: list[Submitted] = []
     late = 0
+    # At most ``connections`` requests wait on httpx's pool at once: its assignment of
+    # requests to connections scans every waiting request on each change, and with
+    # thousands waiting (a starved API on a loaded machine) the load generator spent its
+    # CPU there instead of sending. Waiting here still counts in the latency.
+    in_flight = asyncio.Semaphore(connections)
     async with _client(connections) as client:
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.05
@@ -97,7 +104,8 @@ async def open_loop(
             await asyncio.sleep(max(0.0, scheduled - loop.time()))
             if loop.time() - scheduled > 0.005:
                 late += 1  # the load generator itself was late (busy machine)
-            item = await _submit_one(client, base, body)
+            async with in_flight:
+                item = await _submit_one(client, base, body)
             latencies.append((loop.time() - scheduled) * 1000)
             submitted.append(item)
 

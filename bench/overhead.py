@@ -31,6 +31,7 @@ import redis
 
 from bench.client import open_loop, submit_all, wait_finished
 from bench.noop_app import NOOP_QUEUE, NOOP_TASK
+from bench.redis_commands import Monitor
 from bench.stack import Stack, stack, tree_cpu_seconds
 from shared.queue import make_celery
 from shared.settings import Settings
@@ -83,26 +84,47 @@ def end_to_end(running: Stack, base: str, pids: dict[str, int], jobs: int,
     }
 
 
-def bare_celery(running: Stack, settings: Settings, jobs: int, concurrency: int) -> dict[str, Any]:
+def redis_commands(running: Stack, base: str, jobs: int, concurrency: int) -> dict[str, Any]:
+    """Redis commands per job (``MONITOR``, :mod:`bench.redis_commands`) over ``jobs`` jobs
+    end to end; a run of its own, since ``MONITOR`` slows the server down."""
+    poller = running.redis()
+    with Monitor(running.redis_url, ignore={str(poller.client_info()["addr"])},
+                 workdir=running.workdir) as monitor:
+        submitted = asyncio.run(submit_all(base, [BODY] * jobs, concurrency=concurrency))
+        outcome = wait_finished(poller, [item.job_id for item in submitted], timeout=300)
+    return {"jobs": jobs, "succeeded": outcome.succeeded, **monitor.count.per_job(jobs)}
+
+
+def bare_celery(running: Stack, settings: Settings, jobs: int, concurrency: int,
+                counted_jobs: int) -> dict[str, Any]:
     """``jobs`` no-op tasks through the same Redis: sent by one producer, run by a prefork
-    worker of ``concurrency`` processes; jobs/s until the queue and the unacked set are empty."""
+    worker of ``concurrency`` processes; jobs/s until the queue and the unacked set are empty.
+    Then ``counted_jobs`` more under ``MONITOR``: Redis commands per task."""
     worker = running.processes.celery_worker(
         app="bench.noop_app", pool="prefork", concurrency=concurrency, queue=NOOP_QUEUE,
     )
     app = make_celery(settings)
     client: redis.Redis = running.redis()
     cpu_before = tree_cpu_seconds([worker.pid])
-    try:
+
+    def send_and_drain(count: int) -> float:
         started = time.time()
         with app.producer_or_acquire() as producer:
-            for index in range(jobs):
+            for index in range(count):
                 app.send_task(NOOP_TASK, args=[str(index)], queue=NOOP_QUEUE, producer=producer)
         deadline = time.monotonic() + 300
         while client.llen(NOOP_QUEUE) or client.hlen("unacked"):
             if time.monotonic() > deadline:
                 raise RuntimeError("the no-op tasks did not drain in 300 s")
             time.sleep(0.005)
-        seconds = time.time() - started
+        return time.time() - started
+
+    try:
+        seconds = send_and_drain(jobs)
+        cpu_ms = round((tree_cpu_seconds([worker.pid]) - cpu_before) * 1000 / jobs, 3)
+        with Monitor(running.redis_url, ignore={str(client.client_info()["addr"])},
+                     workdir=running.workdir) as monitor:
+            send_and_drain(counted_jobs)
     finally:
         app.close()
     return {
@@ -110,12 +132,13 @@ def bare_celery(running: Stack, settings: Settings, jobs: int, concurrency: int)
         "worker_concurrency": concurrency,
         "seconds": round(seconds, 3),
         "jobs_per_second": round(jobs / seconds, 1),
-        "cpu_ms_per_job": {"worker": round((tree_cpu_seconds([worker.pid]) - cpu_before) * 1000 / jobs, 3)},
+        "cpu_ms_per_job": {"worker": cpu_ms},
+        "redis": {"jobs": counted_jobs, **monitor.count.per_job(counted_jobs)},
     }
 
 
 def run(workdir: Path, *, jobs: int = 3000, rate: float = 200.0, seconds: float = 15.0,
-        submit_concurrency: int = 32) -> dict[str, Any]:
+        submit_concurrency: int = 32, counted_jobs: int = 300) -> dict[str, Any]:
     """The whole overhead benchmark; see the module docstring."""
     cores = os.cpu_count() or 2
     with stack(workdir / "overhead", SHOTLINE_ENGINE="snapapi",
@@ -134,14 +157,20 @@ def run(workdir: Path, *, jobs: int = 3000, rate: float = 200.0, seconds: float 
         with paused(worker.pid):
             alone = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
         drained_alone = wait_finished(running.redis(), [s.job_id for s in alone.submitted],
-                                      timeout=120)
+                                      timeout=300)
         latency = asyncio.run(open_loop(base, BODY, rate=rate, seconds=seconds))
-        drained = wait_finished(running.redis(), [s.job_id for s in latency.submitted], timeout=120)
+        drained = wait_finished(running.redis(), [s.job_id for s in latency.submitted], timeout=300)
+        shotline["redis"] = redis_commands(running, base, counted_jobs, submit_concurrency)
         env = running.processes.base_env
         settings = Settings(_env_file=None, redis_url=env["SHOTLINE_REDIS_URL"])
-        celery = bare_celery(running, settings, jobs, cores)
+        celery = bare_celery(running, settings, jobs, cores, counted_jobs)
     ratio = shotline["jobs_per_second"] / celery["jobs_per_second"]
+    cpu_total = round(sum(ms for name, ms in shotline["cpu_ms_per_job"].items()
+                          if name != "snapapi_stand_in"), 3)
+    shotline["cpu_ms_per_job_total_api_worker_redis"] = cpu_total
     goals = [
+        {"name": "CPU per job (API + worker + Redis) <= 4 ms", "value": cpu_total, "target": 4,
+         "met": cpu_total <= 4},
         {"name": "end-to-end jobs/s with the instant engine >= 300, no job lost",
          "value": shotline["jobs_per_second"], "target": 300,
          "met": shotline["jobs_per_second"] >= 300 and shotline["lost_or_failed"] == 0},

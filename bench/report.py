@@ -74,13 +74,13 @@ def markdown(name: str, result: dict[str, Any]) -> str:
     elif name == "overhead":
         shot, bare, lat = result["shotline"], result["bare_celery_noop"], result["submit_latency"]
         lines += [
-            "| | jobs | jobs/s | lost | CPU ms/job |",
-            "|---|---|---|---|---|",
+            "| | jobs | jobs/s | lost | CPU ms/job | Redis commands/job: sent by clients + run in scripts |",
+            "|---|---|---|---|---|---|",
             f"| Shotline end to end (SnapAPI stand-in, {shot.get('worker_pool', 'prefork')})"
             f" | {shot['jobs']} | {shot['jobs_per_second']} |"
-            f" {shot['lost_or_failed']} | {_cpu(shot['cpu_ms_per_job'])} |",
+            f" {shot['lost_or_failed']} | {_cpu(shot['cpu_ms_per_job'])} | {_redis(shot)} |",
             f"| bare Celery no-op (prefork x{bare['worker_concurrency']}) | {bare['jobs']} |"
-            f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} |",
+            f" {bare['jobs_per_second']} | - | {_cpu(bare['cpu_ms_per_job'])} | {_redis(bare)} |",
             "",
             f"Shotline / bare Celery: {result['ratio_shotline_vs_bare_celery']}.",
             "",
@@ -109,7 +109,32 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f" ({worker['growth_percent_total']:+} %; Python {worker['growth_percent_python']:+} %)"
             f" | ≤ 10 %: {'met' if worker['goal']['met'] else 'NOT met'} |",
         ]
+    elif name == "monitors":
+        lines += [
+            f"{result['monitors']} monitors due within {result['spread_seconds']:g} s,"
+            f" {result['schedulers']} scheduler processes racing, an instant engine.",
+            "",
+            "| scheduler CPU s / 10 000 fires | last slot late by | worst lateness | p50 |"
+            " runs | monitors with exactly one run | more | none |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {result['scheduler_cpu_seconds_per_10000_fires']} |"
+            f" {result['last_slot_lateness_ms']} ms | {result['max_lateness_ms']} ms |"
+            f" {result['p50_lateness_ms']} ms | {result['runs']} |"
+            f" {result['monitors_with_exactly_one_run']} | {result['monitors_with_more']} |"
+            f" {result['monitors_with_none']} |",
+            "",
+            f"Run outcomes: {result['run_statuses']}. Goal: {result['goal']['name']}:"
+            f" {'met' if result['goal']['met'] else 'NOT met'}.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _redis(row: dict[str, Any]) -> str:
+    counted = row.get("redis")
+    if not counted:
+        return "-"
+    return (f"{counted['client_commands_per_job']} + {counted['commands_in_scripts_per_job']}"
+            f" (over {counted['jobs']} jobs)")
 
 
 def _cpu(parts: dict[str, float]) -> str:

@@ -64,8 +64,13 @@ class BenchProcesses(ProcessFactory):
         return process
 
     def api_process(self, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
-        """The API under uvicorn: its base URL and its process."""
-        base = self.api(**env)
+        """The API under uvicorn: its base URL and its process.
+
+        Keep-alive connections are kept open for 120 s (uvicorn's default is 5): on a loaded
+        machine the load generator can be descheduled that long between two requests, and
+        the server closing the connection as the next request goes out aborts the run with
+        ``httpx.ReadError`` (seen at load average 25)."""
+        base = self.api(**{"UVICORN_TIMEOUT_KEEP_ALIVE": "120", **env})
         return base, self.processes[-1]
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system packages Shotline needs (Chromium, emoji/CJK/Latin fonts, redis-server) when
+# Installs the system packages Shotline needs (Chromium, emoji/CJK/Latin fonts, redis-server, ffmpeg) when
 # they are missing. As root it uses apt-get; otherwise it says exactly what to install.
 # With --bench, also the pages the benchmarks shoot (python3.11-doc); with --docker, what
-# `make docker-test` needs: a Docker engine and CLI (docker.io), debootstrap for base images
-# when no registry answers, and curl.
+# `make docker-test` needs: a Docker engine and CLI (docker.io) and debootstrap for base images
+# when no registry answers (curl, which it also uses, is in the list below).
 set -euo pipefail
 
 missing=()
@@ -17,15 +17,22 @@ if [ "${1:-}" = "--docker" ]; then
     missing+=(docker.io)
   fi
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-  command -v curl >/dev/null 2>&1 || missing+=(curl)
 fi
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Scroll videos (format mp4, webm, gif) are encoded with ffmpeg.
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+# The README's shell examples use curl and jq (tests/test_readme.py runs them).
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 # Arial/Times/Courier metrics for the many pages that ask for them; without it Chromium's
 # sans-serif is DejaVu Sans, whose monochrome emoticons win over the colour emoji font.
 dpkg -s fonts-liberation >/dev/null 2>&1 || missing+=(fonts-liberation)
+# Debian's copies of EasyList and EasyPrivacy: `shotline blocklist update --from-debian`
+# refreshes the shipped lists offline from them (the images ship the lists already).
+dpkg -s webext-ublock-origin-chromium >/dev/null 2>&1 || missing+=(webext-ublock-origin-chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

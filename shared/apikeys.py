@@ -48,6 +48,13 @@ class ApiKey(BaseModel):
     previous_webhook_secret: str | None = None
     previous_webhook_secret_expires_at: float | None = None
     signing_secret: str
+    retention_seconds: int | None = Field(
+        default=None, description="Overrides SHOTLINE_RESULT_RETENTION_SECONDS."
+    )
+    storage_destination: str | None = Field(
+        default=None, description="JSON of the key's own bucket (shared.storage.destinations),"
+        " its credentials encrypted.",
+    )
 
     @property
     def active(self) -> bool:
@@ -195,6 +202,27 @@ class KeyStore:
                 await self.redis.hsetnx(_record_key(key_id), "revoked_at", str(time.time()))
             record = await self.get(key_id)
         return record
+
+    async def set_retention(self, key_id: str, seconds: int | None) -> ApiKey:
+        """Keep ``key_id``'s new results ``seconds`` long (None: the server's default)."""
+        await self.get(key_id)
+        with redis_errors():
+            if seconds is None:
+                await self.redis.hdel(_record_key(key_id), "retention_seconds")
+            else:
+                await self.redis.hset(_record_key(key_id), "retention_seconds", str(seconds))
+        return await self.get(key_id)
+
+    async def set_storage(self, key_id: str, destination_json: str | None) -> ApiKey:
+        """Send ``key_id``'s new results to the bucket ``destination_json`` describes (see
+        :mod:`shared.storage.destinations`), or back to the default storage (None)."""
+        await self.get(key_id)
+        with redis_errors():
+            if destination_json is None:
+                await self.redis.hdel(_record_key(key_id), "storage_destination")
+            else:
+                await self.redis.hset(_record_key(key_id), "storage_destination", destination_json)
+        return await self.get(key_id)
 
     async def ensure(self, key: str, name: str) -> ApiKey:
         """The record of ``key``, created when missing (the dev key survives a Redis reset)."""

@@ -51,6 +51,11 @@ class Completion:
         self.job_hooks = tuple(job_hooks)
         self.batch_hooks = tuple(batch_hooks)
 
+    def add_job_hook(self, hook: JobHook) -> None:
+        """Also call ``hook`` with every finished job (a process adding a reaction of its
+        own to the composition root's graph, e.g. the workers' monitor results)."""
+        self.job_hooks = (*self.job_hooks, hook)
+
     async def job_finished(self, job: Job) -> None:
         """The worker pipeline's listener: ``job`` was just captured (or failed for good)."""
         # A capture of its own is indexed in the result cache; either way its single-flight

@@ -122,6 +122,37 @@ WEBHOOK_DISABLED_PREFIX: Final = "shotline:webhook-disabled:"
 #: Prefix of a batch's webhook subject (``batch:<batch_id>``); a job's subject is its bare id.
 WEBHOOK_BATCH_SUBJECT_PREFIX: Final = "batch:"
 
+#: Sorted set of the captures whose files the retention period deletes (member: job id,
+#: score: when, Unix seconds). Claimed by bumping the score by a lease (:mod:`shared.retention`).
+RETENTION_DUE_KEY: Final = "shotline:retention:due"
+
+#: Redis hash of what each scheduled deletion removes (field: job id, value: JSON with the
+#: object keys and their storage), kept apart from the job record, which may expire first.
+RETENTION_OBJECTS_KEY: Final = "shotline:retention:objects"
+
+#: Redis hash of one monitor: its record (JSON) and moving state (anchor, baseline run,
+#: failures in a row, the slot being fired): ``shotline:monitor:<monitor_id>``.
+MONITOR_KEY_PREFIX: Final = "shotline:monitor:"
+
+#: Redis sorted set of an owner's monitors (score: creation time): ``shotline:monitors:owner:<owner>``.
+MONITORS_OWNER_PREFIX: Final = "shotline:monitors:owner:"
+
+#: Redis sorted set of the monitors' next slots (member: monitor id; score: Unix time due).
+MONITORS_DUE_KEY: Final = "shotline:monitors:due"
+
+#: Redis sorted set of a monitor's runs (score: scheduled time): ``shotline:monitor-runs:<id>``.
+MONITOR_RUNS_PREFIX: Final = "shotline:monitor-runs:"
+
+#: Redis hash of a monitor's run records (field: run id; value: JSON):
+#: ``shotline:monitor-run-data:<monitor_id>``.
+MONITOR_RUN_DATA_PREFIX: Final = "shotline:monitor-run-data:"
+
+#: Prefix of a monitor event's webhook subject: ``monitor:<monitor_id>:<run_id>``.
+WEBHOOK_MONITOR_SUBJECT_PREFIX: Final = "monitor:"
+
+#: Storage key prefix of monitors' diff images.
+MONITOR_DIFFS_PREFIX: Final = "monitors/"
+
 #: Storage key prefix for capture results.
 RESULTS_PREFIX: Final = "results/"
 

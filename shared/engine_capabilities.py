@@ -24,12 +24,12 @@ SNAPAPI_OPTIONS: Final = frozenset({
     "dark_mode", "device", "is_mobile", "has_touch", "block_ads", "block_trackers",
     "block_cookie_banners", "hide_selectors", "block_resources", "css", "js", "click_selector",
     "user_agent", "headers", "cookies", "http_auth", "locale", "timezone", "reduced_motion",
-    "pdf_options", "clip",
+    "pdf_options", "clip", "block_chats", "fail_if_content_missing", "fail_if_content_contains",
 })
 
 #: Options Shotline applies itself whatever the engine (``landscape`` travels with
 #: ``device`` as ``isLandscape``, or is already applied to width and height).
-ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape"})
+ENGINE_INDEPENDENT_OPTIONS: Final = frozenset({"thumbnail_width", "landscape", "retries"})
 
 #: The ``block_resources`` values SnapAPI has a field for.
 SNAPAPI_RESOURCE_TYPES: Final = frozenset({
@@ -59,6 +59,8 @@ def unsupported_options(options: CaptureOptions) -> list[str]:
     defaults = option_defaults()
     unsupported = [name for name in CaptureOptions.model_fields
                    if name not in mapped and getattr(options, name) != defaults[name]]
+    if options.format.is_video:
+        unsupported.insert(0, "format")  # SnapAPI takes pictures only: no scroll videos
     unsupported += [
         f"block_resources.{index}"
         for index, kind in enumerate(options.block_resources)

@@ -31,10 +31,22 @@ class JobNotFound(ShotlineError):
     code = "not_found"
 
 
+class ResultGone(ShotlineError):
+    """Raised when a job's result is asked for after its files were deleted (retention)."""
+
+    code = "gone"
+
+
 class JobNotFinished(ShotlineError):
     """Raised when a job's result is asked for before the job succeeded."""
 
     code = "job_not_finished"
+
+
+class JobHasNoResult(ShotlineError):
+    """Raised when a failed job's result is asked for: it failed, there is none to download."""
+
+    code = "job_failed"
 
 
 class UrlBlocked(ShotlineError):
@@ -52,7 +64,10 @@ class WebhookUrlBlocked(UrlBlocked):
 
 
 class HostUnresolvable(UrlBlocked):
-    """Raised when a host name does not resolve, so its addresses cannot be checked."""
+    """Raised when a host name does not resolve, so its addresses cannot be checked (nothing
+    was blocked: the name is wrong, or its DNS is down)."""
+
+    code = "host_unresolvable"
 
 
 class InvalidSignature(ShotlineError):
@@ -73,6 +88,9 @@ class CaptureError(ShotlineError):
     code = "engine_error"
     #: Whether trying again later may succeed (timeouts, 429/5xx upstream, crashes).
     retryable: bool = False
+    #: Whether the customer's page caused it (it did not answer in time): tried again only as
+    #: often as the request's ``retries`` asks, never on Shotline's own initiative.
+    page_fault: bool = False
 
     def __init__(
         self,
@@ -91,6 +109,7 @@ class CaptureTimeout(CaptureError):
 
     code = "timeout"
     retryable = True
+    page_fault = True
 
 
 class NavigationFailed(CaptureError):
@@ -122,6 +141,12 @@ class CaptureUrlBlocked(CaptureError):
     """Raised when the page (or its top-level navigation) is refused by the URL policy."""
 
     code = "url_blocked"
+
+
+class CaptureHostUnresolvable(CaptureError):
+    """Raised when the page's host name does not resolve (misspelt, or its DNS is down)."""
+
+    code = "host_unresolvable"
 
 
 class ResultTooLarge(CaptureError):
@@ -157,6 +182,18 @@ class PageScriptFailed(CaptureError):
     """Raised when the request's ``js`` throws or does not parse in the page."""
 
     code = "script_error"
+
+
+class ContentCheckFailed(CaptureError):
+    """Raised when the page's text fails ``fail_if_content_contains`` / ``fail_if_content_missing``."""
+
+    code = "content_check_failed"
+
+
+class PrintBlocked(CaptureError):
+    """Raised when the page's own ``window.print()`` keeps Chromium from printing the PDF."""
+
+    code = "page_printing"
 
 
 class JobLost(CaptureError):
@@ -257,3 +294,14 @@ class WebhookVerificationError(ShotlineError):
     code = "invalid_webhook_signature"
 
 
+class MonitorNotFound(JobNotFound):
+    """Raised when a monitor id names no monitor of the caller's (unknown or deleted)."""
+
+
+class MonitorRefused(InvalidRequest):
+    """Raised when a monitor breaks a server limit (count, shortest interval); ``field``
+    names the field at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -106,6 +106,25 @@ class FairQueue:
         flight joins it instead of being queued: the leader's id is returned and the job
         must not be captured. One atomic round trip either way.
         """
+        keys, args = self._submit_call(job, digest=digest)
+        with redis_errors():
+            leader = await self._submit(keys=keys, args=args)
+        return _text(leader) if leader else None
+
+    async def submit_many(self, jobs: list[Job]) -> None:
+        """Record and queue ``jobs`` like :meth:`submit` without single-flight, in one
+        pipelined round trip (each job's script still atomic on its own)."""
+        if not jobs:
+            return
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    keys, args = self._submit_call(job, digest=None)
+                    await self._submit(keys=keys, args=args, client=pipe)
+                await pipe.execute()
+
+    def _submit_call(self, job: Job, *,
+                     digest: str | None) -> tuple[list[str], list[str | int | float]]:
         owner = owner_of(job.api_key_id)
         keys = [job_key(job.id), PENDING_JOBS_KEY, recent_jobs_key(job.api_key_id),
                 fair_jobs_key(job.api_key_id), FAIR_OWNERS_KEY, FAIR_WAITING_KEY,
@@ -115,10 +134,7 @@ class FairQueue:
             keys[7] = inflight_key(owner, digest)
             extra[1] = INFLIGHT_TTL_SECONDS
         base = self.store.create_args(job)
-        args = [*base[:5], *extra, *base[5:]]
-        with redis_errors():
-            leader = await self._submit(keys=keys, args=args)
-        return _text(leader) if leader else None
+        return keys, [*base[:5], *extra, *base[5:]]
 
     async def claim(self) -> list[Release]:
         """Hand out the jobs to publish now: those whose earlier claim was never confirmed

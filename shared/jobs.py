@@ -29,6 +29,8 @@ from shared.options import (
     Selector,
     Timezone,
 )
+from shared.quality import QualityOptions, QualityResult
+from shared.scroll import ScrollOptions, check_video_options
 
 
 class ImageFormat(StrEnum):
@@ -38,10 +40,21 @@ class ImageFormat(StrEnum):
     jpeg = "jpeg"
     webp = "webp"
     pdf = "pdf"
+    # Scroll videos (see shared.scroll).
+    mp4 = "mp4"
+    webm = "webm"
+    gif = "gif"
+
+    @property
+    def is_video(self) -> bool:
+        """A scroll video (``mp4``, ``webm``, ``gif``)."""
+        return self in (ImageFormat.mp4, ImageFormat.webm, ImageFormat.gif)
 
     @property
     def content_type(self) -> str:
         """MIME type of files in this format."""
+        if self in (ImageFormat.mp4, ImageFormat.webm):
+            return f"video/{self.value}"
         return "application/pdf" if self is ImageFormat.pdf else f"image/{self.value}"
 
     @property
@@ -90,7 +103,7 @@ HttpUrlStr = Annotated[
 ]
 
 
-class CaptureOptions(BaseModel):
+class CaptureOptions(QualityOptions):
     """What to capture and how. Unknown fields are refused so typos do not pass silently."""
 
     model_config = ConfigDict(
@@ -124,7 +137,14 @@ class CaptureOptions(BaseModel):
     )
     delay_ms: int = Field(default=0, ge=0, le=30000, description="Extra wait before capture.")
     timeout_ms: int = Field(
-        default=30000, ge=1000, le=60000, description="Hard limit for the whole capture."
+        default=30000, ge=1000, le=60000,
+        description="Limit of one attempt: a page that has not loaded and been captured by then"
+        " fails the job with `timeout` (tried again only as `retries` asks).",
+    )
+    retries: int = Field(
+        default=0, ge=0, le=3,
+        description="Further attempts after a capture timed out (the page's fault). Shotline's"
+        " own faults (browser crash, worker lost, storage hiccup) are retried regardless.",
     )
     dark_mode: bool = Field(default=False, description="Emulate prefers-color-scheme: dark.")
 
@@ -181,7 +201,11 @@ class CaptureOptions(BaseModel):
         default=False, description="Transparent background where the page has none (png, webp)."
     )
     thumbnail_width: int | None = Field(
-        default=None, ge=16, le=3840, description="Scale the image down to this width."
+        default=None, ge=16, le=3840,
+        description="Scale the image down to this width; with a video, a poster frame this wide.",
+    )
+    scroll: ScrollOptions | None = Field(
+        default=None, description="With format mp4, webm or gif: how the scroll video is recorded."
     )
 
     @model_validator(mode="before")
@@ -221,6 +245,7 @@ class CaptureOptions(BaseModel):
             raise ValueError("omit_background applies to png and webp only")
         if self.thumbnail_width is not None and self.format is ImageFormat.pdf:
             raise ValueError("thumbnail_width applies to images only")
+        check_video_options(self)
         if self.landscape and self.height > self.width:
             # Idempotent: stored options (already turned) validate to themselves.
             self.width, self.height = self.height, self.width
@@ -272,7 +297,7 @@ class JobError(BaseModel):
     status: int | None = Field(default=None, description="Upstream HTTP status, when relevant.")
 
 
-class ResultMetadata(BaseModel):
+class ResultMetadata(QualityResult):
     """What is known about a capture's output and its page, stored and shown alike."""
 
     content_type: str = Field(examples=["image/png"])
@@ -284,12 +309,28 @@ class ResultMetadata(BaseModel):
     http_status: int | None = Field(default=None, description="HTTP status of the page.")
     title: str | None = Field(default=None, description="The page's title.")
     blocked_requests: int = Field(default=0, description="Requests refused by blocking options.")
+    duration_ms: int | None = Field(default=None, description="Length of a scroll video.")
+
+
+class StoredFile(BaseModel):
+    """Another file stored with a result (a scroll video's poster frame)."""
+
+    key: str
+    content_type: str = Field(examples=["image/jpeg"])
+    bytes: int
+    width: int | None = None
+    height: int | None = None
 
 
 class StoredResult(ResultMetadata):
     """A stored capture result, as recorded on the job (the download URL is minted per read)."""
 
     key: str
+    destination: dict[str, Any] | None = Field(
+        default=None, description="The API key's own bucket holding the result (credentials"
+        " encrypted; see shared.storage.destinations); none: the default storage. Never shown.",
+    )
+    poster: StoredFile | None = Field(default=None, description="A scroll video's poster frame.")
 
 
 class Job(BaseModel):
@@ -309,12 +350,16 @@ class Job(BaseModel):
     api_key_id: str | None = Field(default=None, description="Owner; None in single-tenant mode.")
     webhook_url: str | None = None
     batch_id: str | None = Field(default=None, description="The batch this job is part of.")
+    monitor_id: str | None = Field(default=None, description="The monitor this job is a run of.")
     cached: bool = Field(default=False, description="Answered by another job's capture, at no cost.")
     capture_of: str | None = Field(
         default=None, description="The job whose capture this job reused (result cache or single-flight)."
     )
     error: JobError | None = None
     result: StoredResult | None = None
+    result_expired_at: datetime | None = Field(
+        default=None, description="When the retention period deleted the result's files."
+    )
 
 
 def new_job_id() -> str:

@@ -66,6 +66,14 @@ CACHE_LOOKUPS = Counter(
     "Result cache lookups, by result (hit|miss).",
     ["result"],
 )
+JOBS_SUBMITTED = Counter(
+    "shotline_jobs_submitted_total",
+    "Capture jobs submitted to the API, by outcome (queued: a capture of its own; cached: answered"
+    " by a stored capture; shared: joined an identical capture in flight; refused: by the URL"
+    " policy, quota, rate limit or engine), the refusal's error code (none otherwise), engine"
+    " and format (unknown when refused before the body was read).",
+    ["outcome", "reason", "engine", "format"],
+)
 BROWSER_RESTARTS = Counter(
     "shotline_browser_restarts_total",
     "Chromium relaunches after the first launch (the browser crashed, was killed or hung).",
@@ -77,6 +85,7 @@ WORKER_PROCESSES = Gauge(
 )
 
 WebhookOutcome = Literal["delivered", "failed", "gave_up"]
+SubmitOutcome = Literal["queued", "cached", "shared", "refused"]
 
 
 def record_job_finished(job: Job, *, engine: str) -> None:
@@ -114,6 +123,12 @@ def record_webhook_attempt(outcome: WebhookOutcome) -> None:
 def record_cache_lookup(*, hit: bool) -> None:
     """Count one result cache lookup."""
     CACHE_LOOKUPS.labels(result="hit" if hit else "miss").inc()
+
+
+def record_job_submitted(outcome: SubmitOutcome, *, engine: str, format: str,
+                         reason: str = NO_ERROR) -> None:
+    """Count one capture job submitted to the API (``reason``: a refusal's error code)."""
+    JOBS_SUBMITTED.labels(outcome=outcome, reason=reason, engine=engine, format=format).inc()
 
 
 def record_browser_restart() -> None:

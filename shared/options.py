@@ -10,7 +10,7 @@ import zoneinfo
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 #: Longest ``css`` and ``js`` accepted (characters), as SnapAPI.
 MAX_INJECTED_CHARS: Final = 100_000
@@ -116,6 +116,35 @@ class Cookie(BaseModel):
     secure: bool = False
     http_only: bool = False
     same_site: Literal["Strict", "Lax", "None"] | None = None
+
+    @model_validator(mode="after")
+    def _storable(self) -> Cookie:
+        return _check_cookie(self)
+
+
+#: Longest name plus value of a cookie browsers keep (RFC 6265bis: 4096 bytes).
+MAX_COOKIE_BYTES: Final = 4096
+_COOKIE_NAME_FORBIDDEN: Final = frozenset(";= \t")
+_COOKIE_VALUE_FORBIDDEN: Final = frozenset(";")
+
+
+def _check_cookie(cookie: Cookie) -> Cookie:
+    """Refuse what Chromium cannot store (it refuses such cookies, failing the capture
+    after the job was accepted): ``;``, ``=``, spaces and control characters in the name,
+    ``;`` and control characters in the value, an oversized pair, a domain of dots."""
+    name, value = cookie.name, cookie.value
+    if any(ch in _COOKIE_NAME_FORBIDDEN or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in name):
+        raise ValueError(f"cookie {name[:40]!r}: a cookie name cannot hold ';', '=', spaces"
+                         " or control characters")
+    if any(ch in _COOKIE_VALUE_FORBIDDEN or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError(f"cookie {name[:40]!r}: its value cannot hold ';' or control"
+                         " characters (CR, LF...); percent-encode them")
+    if len(name.encode()) + len(value.encode()) > MAX_COOKIE_BYTES:
+        raise ValueError(f"cookie {name[:40]!r}: name and value together exceed"
+                         f" {MAX_COOKIE_BYTES} bytes")
+    if cookie.domain is not None and not cookie.domain.strip(".").strip():
+        raise ValueError(f"cookie {name[:40]!r}: {cookie.domain!r} is not a domain")
+    return cookie
 
 
 class HttpAuth(BaseModel):

@@ -164,15 +164,17 @@ def amqp_options() -> dict[str, Any]:
 
 
 def enqueue_capture(app: Celery, job_id: str, *, request_id: str | None,
-                    traceparent: str | None = None) -> None:
+                    traceparent: str | None = None, producer: Any = None) -> None:
     """Send the capture task for ``job_id`` (blocking; call it from a thread in async code).
 
     The task's headers carry ``request_id`` and the trace context (``traceparent``, else
     the caller's) to the worker. New captures reach Celery through the fair queue's
     dispatcher (:mod:`shared.fair_queue`); retries and recoveries are sent directly.
+    ``producer`` (from ``app.producer_or_acquire()``) sends several tasks on one connection.
     """
     headers = task_headers(request_id=request_id, traceparent=traceparent)
-    app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers)
+    app.send_task(CAPTURE_TASK, args=[job_id], queue=CAPTURE_QUEUE, headers=headers,
+                  producer=producer)
 
 
 def enqueue_delivery(app: Celery, subject: str) -> None:

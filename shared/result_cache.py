@@ -87,7 +87,8 @@ class ResultCache:
             job = await self.store.get(str(entry["job_id"]))
         except JobNotFound:
             return None
-        if job.status is not JobStatus.succeeded or job.result is None:
+        if (job.status is not JobStatus.succeeded or job.result is None
+                or job.result_expired_at is not None):
             return None
         return job
 
@@ -112,7 +113,9 @@ class ResultCache:
         owner = owner_of(job.api_key_id)
         cache_key, inflight = self._keys(owner, options_digest(job.options))
         entry = ""
-        if index and job.status is JobStatus.succeeded and job.result is not None:
+        # A blank picture is never reused as a good answer (a slow page may render next time).
+        if (index and job.status is JobStatus.succeeded and job.result is not None
+                and not job.result.blank):
             finished = job.finished_at.timestamp() if job.finished_at else time.time()
             entry = json.dumps({"job_id": job.id, "finished_at": finished})
         with redis_errors():

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         description="Encode viewport PNGs with Chromium's faster PNG compression (same pixels,"
         " somewhat larger files).",
     )
+    ffmpeg_path: str | None = Field(
+        default=None, description="ffmpeg binary encoding scroll videos; default: ffmpeg on PATH."
+    )
     snapapi_key: SecretStr | None = None
     snapapi_base_url: str = "https://api.snapapi.pics"
     snapapi_max_concurrency: int = Field(default=4, ge=1)
@@ -90,6 +93,20 @@ class Settings(BaseSettings):
     )
     url_ttl_seconds: int = Field(
         default=3600, ge=1, le=7 * 24 * 3600, description="Lifetime of download URLs (S3 caps it at 7 days)."
+    )
+    result_retention_seconds: int | None = Field(
+        default=None, ge=1,
+        description="Delete results this long after their capture (API keys may override it);"
+        " unset: keep them until deleted. For large buckets an S3 lifecycle rule on"
+        " results/ is the alternative (see the README).",
+    )
+    credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated (the first encrypts), for the credentials"
+        " of API keys' own buckets; unset: derived from SECRET_KEY.",
+    )
+    retention_sweep_interval_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often workers delete expired results."
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -192,6 +209,20 @@ class Settings(BaseSettings):
     )
     webhook_concurrency: int = Field(
         default=16, ge=1, le=256, description="Deliveries in flight per webhook worker."
+    )
+
+    # --- Monitors (scheduled captures compared with the last good one) -------------------
+    monitor_scheduler: bool = Field(
+        default=True,
+        description="Run the monitor scheduler in this worker (any number may run: each slot"
+        " is claimed atomically).",
+    )
+    monitor_max_per_key: int = Field(default=100, ge=0, description="Monitors one key may have.")
+    monitor_min_interval_seconds: int = Field(
+        default=60, ge=1, description="Shortest interval_seconds a monitor may have.",
+    )
+    monitor_failures_before_alert: int = Field(
+        default=3, ge=1, description="Failed runs in a row before monitor.failed is sent.",
     )
 
     # --- Multi-tenant edge: API keys, limits, reuse of captures ------------------------

@@ -185,7 +185,9 @@ class UrlPolicy:
     ) -> tuple[IPAddress, ...]:
         unique = tuple(dict.fromkeys(_strip_scope(ip) for ip in addresses))
         if not unique:
-            raise HostUnresolvable(f"could not resolve host {host}: it has no addresses")
+            raise HostUnresolvable(
+                f"could not resolve host {host}: it has no addresses; check the URL for typos"
+            )
         for ip in unique:
             problem = self._problem(ip, port, host=host if host != str(ip) else None)
             if problem is not None:
@@ -276,6 +278,6 @@ def _addresses(infos: Iterable[tuple[object, ...]]) -> list[IPAddress]:
 
 def _unresolvable(host: str, exc: BaseException) -> HostUnresolvable:
     return HostUnresolvable(
-        f"could not resolve host {host} ({exc}); a host must resolve so that its addresses "
-        "can be checked"
+        f"could not resolve host {host} ({exc}): check the URL for typos and that the host "
+        "exists"
     )

@@ -1,69 +1,124 @@
 """``shotline blocklist update``: rebuild the page-cleanup data files from maintained lists.
 
-Two npm packages are the sources (npm is the registry the tool fetches them from, with the
-ordinary ``npm pack`` client; a tarball can be given instead, e.g. offline):
+- EasyList (``block_ads``) and EasyPrivacy (``block_trackers``), in Adblock Plus syntax,
+  from their published URLs or from files (Debian's ``webext-ublock-origin-chromium``
+  ships copies under :data:`DEBIAN_LISTS`). Used under their CC BY-SA 3.0 option: the
+  data folder keeps the licence text and the attribution (see its README). Stored
+  gzipped, with where they came from in ``filter_lists.json``.
+- ``@duckduckgo/autoconsent`` — DuckDuckGo's consent-manager rules (MPL-2.0), from npm
+  with the ordinary ``npm pack`` client or a given tarball. Each rule's detection
+  selectors, "accept" clicks and pre-hide selectors become one entry of the cookie-banner
+  rules (``block_cookie_banners``).
 
-- ``@ghostery/trackerdb`` — Ghostery's tracker database (domains by category), updated
-  weekly. Its ``advertising`` hosts become ``block_ads``, its ``site_analytics`` and
-  ``misc`` hosts ``block_trackers``. Licence CC BY-NC-SA 4.0 (see the README).
-- ``@duckduckgo/autoconsent`` — DuckDuckGo's consent-manager rules (MPL-2.0). Each rule's
-  detection selectors, "accept" clicks and pre-hide selectors become one entry of the
-  cookie-banner rules (``block_cookie_banners``).
-
-The builders are pure functions of the packages' JSON; fetching is separate.
+The builders are pure functions of the lists' text and the package's JSON; fetching is
+separate.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
-import re
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
+
 from shared.errors import ConfigurationError
 
-HOSTS_PACKAGE: Final = "@ghostery/trackerdb"
-HOSTS_MEMBER: Final = "package/dist/trackerdb.json"
 CONSENT_PACKAGE: Final = "@duckduckgo/autoconsent"
 CONSENT_MEMBER: Final = "package/rules/rules.json"
 
-#: Which trackerdb categories make up each blocklist category.
-HOST_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
-    "ads": ("advertising", "pornvertising"),
-    "trackers": ("site_analytics", "misc"),
-}
+#: Where Debian's uBlock Origin package keeps its copies of EasyList and EasyPrivacy.
+DEBIAN_LISTS: Final = Path("/usr/share/chromium/extensions/ublock-origin/assets/thirdparties/easylist")
 
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}$")
+#: The licence the lists are used under (EasyList is dual-licensed GPLv3+ / CC BY-SA 3.0+).
+LIST_LICENSE: Final = "CC-BY-SA-3.0 (dual-licensed GPL-3.0-or-later / CC BY-SA 3.0; used under CC BY-SA 3.0)"
+LIST_COPYRIGHT: Final = "The EasyList authors (https://easylist.to/)"
 
 
-def build_blocklist(trackerdb: Mapping[str, Any], *, source: Mapping[str, str]) -> dict[str, Any]:
-    """The ``blocklist.json`` document from trackerdb's ``trackerdb.json``.
+@dataclass(frozen=True, slots=True)
+class ListSpec:
+    """One filter list Shotline ships: its category, name, file and published URL."""
+
+    category: str
+    name: str
+    file: str
+    url: str
+
+
+FILTER_LISTS: Final = (
+    ListSpec("ads", "EasyList", "easylist.txt.gz", "https://easylist.to/easylist/easylist.txt"),
+    ListSpec("trackers", "EasyPrivacy", "easyprivacy.txt.gz",
+             "https://easylist.to/easylist/easyprivacy.txt"),
+)
+
+
+def check_filter_list(text: str, name: str) -> str:
+    """``text`` when it is an Adblock Plus filter list with rules in it.
 
     Raises:
-        ConfigurationError: the document does not look like trackerdb's export.
+        ConfigurationError: it is not (an error page, an empty file, another format).
     """
-    patterns, domains = trackerdb.get("patterns"), trackerdb.get("domains")
-    if not isinstance(patterns, Mapping) or not isinstance(domains, Mapping):
-        raise ConfigurationError("not a trackerdb export: no 'patterns' and 'domains'")
-    categories: dict[str, set[str]] = {name: set() for name in HOST_CATEGORIES}
-    for domain, pattern_id in domains.items():
-        pattern = patterns.get(pattern_id)
-        host = str(domain).strip().lower()
-        if not isinstance(pattern, Mapping) or not _HOST.match(host):
-            continue
-        for name, wanted in HOST_CATEGORIES.items():
-            if pattern.get("category") in wanted:
-                categories[name].add(host)
-    if not all(categories.values()):
-        raise ConfigurationError("the trackerdb export yielded an empty category")
-    return {
-        "source": dict(source),
-        "categories": {name: sorted(hosts) for name, hosts in categories.items()},
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or not lines[0].startswith("[Adblock Plus"):
+        raise ConfigurationError(f"{name}: not an Adblock Plus filter list (no '[Adblock Plus' header)")
+    if not any(line.strip() and not line.startswith(("!", "[")) for line in lines[1:]):
+        raise ConfigurationError(f"{name}: the filter list holds no rule")
+    return text
+
+
+def fetch_list(source: str) -> str:
+    """The text of a filter list from a URL (http/https) or a file path.
+
+    Raises:
+        ConfigurationError: it could not be read.
+    """
+    if source.startswith(("http://", "https://")):
+        try:
+            response = httpx.get(source, follow_redirects=True, timeout=120)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ConfigurationError(f"could not download {source}: {exc}") from exc
+        return response.text
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"could not read {source}: {exc}") from exc
+
+
+def update_filter_lists(output_dir: Path, sources: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Write each list of :data:`FILTER_LISTS` from ``sources`` (category → URL or file;
+    the published URL when missing) and record where it came from in ``filter_lists.json``.
+    Every list is read and checked before any file is written."""
+    texts = {
+        spec.category: check_filter_list(fetch_list(sources.get(spec.category, spec.url)), spec.name)
+        for spec in FILTER_LISTS
     }
+    record_path = output_dir / "filter_lists.json"
+    try:
+        recorded: dict[str, dict[str, Any]] = json.loads(record_path.read_text())["source"]
+    except (OSError, ValueError, KeyError):
+        recorded = {}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
+    for spec in FILTER_LISTS:
+        origin = sources.get(spec.category, spec.url)
+        candidate = output_dir / (spec.file + ".tmp")
+        with gzip.GzipFile(candidate, "wb", compresslevel=9, mtime=0) as packed:
+            packed.write(texts[spec.category].encode("utf-8"))
+        candidate.replace(output_dir / spec.file)
+        recorded[spec.category] = {
+            "name": spec.name, "file": spec.file, "url": spec.url, "license": LIST_LICENSE,
+            "copyright": LIST_COPYRIGHT, "fetched_from": f"{origin} ({fetched_at})",
+        }
+    write_json(record_path, {"source": recorded})
+    return {spec.file: recorded[spec.category] for spec in FILTER_LISTS}
 
 
 def _selectors(steps: Iterable[Any], keys: tuple[str, ...]) -> list[str]:
@@ -183,24 +238,21 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
 def update(
     output_dir: Path,
     *,
-    hosts_tarball: Path | None = None,
+    list_sources: Mapping[str, str] | None = None,
     consent_tarball: Path | None = None,
-    hosts_package: str = HOSTS_PACKAGE,
     consent_package: str = CONSENT_PACKAGE,
-) -> dict[str, dict[str, str]]:
-    """Rebuild ``blocklist.json`` and ``consent_rules.json`` in ``output_dir``.
-
-    Packages are fetched from npm unless a tarball is given. Returns each file's source.
-    """
-    written: dict[str, dict[str, str]] = {}
-    with tempfile.TemporaryDirectory(prefix="shotline-blocklist-") as scratch:
-        hosts = hosts_tarball or npm_pack(hosts_package, Path(scratch))
-        document, source = read_package(hosts, HOSTS_MEMBER)
-        write_json(output_dir / "blocklist.json", build_blocklist(document, source=source))
-        written["blocklist.json"] = source
-        consent = consent_tarball or npm_pack(consent_package, Path(scratch))
-        document, source = read_package(consent, CONSENT_MEMBER)
-        write_json(output_dir / "consent_rules.json",
-                   build_consent_rules(document, source=source))
-        written["consent_rules.json"] = source
+    consent_rules: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Rebuild the filter lists and (unless ``consent_rules`` is false) ``consent_rules.json``
+    in ``output_dir``. Lists come from ``list_sources`` (category → URL or file) or their
+    published URLs; the consent rules from npm unless a tarball is given. Returns each
+    file's source."""
+    written = update_filter_lists(output_dir, list_sources or {})
+    if consent_rules:
+        with tempfile.TemporaryDirectory(prefix="shotline-blocklist-") as scratch:
+            consent = consent_tarball or npm_pack(consent_package, Path(scratch))
+            document, source = read_package(consent, CONSENT_MEMBER)
+            write_json(output_dir / "consent_rules.json",
+                       build_consent_rules(document, source=source))
+            written["consent_rules.json"] = source
     return written

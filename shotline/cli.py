@@ -16,6 +16,9 @@ from shared.apikeys import KeyStore
 from shared.jobs import CaptureOptions, ImageFormat, JobStatus
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
+from shotline.cli_monitors import monitors
+from shotline.cli_options import given_options, request_options
+from shotline.models import ScreenshotRequest
 
 T = TypeVar("T")
 
@@ -72,13 +75,17 @@ def _parse_queues(value: str) -> set[str]:
 @click.option("--queues", "-Q", default="capture,webhooks", show_default=True,
               help="What to work on: capture, webhooks, or both (a capture worker plus a"
               " webhook worker process beside it, so slow endpoints never hold a capture slot).")
+@click.option("--root-noted", is_flag=True, hidden=True,
+              help="The parent already said why running as root is accepted.")
 @click.pass_context
-def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
+def worker(ctx: click.Context, concurrency: int | None, queues: str, root_noted: bool) -> None:
     """Run Celery workers that capture queued jobs (releasing them fairly between API keys,
     sweeping stuck ones) and deliver webhooks."""
     from shared.constants import CAPTURE_QUEUE, WEBHOOK_QUEUE
     from worker.app import app
+    from worker.root import accept_root
 
+    accept_root(announce=not root_noted)
     settings = _settings(ctx)
     wanted = _parse_queues(queues)
     common = ["--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
@@ -95,7 +102,8 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
         return
     from shotline.devstack import child_process
 
-    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks"]):
+    with child_process([sys.executable, "-m", "shotline.cli", "worker", "--queues", "webhooks",
+                        "--root-noted"]):
         app.worker_main(argv=argv)
 
 
@@ -137,18 +145,39 @@ def dev(ctx: click.Context, host: str, port: int, concurrency: int | None) -> No
                         access_log=False)
 
 
+def _format_from(output: Path | None) -> str | None:
+    """The format an output file's name asks for (``shot.jpg`` → jpeg), if any."""
+    if output is None:
+        return None
+    suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
+    return suffix if suffix in {f.value for f in ImageFormat} else None
+
+
+def _invalid_options(exc: Exception) -> click.UsageError:
+    """A pydantic ValidationError as a usage error naming the options."""
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        where = "--" + loc[0].replace("_", "-") + "".join(f".{part}" for part in loc[1:]) \
+            if loc else "options"
+        problems.append(f"{where}: {error['msg']}")
+    return click.UsageError("; ".join(problems))
+
+
 @main.command()
 @click.argument("url")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--format", "fmt", type=click.Choice([f.value for f in ImageFormat]), default=None,
-              help="Output format (default: from the file name, else png).")
-@click.option("--full-page", is_flag=True)
-@click.option("--width", type=int, default=1280, show_default=True)
-@click.option("--height", type=int, default=800, show_default=True)
+@request_options(CaptureOptions, skip={"url"})
 @click.pass_context
-def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_page: bool,
-            width: int, height: int) -> None:
-    """Capture URL into a file, in this process (no queue, no Redis)."""
+def capture(ctx: click.Context, /, url: str, output: Path, **params: Any) -> None:
+    """Capture URL into a file, in this process (no queue, no Redis).
+
+    Every request field of the API is an option (``--dark-mode``, ``--device iphone-15``,
+    ``--wait-for-selector``...); ``--format`` defaults to the file name's, else png.
+    """
     from pydantic import ValidationError
 
     from shared.errors import ShotlineError
@@ -157,14 +186,12 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
 
     settings = _settings(ctx)
     configure_logging(level="WARNING", fmt="console")
-    if fmt is None:
-        suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
-        fmt = suffix if suffix in {f.value for f in ImageFormat} else "png"
+    given = given_options(ctx, params)
+    given.setdefault("format", _format_from(output) or ImageFormat.png.value)
     try:
-        options = CaptureOptions(url=url, format=ImageFormat(fmt), full_page=full_page,
-                                 width=width, height=height)
+        options = CaptureOptions(url=url, **given)
     except ValidationError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise _invalid_options(exc) from exc
 
     async def run() -> bytes:
         await UrlPolicy.from_settings(settings).acheck_url(options.url)
@@ -192,35 +219,40 @@ def capture(ctx: click.Context, url: str, output: Path, fmt: str | None, full_pa
 @click.option("--wait", "wait_for_it", is_flag=True, help="Wait for the job to finish.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Download the result into this file (implies --wait).")
-@click.option("--format", "fmt", type=click.Choice([f.value for f in ImageFormat]), default=None,
-              help="Output format (default: from the file name, else the server's png).")
-@click.option("--full-page", is_flag=True)
-@click.option("--width", type=int, default=None)
-@click.option("--height", type=int, default=None)
 @click.option("--timeout", type=float, default=120.0, show_default=True,
               help="Seconds to wait for the job.")
-def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, output: Path | None,
-           fmt: str | None, full_page: bool, width: int | None, height: int | None,
-           timeout: float) -> None:
-    """Capture URL on a (remote) Shotline API; prints the job as JSON."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the API's answer (the job record once waited for) as JSON.")
+@request_options(ScreenshotRequest, skip={"url"})
+@click.pass_context
+def submit(ctx: click.Context, /, url: str, api_url: str, api_key: str | None, wait_for_it: bool,
+           output: Path | None, timeout: float, as_json: bool, **params: Any) -> None:
+    """Capture URL on a (remote) Shotline API; prints a short summary (--json: the record).
+
+    Every request field of the API is an option (``--full-page``, ``--device``, ``--retries``,
+    ``--webhook-url``...); ``--format`` defaults to the output file name's.
+    """
+    from pydantic import ValidationError
+
     from shared.errors import ShotlineError
     from shotline.client import Client
+    from shotline.summary import describe_accepted, describe_job
 
-    if fmt is None and output is not None:
-        suffix = output.suffix.lower().lstrip(".").replace("jpg", "jpeg")
-        fmt = suffix if suffix in {f.value for f in ImageFormat} else None
-    options: dict[str, Any] = {name: value for name, value in
-               (("format", fmt), ("width", width), ("height", height)) if value is not None}
-    if full_page:
-        options["full_page"] = True
+    options = given_options(ctx, params)
+    if "format" not in options and _format_from(output) is not None:
+        options["format"] = _format_from(output)
+    try:
+        request = ScreenshotRequest(url=url, **options)
+    except ValidationError as exc:
+        raise _invalid_options(exc) from exc
     try:
         with Client(api_url, api_key=api_key) as client:
-            accepted = client.submit(url, **options)
+            accepted = client.submit(request)
             if not (wait_for_it or output):
-                click.echo(accepted.model_dump_json())
+                click.echo(accepted.model_dump_json() if as_json else describe_accepted(accepted))
                 return
             job = client.wait(accepted, timeout=timeout)
-            click.echo(job.model_dump_json())
+            click.echo(job.model_dump_json() if as_json else describe_job(job))
             if job.status is JobStatus.failed:
                 error = f"{job.error.code}: {job.error.message}" if job.error else "no error recorded"
                 raise click.ClickException(f"job {job.id} failed ({error})")
@@ -234,31 +266,48 @@ def submit(url: str, api_url: str, api_key: str | None, wait_for_it: bool, outpu
 
 @main.group()
 def blocklist() -> None:
-    """The ad/tracker host list and cookie-banner rules used by the chromium engine."""
+    """The filter lists (EasyList, EasyPrivacy) and cookie-banner rules of the chromium engine."""
 
 
 @blocklist.command("update")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the data files (default: the engine's data folder).")
-@click.option("--hosts-tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Use this npm tarball of @ghostery/trackerdb instead of npm.")
+@click.option("--easylist", metavar="URL_OR_FILE", default=None,
+              help="EasyList from this URL or file (default: https://easylist.to/easylist/easylist.txt).")
+@click.option("--easyprivacy", metavar="URL_OR_FILE", default=None,
+              help="EasyPrivacy from this URL or file "
+                   "(default: https://easylist.to/easylist/easyprivacy.txt).")
+@click.option("--from-debian", is_flag=True,
+              help="Take both lists from Debian's webext-ublock-origin-chromium package (offline).")
 @click.option("--consent-tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Use this npm tarball of @duckduckgo/autoconsent instead of npm.")
-def blocklist_update(output_dir: Path | None, hosts_tarball: Path | None,
-                     consent_tarball: Path | None) -> None:
-    """Fetch the latest lists from npm and rebuild blocklist.json and consent_rules.json."""
+@click.option("--skip-consent-rules", is_flag=True,
+              help="Leave consent_rules.json as it is (no npm needed).")
+def blocklist_update(output_dir: Path | None, easylist: str | None, easyprivacy: str | None,
+                     from_debian: bool, consent_tarball: Path | None,
+                     skip_consent_rules: bool) -> None:
+    """Refresh EasyList, EasyPrivacy and the consent rules, and rebuild the data files."""
     from shared.errors import ShotlineError
-    from shotline.blocklists import update
+    from shotline.blocklists import DEBIAN_LISTS, update
 
     if output_dir is None:
         output_dir = Path(__file__).resolve().parent.parent / "worker" / "engines" / "data"
+    sources: dict[str, str] = {}
+    if from_debian:
+        sources = {"ads": str(DEBIAN_LISTS / "easylist.txt"),
+                   "trackers": str(DEBIAN_LISTS / "easyprivacy.txt")}
+    if easylist is not None:
+        sources["ads"] = easylist
+    if easyprivacy is not None:
+        sources["trackers"] = easyprivacy
     try:
-        written = update(output_dir, hosts_tarball=hosts_tarball, consent_tarball=consent_tarball)
+        written = update(output_dir, list_sources=sources, consent_tarball=consent_tarball,
+                         consent_rules=not skip_consent_rules)
     except ShotlineError as exc:
         raise click.ClickException(exc.message) from exc
     for name, source in written.items():
-        click.echo(f"{output_dir / name}: {source['package']} {source['version']}"
-                   f" ({source['license']})")
+        origin = source.get("fetched_from") or f"{source.get('package')} {source.get('version')}"
+        click.echo(f"{output_dir / name}: {origin} ({source['license']})")
 
 
 def _run_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
@@ -326,7 +375,8 @@ def keys_list(ctx: click.Context, as_json: bool) -> None:
     records = _run_keys(_settings(ctx), lambda store: store.list_keys())
     rows = [{"id": r.id, "name": r.name, "created_at": _iso(r.created_at),
              "revoked_at": _iso(r.revoked_at), "rate_limit": r.rate_limit,
-             "monthly_quota": r.monthly_quota} for r in records]
+             "monthly_quota": r.monthly_quota, "retention_seconds": r.retention_seconds,
+             "storage": _storage_of(r.storage_destination)} for r in records]
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -342,6 +392,116 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke the key KEY_ID for good: requests with it get 401 from now on."""
     record = _run_keys(_settings(ctx), lambda store: store.revoke(key_id))
     click.echo(f"Revoked API key {record.id} ({record.name}).")
+
+
+@keys.command("set-retention")
+@click.argument("key_id")
+@click.option("--seconds", type=click.IntRange(min=1), default=None,
+              help="Delete this key's results this long after their capture.")
+@click.option("--default", "use_default", is_flag=True,
+              help="Back to the server's SHOTLINE_RESULT_RETENTION_SECONDS.")
+@click.pass_context
+def keys_set_retention(ctx: click.Context, key_id: str, seconds: int | None,
+                       use_default: bool) -> None:
+    """How long the results of KEY_ID's new captures are kept before they are deleted."""
+    if (seconds is None) == (not use_default):
+        raise click.UsageError("give exactly one of --seconds N or --default")
+    record = _run_keys(_settings(ctx), lambda store: store.set_retention(key_id, seconds))
+    kept = f"{record.retention_seconds} s" if record.retention_seconds else "the server's default"
+    click.echo(f"API key {record.id} ({record.name}): new results are kept {kept}.")
+
+
+@keys.command("set-storage")
+@click.argument("key_id")
+@click.option("--bucket", required=True, help="The bucket the key's results go to.")
+@click.option("--endpoint-url", default=None,
+              help="S3-compatible server (MinIO, R2...); none: AWS S3.")
+@click.option("--region", default=None, help="The bucket's region (default us-east-1).")
+@click.option("--prefix", default="", help="Key prefix inside the bucket, e.g. shots/.")
+@click.option("--access-key-id", envvar="SHOTLINE_BUCKET_ACCESS_KEY_ID", default=None,
+              help="Access key of the bucket (env SHOTLINE_BUCKET_ACCESS_KEY_ID); none: the"
+              " workers' own (role-based) credentials.")
+@click.option("--secret-access-key", envvar="SHOTLINE_BUCKET_SECRET_ACCESS_KEY", default=None,
+              help="Its secret (env SHOTLINE_BUCKET_SECRET_ACCESS_KEY; prompted for when missing).")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Check that the bucket answers (HeadBucket) with these credentials.")
+@click.pass_context
+def keys_set_storage(ctx: click.Context, key_id: str, bucket: str, endpoint_url: str | None,
+                     region: str | None, prefix: str, access_key_id: str | None,
+                     secret_access_key: str | None, check: bool) -> None:
+    """Write the results of KEY_ID's new captures to its own bucket (credentials stored
+    encrypted; the endpoint must pass the URL policy)."""
+    from pydantic import SecretStr, ValidationError
+
+    from shared.storage.credentials import BucketCredentials, CredentialCipher
+    from shared.storage.destinations import Destination
+
+    settings = _settings(ctx)
+    if access_key_id and not secret_access_key:
+        secret_access_key = click.prompt("Secret access key", hide_input=True)
+    if secret_access_key and not access_key_id:
+        raise click.UsageError("--secret-access-key needs --access-key-id")
+    token = None
+    if access_key_id and secret_access_key:
+        token = CredentialCipher.from_settings(settings).encrypt(BucketCredentials(
+            access_key_id=SecretStr(access_key_id), secret_access_key=SecretStr(secret_access_key)))
+    try:
+        destination = Destination(bucket=bucket, endpoint_url=endpoint_url, region=region,
+                                  prefix=prefix, credentials=token)
+    except ValidationError as exc:
+        messages = "; ".join(str(error["msg"]) for error in exc.errors())
+        raise click.BadParameter(messages) from None
+    _check_destination(settings, destination, head_bucket=check)
+    record = _run_keys(settings, lambda store: store.set_storage(
+        key_id, destination.model_dump_json()))
+    click.echo(f"API key {record.id} ({record.name}): new results go to s3://{bucket}/"
+               f"{destination.prefix}" + (f" at {endpoint_url}" if endpoint_url else "")
+               + ("" if token else " with the workers' own credentials"))
+
+
+@keys.command("clear-storage")
+@click.argument("key_id")
+@click.pass_context
+def keys_clear_storage(ctx: click.Context, key_id: str) -> None:
+    """Send KEY_ID's new results to the server's storage again (and forget its credentials)."""
+    record = _run_keys(_settings(ctx), lambda store: store.set_storage(key_id, None))
+    click.echo(f"API key {record.id} ({record.name}): new results go to the server's storage.")
+
+
+def _check_destination(settings: Settings, destination: Any, *, head_bucket: bool) -> None:
+    """The URL policy on the destination's endpoint, then (with ``head_bucket``) HeadBucket;
+    a CLI error naming the bucket otherwise (never the credentials)."""
+    from shared.errors import ShotlineError
+    from shared.storage.credentials import CredentialCipher
+    from shared.storage.destinations import StorageRouter, check_endpoint
+    from shared.storage.local import LocalStorage
+    from shared.url_policy import UrlPolicy
+
+    async def run() -> None:
+        await check_endpoint(UrlPolicy.from_settings(settings), destination)
+        if not head_bucket:
+            return
+        router = StorageRouter(LocalStorage(settings.data_dir, "", b"unused"),
+                               cipher=lambda: CredentialCipher.from_settings(settings))
+        try:
+            await router.for_destination(destination).check()
+        finally:
+            await router.aclose()
+
+    try:
+        asyncio.run(run())
+    except ShotlineError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+
+def _storage_of(destination_json: str | None) -> str | None:
+    """Where a key's results go, as ``keys list`` shows it (no credentials)."""
+    if not destination_json:
+        return None
+    destination = json.loads(destination_json)
+    return f"s3://{destination['bucket']}/{destination.get('prefix', '')}"
+
+main.add_command(monitors)
 
 
 def _iso(timestamp: float | None) -> str | None:

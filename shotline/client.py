@@ -6,7 +6,7 @@
 ...     shot.save("example.png")
 
 Both clients offer the same methods: ``submit``, ``get``, ``wait``, ``download``, ``capture``
-(submit + wait + download), ``list_jobs``, ``submit_many``/``wait_many`` and the batch helpers
+(submit + wait + download), ``list_jobs``, ``delete``, ``submit_many``/``wait_many`` and the batch helpers
 ``submit_batch``/``get_batch``/``wait_batch``. Errors of the API become exceptions of
 :mod:`shared.errors` (all :class:`~shared.errors.ApiError`) carrying its ``code``, ``message``
 and ``request_id``; a job that ends ``failed`` raises :class:`~shotline.errors.JobFailed` from
@@ -45,15 +45,19 @@ from shotline.models import (
     Screenshot,
     ScreenshotRequest,
 )
+from shotline.monitors import AsyncMonitors, Monitors
 from shotline.wire import (
     Backoff,
+    base_url_from_environment,
     batch_body,
     capture_body,
+    check_deleted,
     checked_content,
     default_headers,
     download_request,
     job_failed,
     job_id_of,
+    key_from_environment,
     parse_response,
     pollable,
     result_url,
@@ -89,19 +93,26 @@ DEFAULT_WAIT_SECONDS = 120.0
 
 
 class Client:
-    """A synchronous Shotline client. Use it as a context manager, or call :meth:`close`."""
+    """A synchronous Shotline client. Use it as a context manager, or call :meth:`close`.
+
+    Without ``api_key`` it uses ``SHOTLINE_API_KEY`` or ``SHOTLINE_KEY`` from the environment,
+    without ``base_url`` ``SHOTLINE_API_URL`` (else http://127.0.0.1:8000), as the CLI does.
+    """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.api_key = api_key
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=default_headers(api_key),
-                                  timeout=timeout, transport=transport)
+        self.api_key = key_from_environment(api_key)
+        self._http = httpx.Client(base_url=base_url_from_environment(base_url, DEFAULT_BASE_URL),
+                                  headers=default_headers(self.api_key), timeout=timeout,
+                                  transport=transport)
+        #: The monitor endpoints (:mod:`shotline.monitors`).
+        self.monitors = Monitors(self._send)
 
     def __enter__(self) -> Self:
         return self
@@ -181,6 +192,13 @@ class Client:
         """The caller's most recent jobs, newest first."""
         return parse_response(JobList, self._send("GET", "/v1/jobs", params={"limit": limit})).jobs
 
+    def delete(self, job: str | Accepted | JobView) -> None:
+        """Delete the job's stored files and its record (a job already deleted is no error).
+
+        :class:`ApiNotFound` for another key's job, :class:`ApiConflict` while it runs.
+        """
+        check_deleted(self._send("DELETE", f"/v1/jobs/{job_id_of(job)}"))
+
     def submit_many(self, urls: Iterable[str], **options: Any) -> list[Accepted]:
         """Queue one capture per URL with the same ``options`` (one request each)."""
         return [self.submit(url, **options) for url in urls]
@@ -222,17 +240,20 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int = 8,
     ) -> None:
-        self.api_key = api_key
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=default_headers(api_key),
-                                       timeout=timeout, transport=transport)
+        self.api_key = key_from_environment(api_key)
+        self._http = httpx.AsyncClient(
+            base_url=base_url_from_environment(base_url, DEFAULT_BASE_URL),
+            headers=default_headers(self.api_key), timeout=timeout, transport=transport)
         self._max_concurrency = max_concurrency
+        #: The monitor endpoints (:mod:`shotline.monitors`).
+        self.monitors = AsyncMonitors(self._send)
 
     async def __aenter__(self) -> Self:
         return self
@@ -305,6 +326,10 @@ class AsyncClient:
         """The caller's most recent jobs, newest first."""
         response = await self._send("GET", "/v1/jobs", params={"limit": limit})
         return parse_response(JobList, response).jobs
+
+    async def delete(self, job: str | Accepted | JobView) -> None:
+        """Delete the job's stored files and its record (see :meth:`Client.delete`)."""
+        check_deleted(await self._send("DELETE", f"/v1/jobs/{job_id_of(job)}"))
 
     async def submit_many(self, urls: Iterable[str], **options: Any) -> list[Accepted]:
         """Queue one capture per URL, at most ``max_concurrency`` requests in flight."""

@@ -27,6 +27,7 @@ __all__ = [
     "BatchJob",
     "CaptureOptions",
     "ErrorBody",
+    "FileView",
     "ImageFormat",
     "JobError",
     "JobList",
@@ -62,6 +63,17 @@ class JobError(_Answer):
     status: int | None = None
 
 
+class FileView(_Answer):
+    """Another file of a result (a scroll video's poster frame), with its download URL."""
+
+    url: str
+    expires_at: datetime
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
 class ResultView(_Answer):
     """A succeeded job's result, with its time-limited download URL."""
 
@@ -76,6 +88,8 @@ class ResultView(_Answer):
     http_status: int | None = None
     title: str | None = None
     blocked_requests: int = 0
+    duration_ms: int | None = None
+    poster: FileView | None = None
 
 
 class JobView(_Answer):
@@ -92,6 +106,7 @@ class JobView(_Answer):
     options: CaptureOptions
     cached: bool = False
     batch_id: str | None = None
+    result_expired_at: datetime | None = None
 
 
 class JobList(_Answer):

@@ -8,6 +8,7 @@ and :class:`shotline.client.AsyncClient` (which only do the I/O).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ _ERROR_BY_STATUS: dict[int, type[ApiError]] = {
     httpx.codes.UNAUTHORIZED: ApiAuthError,
     httpx.codes.FORBIDDEN: ApiAuthError,
     httpx.codes.NOT_FOUND: ApiNotFound,
+    httpx.codes.GONE: ApiNotFound,  # a result deleted after its retention period
     httpx.codes.CONFLICT: ApiConflict,
     httpx.codes.PAYMENT_REQUIRED: ApiRateLimited,
     httpx.codes.TOO_MANY_REQUESTS: ApiRateLimited,
@@ -118,6 +120,12 @@ def parse_response(model: type[_M], response: httpx.Response) -> _M:
     return model.model_validate(without_unknown_options(response.json()))
 
 
+def check_deleted(response: httpx.Response) -> None:
+    """Nothing for the 204 of a deletion, else the :func:`api_error` it stands for."""
+    if response.is_error:
+        raise api_error(response)
+
+
 def capture_body(url: str | ScreenshotRequest, options: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body of a capture: a :class:`ScreenshotRequest` or a URL plus fields.
 
@@ -136,6 +144,24 @@ def batch_body(urls: Sequence[str], webhook_url: str | None,
     if webhook_url is not None:
         body["webhook_url"] = webhook_url
     return body
+
+
+#: Environment variables the clients (and the CLI) read when not given a key or base URL.
+API_KEY_VARIABLES = ("SHOTLINE_API_KEY", "SHOTLINE_KEY")
+API_URL_VARIABLE = "SHOTLINE_API_URL"
+
+
+def key_from_environment(api_key: str | None) -> str | None:
+    """``api_key``, or when None the first of :data:`API_KEY_VARIABLES` that is set (the key
+    ``shotline dev`` prints is exported as ``SHOTLINE_KEY``), as the CLI reads them."""
+    if api_key is not None:
+        return api_key
+    return next((os.environ[name] for name in API_KEY_VARIABLES if os.environ.get(name)), None)
+
+
+def base_url_from_environment(base_url: str | None, default: str) -> str:
+    """``base_url``, or when None ``SHOTLINE_API_URL``, or ``default``."""
+    return (base_url or os.environ.get(API_URL_VARIABLE) or default).rstrip("/")
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:
@@ -163,8 +189,11 @@ def download_request(http: httpx.Client | httpx.AsyncClient, url: str) -> httpx.
 def result_url(job: JobView) -> str:
     """The download URL of a succeeded job; :class:`ApiConflict` for any other."""
     if job.result is None:
-        raise ApiConflict(f"job {job.id} is {job.status.value}; it has no result to download",
-                          code="job_not_finished")
+        if job.status.value == "failed":
+            raise ApiConflict(f"job {job.id} failed, so it has no result to download",
+                              code="job_failed")
+        raise ApiConflict(f"job {job.id} is still {job.status.value}; it has no result to"
+                          " download yet", code="job_not_finished")
     return job.result.url
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.quiet_http import QuietHTTPServer
 
 CANARY_HOST = "127.0.0.2"
 
@@ -34,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _CountingServer(ThreadingHTTPServer):
+class _CountingServer(QuietHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int]) -> None:

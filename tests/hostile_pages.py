@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.quiet_http import QuietHTTPServer
 
 SUBRESOURCES = """<!doctype html><html><head><title>hostile</title>
 <style>
@@ -220,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class HostilePages(ThreadingHTTPServer):
+class HostilePages(QuietHTTPServer):
     """The hostile pages on ``127.0.0.1`` (an allowed address), aimed at ``canary``."""
 
     daemon_threads = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import os
 import shutil
@@ -13,12 +14,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.url_policy import UrlPolicy
+from tests.quiet_http import QuietHTTPServer
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
@@ -106,7 +108,8 @@ class PageHandler(SimpleHTTPRequestHandler):
     ``/status/<code>`` answers that status, ``/slow?ms=N`` answers after N ms,
     ``/redirect?to=URL`` answers 302 to URL, ``/echo-headers`` returns the request headers,
     ``/color.png?rgb=RRGGBB&w=W&h=H`` a one-colour PNG (after ``ms`` when given),
-    ``/basic-auth?user=U&password=P`` 401 unless those credentials come with the request.
+    ``/basic-auth?user=U&password=P`` 401 unless those credentials come with the request,
+    ``/ws`` a WebSocket held open, ``/events`` an endless EventSource stream; POSTs get 204.
     Every request's headers are kept in ``server.headers_seen`` as (path, headers).
     """
 
@@ -153,10 +156,49 @@ class PageHandler(SimpleHTTPRequestHandler):
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
+        elif parts.path == "/ws":
+            self._websocket_held_open()
+        elif parts.path == "/events":
+            self._event_stream()
         elif parts.path == "/echo-headers":
             self._html(200, "".join(f"<p>{k}: {v}</p>" for k, v in self.headers.items()))
         else:
             super().do_GET()
+
+    def do_POST(self) -> None:
+        """Beacons and other posts: read and answered 204."""
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def _websocket_held_open(self) -> None:
+        """``/ws``: accepts a WebSocket and keeps it open, silent, until the client goes."""
+        accept = base64.b64encode(hashlib.sha1(
+            (self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC11B25").encode()
+        ).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            while self.connection.recv(1024):
+                pass
+
+    def _event_stream(self) -> None:
+        """``/events``: an EventSource stream that sends a comment every 200 ms, forever."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            while True:
+                self.wfile.write(b": tick\n\n")
+                self.wfile.flush()
+                time.sleep(0.2)
 
     def _png(self, rgb: str, width: int, height: int) -> None:
         from PIL import Image
@@ -186,7 +228,7 @@ class PageServer:
     """A threaded HTTP server for the test pages on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.httpd = ThreadingHTTPServer((host, 0), PageHandler)
+        self.httpd = QuietHTTPServer((host, 0), PageHandler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []  # type: ignore[attr-defined]
         self.httpd.headers_seen = []  # type: ignore[attr-defined]

@@ -37,7 +37,7 @@ def client() -> Iterator[httpx.Client]:
         ({"url": "https://example.com", "width": 99}, "width"),
         ({"url": "https://example.com", "width": 3841}, "width"),
         ({"url": "https://example.com", "height": 2161}, "height"),
-        ({"url": "https://example.com", "format": "gif"}, "format"),
+        ({"url": "https://example.com", "format": "bmp"}, "format"),
         ({"url": "https://example.com", "format": "jpeg", "quality": 101}, "quality"),
         ({"url": "https://example.com", "device_scale_factor": 4}, "device_scale_factor"),
         ({"url": "https://example.com", "max_height": 20001}, "max_height"),
@@ -123,7 +123,7 @@ def test_openapi_declares_the_render_links_query(base: str, client: httpx.Client
     assert set(params) >= {"format", "quality", "width", "height", "device_scale_factor",
                            "full_page", "selector", "wait_until", "delay_ms", "timeout_ms",
                            "dark_mode", "device", "cache_ttl", "fresh"}
-    assert params["format"]["schema"]["enum"] == ["png", "jpeg", "webp", "pdf"]
+    assert params["format"]["schema"]["enum"] == ["png", "jpeg", "webp", "pdf", "mp4", "webm", "gif"]
     assert params["width"]["schema"]["maximum"] == 3840
     assert params["expires"]["schema"]["type"] == "integer"
     # ...and not those that need a list or an object (a query value cannot be one).

@@ -234,6 +234,6 @@ async def _release_and_lose(redis_url: str) -> list[str]:
     try:
         store = StatusStore(redis, ttl_seconds=600, queued_deadline=10)
         fair = FairQueue(redis, store, ahead=8, stale_after=600)
-        return await Dispatcher(fair, lambda release: None).dispatch()
+        return await Dispatcher(fair, lambda releases: [r.job_id for r in releases]).dispatch()
     finally:
         await redis.aclose()

@@ -199,7 +199,7 @@ def test_webhook_verify_is_reexported() -> None:
 
 def _submit(base: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        python_command("-m", "shotline.cli", "submit", *args, "--api", base),
+        python_command("-m", "shotline.cli", "submit", *args, "--api", base, "--json"),
         env=child_env({}), cwd=REPO_ROOT, capture_output=True, text=True, timeout=90,
     )
 

@@ -62,7 +62,7 @@ def test_the_key_goes_to_the_api_as_a_bearer_token_and_nowhere_else(
 
     cli = subprocess.run(
         python_command("-m", "shotline.cli", "submit", page_server.url("/index.html"), "--wait",
-                       "--api", base),
+                       "--api", base, "--json"),
         env=child_env({"SHOTLINE_KEY": key}), cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=90)
     assert cli.returncode == 0, cli.stderr

@@ -3,11 +3,14 @@ and worker."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import ProcessFactory
@@ -123,7 +126,7 @@ def test_console_is_served_with_a_strict_policy(base: str) -> None:
 
 def test_with_api_keys_the_pasted_key_is_used(
     browser: Browser, processes: ProcessFactory, shotline_env: dict[str, str],
-    page_server: PageServer,
+    page_server: PageServer, tmp_path: Path,
 ) -> None:
     from tests.test_client_auth import _create_key
 
@@ -135,6 +138,10 @@ def test_with_api_keys_the_pasted_key_is_used(
     try:
         page.goto("/")
         expect(page.locator("#gallery")).to_contain_text("paste your API key above")
+        # One row across the gallery, not squeezed into a picture's tile.
+        note, gallery = (page.locator(sel).bounding_box() for sel in ("#gallery li.note", "#gallery"))
+        assert note is not None and gallery is not None and note["width"] >= gallery["width"] - 1
+        page.screenshot(path=tmp_path / "unauthorized.png", full_page=True)
         page.fill("#url", page_server.url("/index.html"))
         page.click("#submit")
         expect(page.locator("#error")).to_contain_text("unauthorized")
@@ -149,3 +156,59 @@ def test_with_api_keys_the_pasted_key_is_used(
         expect(page.locator("#gallery li[data-status=succeeded]")).to_have_count(1)
     finally:
         context.close()
+
+
+def test_a_refused_submit_clears_the_previous_jobs_progress(
+    page: Page, page_server: PageServer, tmp_path: Path
+) -> None:
+    page.goto("/")
+    page.fill("#url", page_server.url("/index.html"))
+    page.fill("#width", "400")
+    page.fill("#height", "300")
+    page.click("#submit")
+    expect(page.locator("#status")).to_contain_text("succeeded", timeout=30_000)
+    expect(page.locator("#steps li.current")).to_have_text("succeeded")
+
+    page.fill("#url", "http://169.254.169.254/latest/meta-data/")
+    page.click("#submit")
+    expect(page.locator("#error")).to_contain_text("url_blocked")
+    expect(page.locator("#status")).to_have_text("")
+    expect(page.locator("#steps li.current, #steps li.done, #steps li.failed")).to_have_count(0)
+    expect(page.locator("#result")).to_be_hidden()
+    page.screenshot(path=tmp_path / "refused.png", full_page=True)
+
+
+def test_gallery_captions_show_the_url_and_thumbnails_keep_the_left(
+    page: Page, page_server: PageServer, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto("/")
+    page.fill("#url", page_server.url("/wide.html?from=console-test"))
+    page.fill("#width", "2400")
+    page.fill("#height", "400")
+    page.click("#submit")
+    expect(page.locator("#status")).to_contain_text("succeeded", timeout=30_000)
+    job_id = page.locator("#status").inner_text().split(" ")[1].rstrip(":")
+    tile = page.locator(f'#gallery li[data-job-id="{job_id}"]')
+    caption = tile.locator(".where")
+    expect(caption).to_have_text(f"127.0.0.1:{page_server.port}/wide.html"
+                                 "?from=console-test")
+    # Shown whole (three lines at most), not cut to "http://127.0.…".
+    assert caption.evaluate("e => e.scrollHeight <= e.clientHeight + 1 && e.scrollWidth <= e.clientWidth")
+    page.wait_for_function(
+        "id => { const img = document.querySelector(`#gallery li[data-job-id='${id}'] img`);"
+        " return img.complete && img.naturalWidth === 2400; }", arg=job_id)
+    thumb = tile.locator("img")
+    thumb.screenshot(path=tmp_path / "thumb.png")
+    with Image.open(tmp_path / "thumb.png") as picture:
+        # The page's green strip is its left 200 of 2400 px: kept, not cropped away.
+        assert picture.convert("RGB").getpixel((2, picture.height // 2)) == (0, 160, 0)
+    page.screenshot(path=tmp_path / "gallery.png", full_page=True)
+
+
+def test_favicon_is_served(base: str) -> None:
+    with httpx.Client(base_url=base) as client:
+        response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/x-icon"
+    with Image.open(io.BytesIO(response.content)) as icon:
+        assert icon.format == "ICO" and icon.size[0] >= 16

@@ -31,7 +31,9 @@ K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 #: SHOTLINE_* settings of the server, as environment variable names.
 SETTINGS_ENV = {f"SHOTLINE_{name.upper()}" for name in Settings.model_fields}
 #: Variables the client side reads (shotline submit, the README's curl lines), not settings.
-CLIENT_ENV = {"SHOTLINE_API_URL", "SHOTLINE_API_KEY", "SHOTLINE_KEY"}
+CLIENT_ENV = {"SHOTLINE_API_URL", "SHOTLINE_API_KEY", "SHOTLINE_KEY",
+              # `shotline keys set-storage` reads a bucket's access key from these.
+              "SHOTLINE_BUCKET_ACCESS_KEY_ID", "SHOTLINE_BUCKET_SECRET_ACCESS_KEY"}
 _SHOTLINE_NAME = re.compile(r"\bSHOTLINE_[A-Z0-9_]+\b")
 
 

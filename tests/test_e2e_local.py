@@ -116,7 +116,8 @@ def test_http_error_pages_fail_the_job(
     assert job["error"]["code"] == code and job["error"]["status"] == status
     assert job["result"] is None
     conflict = client.get(f"{base}/v1/jobs/{job['id']}/result")
-    assert conflict.status_code == 409 and conflict.json()["error"] == "job_not_finished"
+    assert conflict.status_code == 409 and conflict.json()["error"] == "job_failed"
+    assert f"job {job['id']} failed ({code}: " in conflict.json()["message"]
 
 
 def test_timeout_fails_the_job(base: str, client: httpx.Client, page_server: PageServer) -> None:

@@ -21,8 +21,8 @@ from shared.jobs import CaptureOptions
 from tests.servers import LOOPBACK_POLICY, PageServer
 from worker.engines import blocking
 from worker.engines.base import Capture
-from worker.engines.blocking import Blocklist
 from worker.engines.chromium import ChromiumEngine
+from worker.engines.filter_lists import FilterList
 
 WHITE = (255, 255, 255)
 RED = (255, 0, 0)
@@ -240,8 +240,8 @@ def test_result_metadata_follows_redirects(shooter: Shooter) -> None:
 def test_block_ads_refuses_listed_hosts_and_counts_them(
     shooter: Shooter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listed = Blocklist({"ads": frozenset({"localhost"}), "trackers": frozenset()})
-    monkeypatch.setattr(blocking, "load_blocklist", lambda: listed)
+    listed = FilterList("ads", "||localhost^")
+    monkeypatch.setattr(blocking, "lists_for", lambda options: (listed,) if options.block_ads else ())
     plain = shooter.capture("/fidelity/ads.html", width=400, height=600)
     assert count(picture(plain), RED) == 300 * 250 and plain.blocked_requests == 0
 
@@ -289,11 +289,16 @@ def test_hide_selectors_css_and_js(shooter: Shooter) -> None:
 
 
 def test_failing_js_is_a_permanent_script_error(shooter: Shooter) -> None:
-    with pytest.raises(PageScriptFailed, match="boom") as caught:
+    with pytest.raises(PageScriptFailed, match="threw Error: boom;") as caught:
         shooter.capture("/index.html", js="throw new Error('boom')")
     assert caught.value.code == "script_error" and not caught.value.retryable
-    with pytest.raises(PageScriptFailed):
+    # In the page's terms, not Playwright's ("Page.evaluate: Error: boom").
+    assert "evaluate" not in caught.value.message and "Page." not in caught.value.message
+    with pytest.raises(PageScriptFailed, match="threw SyntaxError: ") as syntax:
         shooter.capture("/index.html", js="this is not javascript(")
+    assert "evaluate" not in syntax.value.message
+    with pytest.raises(PageScriptFailed, match='threw "plain";'):
+        shooter.capture("/index.html", js="throw 'plain'")
 
 
 def test_click_selector(shooter: Shooter) -> None:

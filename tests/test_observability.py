@@ -306,6 +306,42 @@ def test_api_metrics_count_requests_by_route_template_and_status(
     assert value(after, "process_resident_memory_bytes") > 0
 
 
+def test_api_metrics_count_submitted_jobs_by_outcome_engine_and_format(
+    stack: Stack, client: httpx.Client, snapapi: SnapApiStandIn
+) -> None:
+    before = scrape(client, f"{stack.base}/metrics")
+    body = {"url": "http://127.0.0.1:9/outcomes", "format": "webp", "cache_ttl": 600}
+    snapapi.delay = 1.5  # the first capture is still in flight when its twin arrives
+    try:
+        first = client.post(f"{stack.base}/v1/screenshots", json=body).json()
+        twin = client.post(f"{stack.base}/v1/screenshots", json=body).json()
+        wait_for_job(client, first["status_url"])
+    finally:
+        snapapi.delay = 0.0
+    again = client.post(f"{stack.base}/v1/screenshots", json=body).json()
+    blocked = client.post(f"{stack.base}/v1/screenshots",
+                          json={"url": "http://169.254.169.254/", "format": "webp"})
+    after = scrape(client, f"{stack.base}/metrics")
+    assert (first["cached"], twin["cached"], again["status"]) == (False, True, "succeeded")
+    assert blocked.status_code == 422 and blocked.json()["error"] == "url_blocked"
+
+    def moved(outcome: str, reason: str = "none") -> float:
+        labels = {"outcome": outcome, "reason": reason, "engine": "snapapi", "format": "webp"}
+        name = "shotline_jobs_submitted_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert [moved("queued"), moved("shared"), moved("cached"), moved("refused", "url_blocked")] \
+        == [1, 1, 1, 1]
+
+
+def test_celery_logs_no_line_per_task_at_info(stack: Stack, client: httpx.Client) -> None:
+    submit_traced(client, stack.base, "quiet-celery", url="http://127.0.0.1:9/quiet")
+    events = [line.get("event", "") for line in json_lines(stack.worker_log)]
+    assert "job succeeded" in events
+    # Celery's own "Task … received" / "Task … succeeded in …s" lines are off at INFO.
+    assert not [e for e in events if e.startswith("Task ")], events[-20:]
+
+
 # --- Alert rules and dashboard -----------------------------------------------------------------
 
 

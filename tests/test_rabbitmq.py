@@ -89,9 +89,10 @@ def test_capture_and_retry_end_to_end_over_rabbitmq(
         assert (job["result"]["width"], job["result"]["height"]) == (400, 300)
         assert client.get(job["result"]["url"]).content.startswith(b"\x89PNG")
 
-        # A timeout is retryable: the retry travels through RabbitMQ's delayed delivery
-        # (countdown) back into the quorum queue, and the second attempt runs.
-        slow = submit(client, base, url=page_server.url("/slow?ms=4000"), timeout_ms=1000)
+        # A timeout the request allows one retry for: the retry travels through RabbitMQ's
+        # delayed delivery (countdown) back into the quorum queue, and the second attempt runs.
+        slow = submit(client, base, url=page_server.url("/slow?ms=4000"), timeout_ms=1000,
+                      retries=1)
         failed = wait_for_job(client, slow["status_url"], timeout=60)
         assert failed["status"] == "failed" and failed["error"]["code"] == "timeout", failed
         assert failed["attempts"] == 2

@@ -128,6 +128,16 @@ def test_thumbnail_width_is_applied_by_shotline_not_sent(snap: SnapApiStandIn) -
     assert unsupported_options(CaptureOptions(url=PAGE_URL, thumbnail_width=200)) == []
 
 
+def test_quality_options_snapapi_has_are_sent(snap: SnapApiStandIn) -> None:
+    capture(snap, block_chats=True, fail_if_content_missing=["Price"],
+            fail_if_content_contains=["Access denied", "captcha"])
+    assert snap.bodies == [{
+        **BASE, "width": 1280, "height": 800,
+        "blockChatWidgets": True, "failIfContentMissing": ["Price"],
+        "failIfContentContains": ["Access denied", "captcha"],
+    }]
+
+
 @pytest.mark.parametrize(
     ("fields", "unsupported"),
     [
@@ -136,6 +146,9 @@ def test_thumbnail_width_is_applied_by_shotline_not_sent(snap: SnapApiStandIn) -
         ({"cookies": [{"name": "a", "value": "b", "http_only": True, "same_site": "Lax"}]},
          ["cookies.0.http_only", "cookies.0.same_site"]),
         ({"device": "ipad", "block_ads": True, "pdf_options": None}, []),
+        ({"remove_selectors": [".x"], "scroll_to": "#a", "hover": "#b",
+          "wait_for_function": "window.ok", "retry_if_blank": True, "block_chats": True},
+         ["remove_selectors", "scroll_to", "hover", "wait_for_function", "retry_if_blank"]),
     ],
 )
 def test_options_snapapi_cannot_honour(

@@ -108,7 +108,7 @@ async def test_local_put_fails_with_storage_error_when_the_root_is_a_file(tmp_pa
     root.write_bytes(b"")
     storage = LocalStorage(root, BASE_URL, SIGNING_KEY)
 
-    with pytest.raises(StorageError, match="Cannot write"):
+    with pytest.raises(StorageError, match="cannot write"):
         await storage.put(KEY, PAYLOAD, content_type="image/png")
     with pytest.raises(StorageError, match="not writable"):
         await storage.check()

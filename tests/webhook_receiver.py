@@ -8,7 +8,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.quiet_http import QuietHTTPServer
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     daemon_threads = True
     owner: WebhookReceiver
 

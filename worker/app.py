@@ -32,6 +32,8 @@ from shared.queue import enqueue_delivery, make_celery
 from worker.background import BackgroundLoop
 from worker.dispatcher import dispatcher_thread
 from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopping, start_exporter
+from worker.monitor_scheduler import monitor_scheduler_thread
+from worker.retention import retention_thread
 from worker.runtime import cancel_captures, close_runtime
 from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
 from worker.sweeper import sweeper_thread
@@ -44,6 +46,8 @@ _exporter: WorkerExporter | None = None
 
 _sweeper: BackgroundLoop | None = None
 _dispatcher: BackgroundLoop | None = None
+_retention: BackgroundLoop | None = None
+_monitor_scheduler: BackgroundLoop | None = None
 
 
 @signals.setup_logging.connect
@@ -57,6 +61,10 @@ def _start_sweeper(**_: Any) -> None:
     if settings.sweeper and _sweeper is None:
         _sweeper = sweeper_thread(settings)
         _sweeper.start()
+    global _retention
+    if settings.sweeper and _retention is None:
+        _retention = retention_thread(settings)
+        _retention.start()
 
 
 @signals.worker_ready.connect
@@ -67,6 +75,24 @@ def _start_dispatcher(**_: Any) -> None:
     if CAPTURE_QUEUE in app.amqp.queues.consume_from and _dispatcher is None:
         _dispatcher = dispatcher_thread(settings)
         _dispatcher.start()
+
+
+@signals.worker_ready.connect
+def _start_monitor_scheduler(**_: Any) -> None:
+    # Monitors' due slots become capture jobs (worker.monitor_scheduler); claims are atomic.
+    global _monitor_scheduler
+    if (settings.monitor_scheduler and CAPTURE_QUEUE in app.amqp.queues.consume_from
+            and _monitor_scheduler is None):
+        _monitor_scheduler = monitor_scheduler_thread(settings)
+        _monitor_scheduler.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_monitor_scheduler(**_: Any) -> None:
+    global _monitor_scheduler
+    if _monitor_scheduler is not None:
+        scheduler, _monitor_scheduler = _monitor_scheduler, None
+        scheduler.stop()
 
 
 @signals.worker_ready.connect
@@ -85,7 +111,10 @@ def _bound_shutdown(how: str = "", **_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_sweeper(**_: Any) -> None:
-    global _sweeper, _dispatcher
+    global _sweeper, _dispatcher, _retention
+    if _retention is not None:
+        retention, _retention = _retention, None
+        retention.stop()
     if _sweeper is not None:
         sweeper, _sweeper = _sweeper, None
         sweeper.stop()

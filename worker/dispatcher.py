@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
+from celery import Celery
 
 from shared.composition import build_components
 from shared.errors import ShotlineError
@@ -30,8 +31,8 @@ log = structlog.get_logger("shotline.dispatcher")
 #: Longest sleep between two passes when nothing wakes the dispatcher.
 IDLE_WAKE_SECONDS = 1.0
 
-#: Sends one capture task (blocking; run in a thread).
-Publish = Callable[[Release], None]
+#: Sends the capture tasks of a pass (blocking; run in a thread); the ids it sent.
+Publish = Callable[[Sequence[Release]], list[str]]
 
 
 class Dispatcher:
@@ -50,16 +51,7 @@ class Dispatcher:
         pass publishes it again (so does any dispatcher, if this one dies meanwhile).
         """
         claimed = await self.fair.claim()
-        sent: list[str] = []
-        for release in claimed:
-            try:
-                await asyncio.to_thread(self.publish, release)
-            except Exception as exc:
-                log.warning("could not publish a capture task; it is published again after"
-                            " its lease", job_id=release.job_id, request_id=release.request_id,
-                            error=str(exc))
-                continue
-            sent.append(release.job_id)
+        sent = await asyncio.to_thread(self.publish, claimed) if claimed else []
         await self.fair.published(sent)
         if sent:
             log.debug("captures released", jobs=len(sent))
@@ -84,6 +76,25 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+def publish_all(app: Celery, releases: Sequence[Release]) -> list[str]:
+    """Send ``releases``' capture tasks on one producer connection (one thread hand-off and
+    one pooled connection per pass, not per task); the ids sent. A task that could not be
+    sent stays claimed: its lease runs out and a later pass publishes it again."""
+    sent: list[str] = []
+    with app.producer_or_acquire() as producer:
+        for release in releases:
+            try:
+                enqueue_capture(app, release.job_id, request_id=release.request_id,
+                                traceparent=release.traceparent, producer=producer)
+            except Exception as exc:
+                log.warning("could not publish a capture task; it is published again after"
+                            " its lease", job_id=release.job_id, request_id=release.request_id,
+                            error=str(exc))
+                continue
+            sent.append(release.job_id)
+    return sent
+
+
 def dispatcher_thread(settings: Settings) -> BackgroundLoop:
     """A (not yet started) dispatcher thread with its own Redis client and Celery producer."""
 
@@ -91,9 +102,8 @@ def dispatcher_thread(settings: Settings) -> BackgroundLoop:
         producer = make_celery(settings)
         components = build_components(settings, producer=producer, max_connections=4)
 
-        def publish(release: Release) -> None:
-            enqueue_capture(producer, release.job_id, request_id=release.request_id,
-                            traceparent=release.traceparent)
+        def publish(releases: Sequence[Release]) -> list[str]:
+            return publish_all(producer, releases)
 
         async def close() -> None:
             producer.close()

@@ -16,11 +16,14 @@ from typing import Protocol
 import structlog
 from PIL import Image
 
+from shared.apikeys import KeyStore
 from shared.backoff import backoff_delay
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
+    CaptureHostUnresolvable,
     CaptureUrlBlocked,
+    HostUnresolvable,
     JobLost,
     JobNotFound,
     ResultNotStored,
@@ -30,12 +33,16 @@ from shared.errors import (
     UrlBlocked,
 )
 from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult
+from shared.quality import valid_text
 from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
 from shared.semaphore import FleetSemaphore, Lease
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
+from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
 from worker.engines.base import Capture, CaptureEngine
+from worker.engines.blank import is_blank
+from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
 log = structlog.get_logger("shotline.pipeline")
@@ -102,11 +109,32 @@ def result_key(job: Job) -> str:
     return f"{RESULTS_PREFIX}{job.id}.{job.options.format.extension}"
 
 
+def attempt_limit(job: Job, max_attempts: int) -> int:
+    """Most attempts ``job`` may get: ``max_attempts`` (``CAPTURE_MAX_ATTEMPTS``) for
+    Shotline's own faults, or more when the request's ``retries`` asks for them."""
+    return max(max_attempts, job.options.retries + 1)
+
+
+def may_retry(exc: CaptureError, job: Job, max_attempts: int) -> bool:
+    """Whether a failed attempt of ``job`` is tried again.
+
+    Shotline's own faults (browser crash, engine 429/5xx, storage hiccup) are, up to
+    ``CAPTURE_MAX_ATTEMPTS``. A page that did not answer in time is tried again only as
+    often as the request's ``retries`` asks: retrying it on our own initiative would turn
+    ``timeout_ms`` into a fraction of the real bound and hold worker slots meanwhile.
+    """
+    if not exc.retryable:
+        return False
+    if exc.page_fault:
+        return job.attempts <= job.options.retries
+    return job.attempts < attempt_limit(job, max_attempts)
+
+
 def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
     """The result record of ``capture``: size, digest, pixel dimensions (images only) and
     what the engine learned about the page."""
-    width = height = None
-    if fmt is not ImageFormat.pdf:
+    width, height = capture.width, capture.height
+    if width is None and fmt is not ImageFormat.pdf:
         with Image.open(io.BytesIO(capture.data)) as image:  # reads the header only
             width, height = image.size
     return StoredResult(
@@ -116,10 +144,15 @@ def describe(capture: Capture, key: str, fmt: ImageFormat) -> StoredResult:
         width=width,
         height=height,
         sha256=hashlib.sha256(capture.data).hexdigest(),
-        final_url=capture.final_url,
+        final_url=valid_text(capture.final_url),
         http_status=capture.http_status,
-        title=capture.title,
+        title=valid_text(capture.title),
         blocked_requests=capture.blocked_requests,
+        duration_ms=capture.duration_ms,
+        blank=capture.blank if capture.blank is not None else is_blank(capture.data, fmt),
+        truncated=capture.truncated,
+        popups_blocked=capture.popups_blocked,
+        notes=[valid_text(note) or "" for note in capture.notes],
     )
 
 
@@ -180,8 +213,8 @@ def job_log_context(job: Job) -> dict[str, str]:
 async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) -> Outcome:
     """One attempt of ``job`` (already marked running): capture, store, record the outcome."""
     started = time.perf_counter()
-    if job.attempts > deps.max_attempts:
-        # Only redeliveries get here (retries stop at max_attempts): the worker of every
+    if job.attempts > attempt_limit(job, deps.max_attempts):
+        # Only redeliveries get here (retries stop at the limit): the worker of every
         # earlier attempt died, so this page may well be what kills them.
         return await _fail(deps, job, JobLost(
             f"the worker running this job died {job.attempts - 1} times; giving up"
@@ -194,7 +227,7 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         finally:
             if lease is not None:
                 await lease.release()
-        if job.options.thumbnail_width is not None:
+        if job.options.thumbnail_width is not None and not job.options.format.is_video:
             capture = dataclasses.replace(capture, data=thumbnail(
                 capture.data, job.options.format, job.options.thumbnail_width,
                 quality=job.options.quality,
@@ -203,12 +236,23 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
             raise ResultTooLarge(
                 f"result is {len(capture.data)} bytes, above the limit of {deps.max_result_bytes}"
             )
-        key = result_key(job)
+        # The key's own bucket (its endpoint checked by the URL policy), or the default.
+        placement = await placement_for(deps.storage, job.api_key_id,
+                                        keys=KeyStore(deps.store.redis), policy=deps.policy)
+        key = placement.prefix + result_key(job)
         result = describe(capture, key, job.options.format)
+        result.destination = placement.record
+        if result.blank:
+            log.warning("The picture is blank (essentially one colour).", notes=result.notes)
         storing = time.perf_counter()
-        await deps.storage.put(key, capture.data, content_type=capture.content_type)
-        log.info("result stored", storage=deps.storage.name, key=key, bytes=result.bytes,
+        await placement.put(key, capture.data, content_type=capture.content_type)
+        if capture.poster is not None and job.options.thumbnail_width is not None:
+            result.poster = await store_poster(placement, job, capture.poster,
+                                               job.options.thumbnail_width)
+        log.info("result stored", storage=placement.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
+    except HostUnresolvable as exc:
+        return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started)
     except UrlBlocked as exc:
         return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
     except CaptureError as exc:
@@ -228,7 +272,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
-             blocked_requests=capture.blocked_requests, status=JobStatus.succeeded.value)
+             blocked_requests=capture.blocked_requests, blank=result.blank,
+             status=JobStatus.succeeded.value)
     await _notify(deps, finished)
     return Outcome(status=JobStatus.succeeded)
 
@@ -259,9 +304,9 @@ async def _notify(deps: PipelineDeps, job: Job,
 
 async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
-    error = JobError(code=exc.code, message=exc.message, status=exc.status)
+    error = JobError(code=exc.code, message=valid_text(exc.message) or "", status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
-    if exc.retryable and job.attempts < deps.max_attempts:
+    if may_retry(exc, job, deps.max_attempts):
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
             job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown

@@ -20,18 +20,21 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from shared.apikeys import KeyStore
 from shared.completion import Resettle
 from shared.composition import build_components
 from shared.constants import SNAPAPI_SEMAPHORE
 from shared.queue import max_countdown
+from shared.retention import RetentionIndex, RetentionListener
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.listener import Enqueue
 from worker.background import LoopThread
 from worker.engines import make_engine
 from worker.job_metrics import MetricsListener
+from worker.monitor_results import monitor_results
 from worker.pipeline import PipelineDeps
 
 T = TypeVar("T")
@@ -54,15 +57,20 @@ class WorkerRuntime:
                                       wait_for_connection=5.0)
         self.redis = components.redis
         engine = make_engine(settings)
+        storage = make_storage_router(settings)
+        # Monitors' runs are compared when they end (numpy: the workers only, not the API).
+        components.completion.add_job_hook(monitor_results(settings, components, storage))
         self.deps = PipelineDeps(
             store=components.jobs,
             engine=engine,
-            storage=make_storage(settings),
+            storage=storage,
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
             # Result cache index, single-flight followers, batch counts and webhooks.
-            listeners=(components.completion, MetricsListener(engine=engine.name)),
+            listeners=(components.completion, MetricsListener(engine=engine.name),
+                       RetentionListener(RetentionIndex(self.redis), KeyStore(self.redis),
+                                         default=settings.result_retention_seconds)),
             slots=(
                 FleetSemaphore(self.redis, SNAPAPI_SEMAPHORE,
                                limit=settings.snapapi_max_concurrency)

@@ -36,7 +36,9 @@ from shared.jobs import Job
 from shared.queue import enqueue_capture, make_celery
 from shared.settings import Settings
 from shared.status_store import Recovery, StatusStore, redis_errors
+from shared.storage.destinations import make_storage_router
 from worker.background import BackgroundLoop
+from worker.monitor_results import monitor_results
 from worker.pipeline import JobListener
 
 log = structlog.get_logger("shotline.sweeper")
@@ -173,8 +175,13 @@ def sweeper_thread(settings: Settings, listeners: Sequence[JobListener] = ()) ->
         def enqueue(job_id: str, request_id: str | None) -> None:
             enqueue_capture(producer, job_id, request_id=request_id)
 
+        storage = make_storage_router(settings)
+        # A monitor's run failed as lost counts as the monitor's failure.
+        components.completion.add_job_hook(monitor_results(settings, components, storage))
+
         async def close() -> None:
             producer.close()
+            await storage.aclose()
             await components.aclose()
 
         sweeper = Sweeper(

@@ -27,7 +27,7 @@ import structlog
 from shared.composition import build_components
 from shared.safe_http import safe_async_client
 from shared.settings import Settings
-from shared.storage import make_storage
+from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy
 from shared.webhooks.delivery import DeliveryDeps, dispatch_due
 from shared.webhooks.listener import LEASE_SECONDS, Enqueue
@@ -60,7 +60,7 @@ class WebhookRuntime:
             deliveries=components.deliveries,
             jobs=components.jobs,
             batches=components.batches,
-            storage=make_storage(settings),
+            storage=make_storage_router(settings),
             secrets=WebhookSecrets.from_settings(settings, components.redis),
             client=safe_async_client(UrlPolicy.from_settings(settings),
                                      timeout=settings.webhook_timeout_seconds),

@@ -18,6 +18,8 @@ router = APIRouter(tags=["console"], include_in_schema=False)
 ASSETS = {
     "console.js": ("console.js", "text/javascript; charset=utf-8"),
     "console.css": ("console.css", "text/css; charset=utf-8"),
+    "monitors.js": ("monitors.js", "text/javascript; charset=utf-8"),
+    "monitors.css": ("monitors.css", "text/css; charset=utf-8"),
 }
 #: Scripts and styles only from this origin; pictures may come from S3 (another origin).
 CSP = ("default-src 'self'; img-src 'self' http: https: data:; object-src 'none'; "
@@ -36,6 +38,20 @@ async def console_page() -> Response:
     """The console page."""
     return Response(_read("console.html"), media_type="text/html; charset=utf-8",
                     headers=_HEADERS)
+
+
+@router.get("/monitors", summary="Web console: monitors")
+async def monitors_page() -> Response:
+    """The monitors page: create, list, and each monitor's runs (diffs of changed ones)."""
+    return Response(_read("monitors.html"), media_type="text/html; charset=utf-8",
+                    headers=_HEADERS)
+
+
+@router.get("/favicon.ico", summary="The console's icon")
+async def favicon() -> Response:
+    """The icon browsers ask every page of the API for (the console, /docs, /redoc)."""
+    return Response(_read("favicon.ico"), media_type="image/x-icon",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/console/{name}", summary="Web console assets")

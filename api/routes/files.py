@@ -9,6 +9,7 @@ from api.deps import ServicesDep
 from api.schemas import ErrorBody
 from api.streaming import open_stream
 from shared.errors import JobNotFound
+from shared.storage.destinations import default_storage
 from shared.storage.local import LocalStorage, media_type
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -27,7 +28,7 @@ async def get_file(
     signature: str = Query(description="HMAC of the key and expiry."),
 ) -> StreamingResponse:
     """Stream a stored file; 403 when the link expired or was tampered with."""
-    storage = services.storage
+    storage = default_storage(services.storage)
     if not isinstance(storage, LocalStorage):
         raise JobNotFound("files are served by the storage backend itself")
     storage.verify(key, expires, signature)

@@ -9,7 +9,7 @@ from api.deps import RequestIdDep, ServicesDep, enforce_rate_limit
 from api.render import link_parameters, render_request, verify_link
 from api.schemas import ErrorBody
 from api.services import submit_capture
-from api.sync import WAIT_MARGIN_SECONDS, capture_response, wait_for_job
+from api.sync import capture_response, wait_for_job, wait_seconds
 
 router = APIRouter(prefix="/v1/render", tags=["render"])
 
@@ -41,7 +41,7 @@ async def render(request: Request, services: ServicesDep, request_id: RequestIdD
     body = render_request(params)
     job = await submit_capture(services, body, principal=caller, request_id=request_id)
     job = await wait_for_job(services, caller, job.id,
-                             timeout=body.timeout_ms / 1000 + WAIT_MARGIN_SECONDS)
+                             timeout=wait_seconds(body))
     response = await capture_response(request, services, job)
     if isinstance(response, StreamingResponse):
         response.headers["Cache-Control"] = "private, max-age=300"

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from api.deps import CallerDep, IdempotentDep, RequestIdDep, ServicesDep
 from api.schemas import Accepted, ErrorBody
 from api.services import submit_capture
-from api.sync import WAIT_MARGIN_SECONDS, capture_response, wait_for_job
+from api.sync import capture_response, wait_for_job, wait_seconds
 from shared.jobs import ScreenshotRequest
 
 router = APIRouter(prefix="/v1/screenshots", tags=["screenshots"])
@@ -74,5 +74,5 @@ async def create_screenshot_sync(
     if job_id is None:
         job_id = (await submit_capture(services, body, principal=caller, request_id=request_id)).id
     job = await wait_for_job(services, caller, job_id,
-                             timeout=body.timeout_ms / 1000 + WAIT_MARGIN_SECONDS)
+                             timeout=wait_seconds(body))
     return await capture_response(request, services, job)

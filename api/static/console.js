@@ -40,6 +40,13 @@ function showSteps(status) {
   $("steps").lastElementChild.textContent = status === "failed" ? "failed" : "succeeded";
 }
 
+// Before a new submit, and when it is refused: no status or pill of the previous job stays.
+function resetProgress() {
+  for (const item of $("steps").children) item.className = "";
+  $("steps").lastElementChild.textContent = "succeeded";
+  $("status").textContent = "";
+}
+
 function showError(error) {
   const box = $("error");
   box.hidden = !error;
@@ -105,6 +112,7 @@ async function onSubmit(event) {
   const button = $("submit");
   button.disabled = true;
   showError(null);
+  resetProgress();
   $("result").hidden = true;
   try {
     localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
@@ -118,6 +126,7 @@ async function onSubmit(event) {
       showResult(job);
     }
   } catch (error) {
+    if (error instanceof ApiError && !$("status").textContent) resetProgress();
     showError(error);
   } finally {
     button.disabled = false;
@@ -153,10 +162,31 @@ function tile(job) {
   const badge = document.createElement("span");
   badge.className = "badge " + job.status;
   badge.textContent = job.status;
-  meta.append(badge, " ", job.options.url);
+  const where = document.createElement("span");
+  where.className = "where";
+  where.textContent = shortUrl(job.options.url);
+  meta.append(badge, where);
   meta.title = job.options.url + "\n" + job.created_at;
   item.append(link, meta);
   return item;
+}
+
+// The part of a URL worth a caption: host and path, without the scheme every URL shares.
+function shortUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.host + (parsed.pathname === "/" ? "" : parsed.pathname) + parsed.search;
+  } catch (_) {
+    return url;
+  }
+}
+
+// A message about the gallery as a whole (empty, refused): one row across it, not a tile.
+function galleryNote(text) {
+  const note = document.createElement("li");
+  note.className = "note";
+  note.textContent = text;
+  $("gallery").replaceChildren(note);
 }
 
 async function loadGallery() {
@@ -164,17 +194,10 @@ async function loadGallery() {
   try {
     const { jobs } = await api("/v1/jobs?limit=12");
     gallery.replaceChildren(...jobs.map(tile));
-    if (!jobs.length) {
-      const empty = document.createElement("li");
-      empty.className = "placeholder";
-      empty.textContent = "No captures yet.";
-      gallery.replaceChildren(empty);
-    }
+    if (!jobs.length) galleryNote("No captures yet.");
   } catch (error) {
-    const failed = document.createElement("li");
-    failed.textContent = error.code + ": " + error.message +
-      (error.code === "unauthorized" ? " (paste your API key above)" : "");
-    gallery.replaceChildren(failed);
+    galleryNote(error.code + ": " + error.message +
+      (error.code === "unauthorized" ? " (paste your API key above)" : ""));
   }
 }
 

@@ -33,6 +33,14 @@ class Storage(Protocol):
         """The object's bytes in chunks; raises :class:`shared.errors.StorageError` if missing."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing an object that does not exist is not an error."""
+        ...
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys of every stored object whose key starts with ``prefix``."""
+        ...
+
     async def check(self) -> None:
         """Raise :class:`shared.errors.StorageError` unless the backend is reachable."""
         ...

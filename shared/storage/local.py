@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import mimetypes
 import os
 import re
@@ -14,9 +15,13 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
+import structlog
+
 from shared.errors import StorageError
 from shared.signing import sign_download, verify_download
 from shared.storage.base import SignedUrl
+
+log = structlog.get_logger("shotline.storage.local")
 
 #: Longest key accepted (S3's own limit, in bytes; keys here are ASCII).
 MAX_KEY_LENGTH = 1024
@@ -70,7 +75,13 @@ class LocalStorage:
         try:
             await asyncio.to_thread(_write_atomically, path, data)
         except OSError as exc:
-            raise StorageError(f"Cannot write {key!r} under {self.root}: {exc}") from exc
+            # Clients see the message: the server's paths stay in the log.
+            log.error("Could not write to local storage.", key=key, root=str(self.root),
+                      error=str(exc))
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageError("storage full: the result could not be written") from exc
+            reason = errno.errorcode.get(exc.errno or 0, "an I/O error")
+            raise StorageError(f"cannot write {key!r} to local storage ({reason})") from exc
 
     def signed_url(self, key: str, *, expires_in: int) -> SignedUrl:
         """A link to ``GET /v1/files/{key}`` valid for ``expires_in`` seconds."""
@@ -111,6 +122,18 @@ class LocalStorage:
         finally:
             await asyncio.to_thread(handle.close)
 
+    async def delete(self, key: str) -> None:
+        """Remove ``key``'s file (nothing to do when it does not exist)."""
+        path = self.path_for(key)
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"Cannot delete {key!r} under {self.root}: {exc}") from exc
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the files under ``root`` whose key starts with ``prefix``."""
+        return await asyncio.to_thread(_list_keys, self.root, prefix)
+
     async def check(self) -> None:
         """Raise :class:`StorageError` unless a file can be created under ``root``."""
         try:
@@ -136,6 +159,19 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _list_keys(root: Path, prefix: str) -> list[str]:
+    # Only the directory the prefix ends in is read (keys of one job share a directory).
+    directory = (root / prefix).parent if "/" in prefix else root
+    if not directory.is_dir() or not directory.resolve().is_relative_to(root.resolve()):
+        return []
+    keys = []
+    for path in directory.rglob("*"):
+        key = path.relative_to(root).as_posix()
+        if path.is_file() and key.startswith(prefix) and _KEY_PATTERN.fullmatch(key):
+            keys.append(key)
+    return sorted(keys)
 
 
 def _probe_writable(root: Path) -> None:

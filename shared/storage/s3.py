@@ -142,6 +142,31 @@ class S3Storage:
         finally:
             await asyncio.to_thread(body.close)
 
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (S3 answers success for a key that does not exist)."""
+        validate_key(key)
+        try:
+            await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            if _error_code(exc) in _MISSING_CODES - {"NoSuchBucket"}:
+                return
+            raise StorageError(f"Cannot delete {key!r} from bucket {self.bucket!r}: {exc}") from exc
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the objects whose key starts with ``prefix`` (ListObjectsV2, paginated)."""
+
+        def list_all() -> list[str]:
+            keys: list[str] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [item["Key"] for item in page.get("Contents", []) if "Key" in item]
+            return keys
+
+        try:
+            return await asyncio.to_thread(list_all)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Cannot list {prefix!r} in bucket {self.bucket!r}: {exc}") from exc
+
     async def check(self) -> None:
         """Raise :class:`StorageError` unless the bucket exists and is reachable (HeadBucket)."""
         try:

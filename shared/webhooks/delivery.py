@@ -27,6 +27,7 @@ from shared.errors import BatchNotFound, JobNotFound, UrlBlocked
 from shared.job_view import render_job
 from shared.jobs import Job
 from shared.metrics import record_webhook_attempt
+from shared.monitors.events import monitor_run_of, render_monitor_event
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.webhooks.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryState
@@ -99,6 +100,15 @@ async def open_batch_delivery(deliveries: DeliveryStore, batch: Batch, *, due: f
         return False
     return await _open(deliveries, batch_subject(batch.id), EventType.batch_completed,
                        record_id=batch.id, url=batch.webhook_url, owner=batch.api_key_id,
+                       due=due, now=now)
+
+
+async def open_event_delivery(deliveries: DeliveryStore, subject: str, event: EventType, *,
+                              record_id: str, url: str, owner: str | None, due: float,
+                              now: float | None = None) -> bool:
+    """Record the delivery of ``event`` about ``subject`` (any kind: a monitor's run...),
+    due at ``due``; idempotent like :func:`open_delivery`."""
+    return await _open(deliveries, subject, event, record_id=record_id, url=url, owner=owner,
                        due=due, now=now)
 
 
@@ -234,6 +244,13 @@ async def _send(delivery: Delivery, deps: DeliveryDeps, started: float) -> _Answ
 
 async def _render_event(delivery: Delivery, deps: DeliveryDeps) -> _Event | None:
     """The event's body, rendered now from the job's or batch's record (``None``: expired)."""
+    if monitor_run_of(delivery.subject) is not None:
+        rendered = await render_monitor_event(deps.deliveries.redis, deps.storage,
+                                              delivery.subject,
+                                              url_ttl_seconds=deps.url_ttl_seconds)
+        if rendered is None:
+            return None
+        return _Event(event_body(delivery.event, rendered[0], occurred_at=rendered[1]), None)
     batch_id = batch_id_of(delivery.subject)
     if batch_id is not None:
         try:

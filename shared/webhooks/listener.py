@@ -49,6 +49,12 @@ class WebhookListener:
             await self._schedule(batch_subject(batch.id), lambda due, now: open_batch_delivery(
                 self.deliveries, batch, due=due, now=now))
 
+    async def schedule(self, subject: str,
+                       open_: Callable[[float, float], Awaitable[bool]]) -> None:
+        """Record a delivery with ``open_(due, now)`` (any subject: a monitor's event...)
+        and send its task, like a job's."""
+        await self._schedule(subject, open_)
+
     async def _schedule(self, subject: str,
                         open_: Callable[[float, float], Awaitable[bool]]) -> None:
         now = time.time()

@@ -18,6 +18,10 @@ class EventType(StrEnum):
     job_failed = "job.failed"
     #: Every job of a batch has ended (each succeeded or failed); sent once per batch.
     batch_completed = "batch.completed"
+    #: A monitor's run differs from its baseline (or, with notify_on "every", any good run).
+    monitor_changed = "monitor.changed"
+    #: A monitor's runs failed SHOTLINE_MONITOR_FAILURES_BEFORE_ALERT times in a row.
+    monitor_failed = "monitor.failed"
 
 
 def event_for(status: JobStatus) -> EventType:

@@ -37,12 +37,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import FrameType
 from typing import Any, Final, TypeAlias, cast
 from urllib.parse import urlsplit
 
 from PIL import Image, features
+
+from tests.quiet_http import QuietHTTPServer
 
 SCREENSHOT_PATH: Final = "/v1/screenshot"
 DEFAULT_API_KEY: Final = "sk_test_standin"
@@ -671,7 +673,7 @@ class SnapApiStandIn:
         return _Answer(200, {"Content-Type": content_type, **headers}, data)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128  # benchmarks open many connections at once

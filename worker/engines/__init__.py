@@ -36,4 +36,5 @@ def make_engine(settings: Settings) -> CaptureEngine:
         memory_mb=settings.chromium_memory_mb,
         warm_contexts=settings.chromium_warm_contexts,
         fast_screenshot=settings.chromium_fast_screenshot,
+        ffmpeg_path=settings.ffmpeg_path,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.jobs import CaptureOptions
@@ -18,6 +18,17 @@ class Capture:
     http_status: int | None = None
     title: str | None = None
     blocked_requests: int = 0
+    #: Size and length of a scroll video (images are measured from their bytes).
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    #: A scroll video's first frame (JPEG), for ``thumbnail_width``'s poster.
+    poster: bytes | None = None
+    #: Quality findings (see :class:`shared.quality.QualityResult`).
+    blank: bool | None = None
+    truncated: dict[str, int] | None = None
+    popups_blocked: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 class CaptureEngine(Protocol):

@@ -1,19 +1,16 @@
-"""Request blocking for the ``chromium`` engine: ``block_ads``, ``block_trackers`` and
-``block_resources``, by intercepting every request of a browser context.
+"""Request blocking for the ``chromium`` engine: ``block_ads``, ``block_trackers``,
+``block_chats`` and ``block_resources``, by intercepting every request of a browser context.
 
-The ad and tracker hosts are data, not code: ``data/blocklist.json`` is built from a
-maintained tracker database by ``shotline blocklist update`` (see
-:mod:`shotline.blocklists`). A request is refused when its host or any parent domain is
-listed, unless it belongs to the captured page's own site.
+What is refused is data, not code: the filter lists of :mod:`worker.engines.filter_lists`
+(EasyList, EasyPrivacy, chat widgets), matched by adblock-rust on the request's URL, its
+type and the page it serves. The captured page's own site (its host and subdomains) is
+never refused, whatever a list says: a list's first-party rules (``/ads/banner.js``) would
+otherwise cut pieces out of the very page asked for.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -21,71 +18,16 @@ import structlog
 from playwright.async_api import BrowserContext, Request, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
-from shared.errors import ConfigurationError
 from shared.jobs import CaptureOptions
 from shared.options import ResourceType
+from worker.engines.filter_lists import DATA_DIR, FilterList, lists_for
+
+__all__ = ["ABORT_REASON", "DATA_DIR", "RequestBlocker", "same_site"]
 
 log = structlog.get_logger("shotline.engines.blocking")
 
-#: Where the engines' data files live.
-DATA_DIR: Final = Path(__file__).parent / "data"
-#: The ad and tracker host list (``{"source": {...}, "categories": {"ads": [...], ...}}``).
-BLOCKLIST_FILE: Final = DATA_DIR / "blocklist.json"
-#: Categories of :data:`BLOCKLIST_FILE` and the option that blocks each.
-CATEGORY_OPTIONS: Final = {"ads": "block_ads", "trackers": "block_trackers"}
-
 #: Chromium's error for requests refused by the client (shown in the page's console).
 ABORT_REASON: Final = "blockedbyclient"
-
-
-@dataclass(frozen=True, slots=True)
-class Blocklist:
-    """Host names by category; a host matches when it or a parent domain is listed."""
-
-    categories: dict[str, frozenset[str]]
-    source: dict[str, str] = field(default_factory=dict)
-
-    def hosts(self, category: str) -> frozenset[str]:
-        """The hosts of ``category`` (empty when the list has no such category)."""
-        return self.categories.get(category, frozenset())
-
-    @staticmethod
-    def from_json(data: dict[str, object]) -> Blocklist:
-        """A blocklist from the JSON document ``shotline blocklist update`` writes."""
-        categories = data.get("categories")
-        if not isinstance(categories, dict):
-            raise ConfigurationError("the blocklist has no 'categories' object")
-        source = data.get("source")
-        return Blocklist(
-            categories={
-                str(name): frozenset(str(host).lower() for host in hosts)
-                for name, hosts in categories.items()
-            },
-            source=dict(source) if isinstance(source, dict) else {},
-        )
-
-
-@functools.cache
-def load_blocklist(path: Path = BLOCKLIST_FILE) -> Blocklist:
-    """The blocklist shipped with Shotline (read once per process)."""
-    try:
-        return Blocklist.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(
-            f"cannot read the blocklist {path}: {exc}; run `shotline blocklist update`"
-        ) from exc
-
-
-def parent_domains(host: str) -> Iterable[str]:
-    """``a.b.example.com`` → ``a.b.example.com``, ``b.example.com``, ``example.com``, ``com``."""
-    labels = host.lower().rstrip(".").split(".")
-    for start in range(len(labels)):
-        yield ".".join(labels[start:])
-
-
-def is_listed(host: str, hosts: frozenset[str]) -> bool:
-    """Whether ``host`` or one of its parent domains is in ``hosts``."""
-    return any(candidate in hosts for candidate in parent_domains(host))
 
 
 def same_site(host: str, page_host: str) -> bool:
@@ -103,21 +45,19 @@ class RequestBlocker:
     is not refused: this handler passes them on with ``route.fallback()``.
     """
 
-    def __init__(self, options: CaptureOptions, blocklist: Blocklist | None = None) -> None:
+    def __init__(
+        self, options: CaptureOptions, lists: Sequence[FilterList] | None = None
+    ) -> None:
         self.page_host = urlsplit(options.url).hostname or ""
         self.resource_types = frozenset(kind.value for kind in options.block_resources)
         self.block_websockets = ResourceType.websocket.value in self.resource_types
-        hosts: set[str] = set()
-        for category, option in CATEGORY_OPTIONS.items():
-            if getattr(options, option):
-                hosts |= (blocklist or load_blocklist()).hosts(category)
-        self.hosts = frozenset(hosts)
+        self.lists = tuple(lists_for(options) if lists is None else lists)
         self.blocked = 0
 
     @property
     def active(self) -> bool:
         """Whether this capture blocks anything at all."""
-        return bool(self.hosts or self.resource_types)
+        return bool(self.lists or self.resource_types)
 
     async def install(self, context: BrowserContext) -> None:
         """Route the context's requests through :meth:`should_block` (when active)."""
@@ -134,12 +74,15 @@ class RequestBlocker:
             return False
         if resource_type in self.resource_types:
             return True
-        if not self.hosts:
+        if not self.lists:
             return False
         host = urlsplit(url).hostname
         if not host or same_site(host, self.page_host):
             return False
-        return is_listed(host, self.hosts)
+        return any(
+            listed.blocks(url, host=host, page_host=self.page_host, resource_type=resource_type)
+            for listed in self.lists
+        )
 
     async def _handle(self, route: Route, request: Request) -> None:
         if self.should_block(

@@ -21,6 +21,8 @@ class CaptureRun:
     options: CaptureOptions
     deadline: float
     stage: str = field(default="opening a browser context (starting Chromium if needed)")
+    #: What the capture-quality steps keep between their hooks (:mod:`worker.engines.page_quality`).
+    quality: object | None = None
 
     def remaining_ms(self) -> float:
         """Milliseconds left before the deadline (at least 1: Playwright reads 0 as 'none')."""

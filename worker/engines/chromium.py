@@ -32,6 +32,7 @@ from shared.errors import (
 )
 from shared.jobs import CaptureOptions, WaitUntil
 from shared.url_policy import AsyncResolver, UrlPolicy
+from worker.engines import page_quality
 from worker.engines.base import Capture
 from worker.engines.blocking import RequestBlocker
 from worker.engines.browser import NO_PROXY_BYPASS, SharedBrowser, first_line
@@ -48,6 +49,7 @@ from worker.engines.page_setup import (
     run_script,
     style_page,
 )
+from worker.engines.scroll_video import record_scroll_video
 from worker.engines.warm_contexts import WarmContexts
 
 __all__ = ["ChromiumEngine", "bounded_clip", "full_page_clip"]
@@ -58,9 +60,11 @@ PlaywrightWaitUntil = Literal["domcontentloaded", "load", "networkidle"]
 
 #: Playwright's ``wait_until`` per :class:`WaitUntil`.
 WAIT_UNTIL: Final[dict[WaitUntil, PlaywrightWaitUntil]] = {
-    WaitUntil.load: "load",
+    # Then a bounded wait for load (a hanging web font holds it back forever) and, for
+    # networkidle, one that ignores long-lived connections (page_quality.after_load).
+    WaitUntil.load: "domcontentloaded",
     WaitUntil.domcontentloaded: "domcontentloaded",
-    WaitUntil.networkidle: "networkidle",
+    WaitUntil.networkidle: "domcontentloaded",
 }
 
 _NET_ERROR = re.compile(r"net::ERR_[A-Z0-9_]+")
@@ -84,7 +88,8 @@ class ChromiumEngine:
     beyond ``recycle_rss_mb`` MB of memory. ``js_heap_mb`` caps each renderer's JavaScript
     heap and ``memory_mb`` the memory (data) of each Chromium process. ``warm_contexts``
     contexts are kept open ahead of demand (0: each capture opens its own);
-    ``fast_screenshot`` takes viewport PNGs through the faster encoder (same pixels).
+    ``fast_screenshot`` takes viewport PNGs through the faster encoder (same pixels);
+    ``ffmpeg_path`` is the encoder of scroll videos (default: ``ffmpeg`` on ``PATH``).
     """
 
     name = "chromium"
@@ -103,6 +108,7 @@ class ChromiumEngine:
         memory_mb: int | None = None,
         warm_contexts: int = 1,
         fast_screenshot: bool = True,
+        ffmpeg_path: str | None = None,
     ) -> None:
         if no_sandbox is None:
             no_sandbox = os.geteuid() == 0
@@ -118,6 +124,7 @@ class ChromiumEngine:
             memory_mb=memory_mb,
         )
         self._fast_screenshot = fast_screenshot
+        self._ffmpeg_path = ffmpeg_path
         self._warm = WarmContexts(
             self._browser, policy=policy, resolver=resolver, size=warm_contexts
         )
@@ -242,6 +249,7 @@ class ChromiumEngine:
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         page.on("crash", lambda _page: None if crashed.done() else crashed.set_result(None))
         guard = NavigationGuard(page, gate)
+        await page_quality.before_navigation(page, run)
         work = asyncio.ensure_future(self._render(page, run, blocker, guard))
         racers: set[asyncio.Future[Any]] = {work, crashed, guard.blocked}
         try:
@@ -279,11 +287,22 @@ class ChromiumEngine:
         status = response.status if response is not None else None
         if status is not None and status >= 400:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
-        await _prepare_page(page, run)
-        data = await output(page, run, fast_screenshot=self._fast_screenshot)
+
+        async def prepare() -> None:
+            await page_quality.after_load(page, run)
+            await _prepare_page(page, run)
+            await page_quality.before_capture(page, run, blocker.lists)
+
+        await page_quality.through_navigations(page, run, prepare)
+        video = None
+        if options.format.is_video:
+            video = await record_scroll_video(page, run, ffmpeg=self._ffmpeg_path)
+            data = video.data
+        else:
+            data = await output(page, run, fast_screenshot=self._fast_screenshot)
         run.stage = "reading the page title"
         title = await page.title()
-        return Capture(
+        capture = Capture(
             data=data,
             content_type=options.format.content_type,
             final_url=page.url,
@@ -291,6 +310,12 @@ class ChromiumEngine:
             title=title or None,
             blocked_requests=blocker.blocked,
         )
+        if video is not None:
+            capture.width, capture.height = video.width, video.height
+            capture.duration_ms, capture.poster = video.duration_ms, video.poster
+            return capture
+        return await page_quality.after_capture(page, run, capture, retake=lambda: output(
+            page, run, fast_screenshot=self._fast_screenshot))
 
 
 async def _prepare_page(page: Page, run: CaptureRun) -> None:

@@ -53,12 +53,13 @@ ELEMENT_RECT_JS: Final = """element => {
 
 #: In each frame, what Playwright's screenshot does before capturing: text carets made
 #: transparent (they blink: a screenshot would show them or not by chance), then web fonts
-#: waited for. Nothing is restored: the context is closed after the capture. Returns the
+#: waited for (at most 3 s: a font whose server never answers must not hang the capture).
+#: Nothing is restored: the context is closed after the capture. Returns the
 #: visual viewport (document offset and pinch zoom), which the clip is made of.
 PREPARE_FOR_SCREENSHOT_JS: Final = """async () => {
   for (const el of document.querySelectorAll('input,textarea,[contenteditable]'))
     el.style.setProperty('caret-color', 'transparent', 'important');
-  await document.fonts.ready;
+  await Promise.race([document.fonts.ready, new Promise(r => setTimeout(r, 3000))]);
   const v = window.visualViewport;
   return v ? [v.pageLeft, v.pageTop, v.scale] : [window.scrollX, window.scrollY, 1];
 }"""
@@ -180,6 +181,8 @@ async def _element_screenshot(
 async def _max_height_clip(page: Page, options: CaptureOptions) -> FloatRect | None:
     """The part of the page a full-page capture takes (see :func:`full_page_clip`)."""
     width, height = await page.evaluate(PAGE_SIZE_JS)
+    if not options.full_width:  # one overflowing element must not widen the picture
+        width = min(width, options.width)
     return full_page_clip(
         width, height, max_height=options.max_height, scale=options.device_scale_factor
     )

@@ -32,7 +32,17 @@ PDF_FORMATS: Final = {
 
 #: The request's ``js`` runs as the body of an async function: ``await`` works, and a
 #: returned promise is waited for.
-RUN_SCRIPT_JS: Final = "async source => { await (0, eval)('(async () => {' + source + '\\n})()'); }"
+#: Runs the request's ``js`` (it may ``await``); answers null, or what it threw in the page's
+#: own terms ("TypeError: x is undefined"), so the job's error never speaks Playwright.
+RUN_SCRIPT_JS: Final = """async source => {
+  try {
+    await (0, eval)('(async () => {' + source + '\\n})()');
+    return null;
+  } catch (thrown) {
+    if (thrown instanceof Error) return `${thrown.name}: ${thrown.message}`;
+    try { return JSON.stringify(thrown) ?? String(thrown); } catch { return String(thrown); }
+  }
+}"""
 
 
 def origin_of(url: str) -> str:
@@ -127,12 +137,19 @@ async def run_script(page: Page, source: str) -> None:
         PageScriptFailed: the script does not parse or throws.
     """
     try:
-        await page.evaluate(RUN_SCRIPT_JS, source)
+        thrown = await page.evaluate(RUN_SCRIPT_JS, source)
     except PlaywrightError as exc:
         message = first_line(exc.message)
         if "Target" in message and "closed" in message:
             raise
-        raise PageScriptFailed(f"the js option failed in the page: {message}") from exc
+        # Playwright prefixes its method ("Page.evaluate: "): not the user's terms.
+        message = message.split(": ", 1)[-1]
+        raise PageScriptFailed(f"the js option could not run in the page: {message}") from exc
+    if thrown is not None:
+        raise PageScriptFailed(
+            f"the js option threw {thrown}; fix the script (it runs in the page after load and"
+            " may use await) or leave js out"
+        )
 
 
 async def click(page: Page, selector: str, *, timeout_ms: float) -> None:

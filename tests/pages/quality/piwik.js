@@ -1,0 +1,1 @@
+window.seen(document.currentScript.src);
