@@ -54,7 +54,8 @@ class Scenario:
         for line in self.stack.logs(service).splitlines():
             if "job running" not in line:
                 continue
-            container = line.split("|", 1)[0].strip()
+            # compose prefixes each line with the service and replica ("worker-2").
+            container = f"{self.stack.project}-{line.split('|', 1)[0].strip()}"
             for job_id in re.findall(r"[0-9a-f]{32}|[0-9a-f-]{36}", line):
                 found[job_id] = container
         return found
@@ -156,6 +157,7 @@ def scale_out(sc: Scenario) -> None:
         placed = sc.running_on()
         spread = {placed.get(j, "?") for j in job_ids}
         say(f"   ran on: {sorted(spread)}")
+        sc.results["scale_spread"] = sorted(spread)
         check(len(spread - {"?"}) >= 2, f"all captures ran on {spread}")
 
 
