@@ -65,9 +65,9 @@ def free_subnet() -> ipaddress.IPv4Network:
 def build_images(shell: Shell, results: dict[str, Any], work_dir: Path) -> dict[str, str]:
     """Base, stand-ins and both Shotline images; returns the stand-in tags for compose."""
     with step("base image (pulled when a registry answers, else debootstrap bookworm)"):
-        if os.environ.get("SHOTLINE_DOCKER_TEST_BASE"):
-            base = os.environ["SHOTLINE_DOCKER_TEST_BASE"]
-            say(f"building on SHOTLINE_DOCKER_TEST_BASE={base}")
+        if os.environ.get("DOCKER_TEST_BASE"):
+            base = os.environ["DOCKER_TEST_BASE"]
+            say(f"building on DOCKER_TEST_BASE={base}")
         elif images.registry_answers(shell):
             base = images.REGISTRY_PYTHON_IMAGE
             say(f"a registry answers: building on {base}")

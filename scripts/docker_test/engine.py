@@ -7,7 +7,7 @@ bridge and no iptables rules (compose's own network still works, see
 deploy/docker-test/compose.override.yml). Storage: ``overlay2`` when the kernel offers it on
 that file system, else ``vfs``, which works anywhere but copies the whole file system for
 every layer (measured here: about a minute per layer of the worker's build stage on a
-loaded 2-core machine, against a second with overlay2). ``SHOTLINE_DOCKER_TEST_STORAGE``
+loaded 2-core machine, against a second with overlay2). ``DOCKER_TEST_STORAGE``
 forces one. Stopping the engine removes the containers and deletes the directory, images
 and all.
 
@@ -75,7 +75,7 @@ def docker_engine(log_dir: Path) -> Iterator[Engine]:
         return
     if os.geteuid() != 0:
         raise StepFailed("no Docker engine answers at DOCKER_HOST and starting one needs root")
-    forced = os.environ.get("SHOTLINE_DOCKER_TEST_STORAGE")
+    forced = os.environ.get("DOCKER_TEST_STORAGE")
     engine = None
     for driver in (forced,) if forced else STORAGE_DRIVERS:
         root = Path(tempfile.mkdtemp(prefix="shotline-dockerd-"))
