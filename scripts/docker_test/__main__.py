@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from scripts.docker_test import images
 from scripts.docker_test.api import Api
@@ -95,8 +95,8 @@ def build_images(shell: Shell, results: dict[str, Any], work_dir: Path) -> dict[
         worker = images.browser_contents(shell, "shotline-worker")
         say(f"   shotline-api: {api}")
         say(f"   shotline-worker: {worker}")
-        api_modules = api["modules"]
-        check(isinstance(api_modules, dict) and not api_modules["playwright"]
+        api_modules = cast(dict[str, bool], api["modules"])
+        check(not api_modules["playwright"]
               and not api_modules["greenlet"] and api["browser_binaries"] == [],
               f"the API image holds browser parts: {api}")
         if api_modules["PIL"]:
