@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Every run prints its 20 slowest tests.
 PYTEST := $(BIN)/pytest --durations=20
 
-.PHONY: install system-deps dev test test-slow lint bench clean
+.PHONY: install system-deps dev test test-slow lint bench docker-test clean
 
 install: system-deps $(STAMP)
 
@@ -46,6 +46,11 @@ bench: install
 	@scripts/install-system-deps.sh --bench
 	$(PIP) install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+# Both images built and the compose stack run end to end on a real Docker engine (a private
+# dockerd as root when DOCKER_HOST answers nothing); see docs/deploy.md.
+docker-test: install
+	@scripts/docker-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

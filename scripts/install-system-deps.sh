@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Installs the system packages Shotline needs (Chromium, emoji/CJK/Latin fonts, redis-server, ffmpeg) when
 # they are missing. As root it uses apt-get; otherwise it says exactly what to install.
-# With --bench, also the pages the benchmarks shoot (python3.11-doc).
+# With --bench, also the pages the benchmarks shoot (python3.11-doc); with --docker, what
+# `make docker-test` needs: a Docker engine and CLI (docker.io) and debootstrap for base images
+# when no registry answers (curl, which it also uses, is in the list below).
 set -euo pipefail
 
 missing=()
 if [ "${1:-}" = "--bench" ]; then
   dpkg -s python3.11-doc >/dev/null 2>&1 || missing+=(python3.11-doc)
+fi
+if [ "${1:-}" = "--docker" ]; then
+  # The CLI, and dockerd unless an engine is given by DOCKER_HOST (both come with docker.io).
+  if ! command -v docker >/dev/null 2>&1 \
+     || { [ -z "${DOCKER_HOST:-}" ] && ! command -v dockerd >/dev/null 2>&1; }; then
+    missing+=(docker.io)
+  fi
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 fi
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The capture browser: the same Chromium built as the headless shell (several times less CPU

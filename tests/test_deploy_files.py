@@ -272,16 +272,17 @@ def _requirements(*args: str) -> list[str]:
 
 
 def test_api_image_leaves_out_only_what_the_api_never_imports() -> None:
-    worker_only = "playwright,pillow,trafilatura,markdownify"
+    worker_only = "playwright,pillow,trafilatura,markdownify,imagehash,numpy,scipy,adblock"
     everything = _requirements()
     api_only = _requirements("--without", worker_only)
-    assert len(everything) == len(api_only) + 4
+    assert len(everything) == len(api_only) + 8
     assert not any(r.lower().startswith(tuple(worker_only.split(","))) for r in api_only)
     assert f"--without {worker_only}" in DOCKERFILES[0].read_text()
     code = ("import sys; from shared.settings import Settings; from api.app import build_services;"
             " import shotline.cli, api.main; build_services(Settings(_env_file=None));"
             " print(sorted({m.split('.')[0] for m in sys.modules}"
-            " & {'playwright', 'PIL', 'trafilatura', 'markdownify'}))")
+            " & {'playwright', 'PIL', 'trafilatura', 'markdownify', 'imagehash', 'numpy',"
+            " 'scipy', 'adblock'}))")
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                                text=True, timeout=60, check=True,
                                env={"PATH": "/usr/bin:/bin", "SHOTLINE_LOG_LEVEL": "WARNING"})
