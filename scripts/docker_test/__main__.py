@@ -36,7 +36,11 @@ from scripts.docker_test.scenario import (
 from scripts.docker_test.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = REPO_ROOT / ".cache" / "docker-test"
+#: The base image's tarball, Compose's binary, the logs and figures: outside the clone (like pip's
+#: cache), so every checkout on a machine reuses one debootstrap; DOCKER_TEST_CACHE moves it.
+CACHE_DIR = Path(os.environ.get("DOCKER_TEST_CACHE")
+                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                 / "shotline" / "docker-test")
 
 
 def free_port() -> int:
