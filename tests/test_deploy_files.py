@@ -272,10 +272,10 @@ def _requirements(*args: str) -> list[str]:
 
 
 def test_api_image_leaves_out_only_what_the_api_never_imports() -> None:
-    worker_only = "playwright,pillow,trafilatura,markdownify,imagehash,numpy,scipy,adblock"
+    worker_only = "playwright,pillow,trafilatura,lxml-html-clean,markdownify,imagehash,numpy,scipy,adblock"
     everything = _requirements()
     api_only = _requirements("--without", worker_only)
-    assert len(everything) == len(api_only) + 8
+    assert len(everything) == len(api_only) + 9
     assert not any(r.lower().startswith(tuple(worker_only.split(","))) for r in api_only)
     assert f"--without {worker_only}" in DOCKERFILES[0].read_text()
     code = ("import sys; from shared.settings import Settings; from api.app import build_services;"
