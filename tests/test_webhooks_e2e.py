@@ -19,7 +19,7 @@ from shared.connections import create_redis
 from shared.constants import WEBHOOK_DUE_KEY
 from shared.status_store import StatusStore
 from shared.webhooks.delivery import open_delivery
-from shared.webhooks.store import DeliveryStore
+from shared.webhooks.store import DeliveryStore, attempts_key
 from shotline.webhooks import generate_secret, verify
 from tests.conftest import ProcessFactory
 from tests.polling import submit, wait_for_job
@@ -64,6 +64,21 @@ def wait_for_delivery(client: httpx.Client, base: str, job_id: str, state: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"delivery still {log['state']} after {timeout}s: {log}")
         time.sleep(0.2)
+
+
+def wait_for_attempts(redis_url: str, subject: str, count: int, *, timeout: float = 10) -> None:
+    """Wait until ``subject``'s delivery has logged ``count`` attempts. A worker records an
+    attempt (log, state and due set in one script) only after the receiver has answered, so
+    a request seen by the receiver is not yet an outcome in Redis."""
+    client = sync_redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while (logged := client.llen(attempts_key(subject))) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{logged} of {count} attempts logged after {timeout}s")
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def test_deliveries_verify_with_a_stock_library_across_a_secret_rotation(
@@ -251,7 +266,7 @@ def test_retry_state_survives_a_webhook_worker_restart(
         asyncio.run(create())
         first, _ = processes.webhook_worker(**env)  # its dispatcher finds the due delivery
         receiver.wait_for(1)
-        time.sleep(0.5)  # let the attempt record its outcome
+        wait_for_attempts(redis_url, job.id, 1)  # the attempt has recorded its outcome
         first.send_signal(signal.SIGTERM)
         assert first.wait(30) == 0
         due = sync_redis.Redis.from_url(redis_url).zscore(WEBHOOK_DUE_KEY, job.id)
@@ -259,6 +274,7 @@ def test_retry_state_survives_a_webhook_worker_restart(
 
         processes.webhook_worker(**env)
         second = receiver.wait_for(2, timeout=30)[1]
+        wait_for_attempts(redis_url, job.id, 2)  # and the worker has recorded its outcome
     assert second.headers["webhook-id"] == receiver.received[0].headers["webhook-id"]
     assert second.at - receiver.received[0].at >= 3.2  # 4 s ± 20 %, not sooner
     assert sync_redis.Redis.from_url(redis_url).zscore(WEBHOOK_DUE_KEY, job.id) is None
