@@ -7,6 +7,7 @@ and never imports worker code.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -48,6 +49,18 @@ def max_countdown(settings: Settings) -> float:
     :data:`RECOMMENDED_VISIBILITY_TIMEOUT_SECONDS` so that this does not happen at all.
     """
     return settings.visibility_timeout_seconds / 4
+
+
+def task_countdown(delay: float) -> int:
+    """The countdown to (re)send a task with after ``delay`` seconds: whole seconds, rounded up.
+
+    RabbitMQ's native delayed delivery (quorum queues) routes a delayed message by its
+    countdown in whole seconds: Celery truncates a fractional countdown and refuses one under
+    a second, and a refused ``Task.retry`` is rejected without requeue, so the message was
+    dropped and its job stayed queued for good (full-jitter backoffs draw such delays often).
+    Rounding up never retries earlier than asked; a zero delay stays zero (sent at once).
+    """
+    return max(0, math.ceil(delay))
 
 
 def check_delivery_invariant(settings: Settings) -> None:

@@ -23,6 +23,7 @@ from shared.queue import (
     check_delivery_invariant,
     make_celery,
     max_countdown,
+    task_countdown,
 )
 from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
@@ -312,6 +313,12 @@ def test_the_default_visibility_timeout_outlasts_every_countdown_and_run() -> No
     too_short = Settings.model_construct(visibility_timeout_seconds=2)
     with pytest.raises(ConfigurationError, match="too short"):
         check_delivery_invariant(too_short)
+
+
+def test_retry_countdowns_are_whole_seconds_never_earlier_than_the_delay() -> None:
+    # RabbitMQ's native delayed delivery takes whole seconds; Celery refuses a countdown under
+    # one second (the retry was rejected and its message dropped) and truncates the rest.
+    assert [task_countdown(d) for d in (0.0, 0.001, 0.5, 1.0, 1.2, 59.9)] == [0, 1, 1, 1, 2, 60]
 
 
 # --- Shutdown watcher ----------------------------------------------------------------------

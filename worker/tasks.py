@@ -11,7 +11,12 @@ from celery.exceptions import Reject
 
 from shared.constants import CAPTURE_TASK, WEBHOOK_TASK
 from shared.errors import StoreUnavailable
-from shared.queue import SLOT_RETRY_COUNTDOWN_SECONDS, ShotlineCelery, enqueue_delivery
+from shared.queue import (
+    SLOT_RETRY_COUNTDOWN_SECONDS,
+    ShotlineCelery,
+    enqueue_delivery,
+    task_countdown,
+)
 from shared.webhooks.delivery import attempt_delivery
 from worker.pipeline import run_capture_job
 from worker.runtime import get_runtime
@@ -39,7 +44,7 @@ def register_tasks(app: ShotlineCelery) -> None:
             # job stays running; the message goes back to the queue, never acknowledged.
             raise Reject(exc, requeue=True) from exc
         if outcome.retry_in is not None:
-            raise self.retry(countdown=outcome.retry_in)
+            raise self.retry(countdown=task_countdown(outcome.retry_in))
 
     @app.task(name=WEBHOOK_TASK, max_retries=0)
     def deliver_webhook(subject: str) -> None:
