@@ -429,13 +429,15 @@ def test_captures_share_no_cookies_or_storage(chromium: EngineUnderTest) -> None
 
 def test_renderer_crash_is_a_retryable_engine_error(chromium: EngineUnderTest) -> None:
     async def crash_during_capture() -> None:
-        # hang.html never finishes loading: its image is served after 60 s.
+        # hang.html never finishes loading: its image is served after 60 s. The page server
+        # is the session's: earlier tests (test_capture_concurrency) asked for it too.
+        asked = chromium.pages.requests.count("/slow?ms=60000")
         capture = asyncio.ensure_future(
             chromium.engine.capture(chromium.options("/hang.html", timeout_ms=20000))
         )
         try:
             for _ in range(200):
-                if "/slow?ms=60000" in chromium.pages.requests:
+                if chromium.pages.requests.count("/slow?ms=60000") > asked:
                     break
                 await asyncio.sleep(0.05)
             renderers = [proc for proc in chromium.processes() if proc.is_renderer]

@@ -42,6 +42,7 @@ from worker.engines.document import document_html, load_document
 from worker.engines.egress import EgressGate
 from worker.engines.navigation import NavigationGuard
 from worker.engines.output import bounded_clip, full_page_clip, output, selector_error
+from worker.engines.page_actions import park_mouse
 from worker.engines.page_outputs import read_page_outputs
 from worker.engines.page_ready import MAX_SCROLL_HEIGHT, scroll_through, wait_for_assets
 from worker.engines.page_setup import (
@@ -297,6 +298,7 @@ class ChromiumEngine:
             raise HttpErrorStatus(f"the page answered HTTP {status}", status=status)
 
         async def prepare() -> None:
+            await park_mouse(page)
             await page_quality.after_load(page, run)
             await _prepare_page(page, run)
             await page_quality.before_capture(page, run, blocker.lists)

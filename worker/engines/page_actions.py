@@ -63,6 +63,16 @@ async def scroll_to(page: Page, selector: str, *, timeout_ms: float) -> None:
         raise selector_error(exc, "scroll_to", selector) from exc
 
 
+async def park_mouse(page: Page) -> None:
+    """Move the mouse off the page, so that nothing shows its ``:hover`` state.
+
+    The headless shell puts the pointer at (0, 0) of every page it navigates to (full
+    Chromium has none): a menu opened by ``:hover`` in the top left corner would show,
+    and cover what is below it, in every picture.
+    """
+    await page.mouse.move(-1, -1)
+
+
 async def hover(page: Page, selector: str, *, timeout_ms: float) -> None:
     """Move the mouse over the element ``selector`` matches (menus, tooltips open).
 
