@@ -61,13 +61,19 @@ SELF_NAVIGATION_LOAD_MS: Final = 10_000
 _NAVIGATED: Final = ("Execution context was destroyed", "because of a navigation",
                      "frame was detached", "Navigation interrupted")
 
-#: Before the page's scripts: popups refused at once and counted, the page's own print
-#: dialog a no-op (it would keep Chromium from printing the PDF).
+#: Before the page's scripts: popups (window.open, target=_blank links) refused at once and
+#: counted, the page's own print dialog a no-op (it would keep Chromium from printing the PDF).
 GUARD_JS: Final = """(() => {
   let refused = 0;
   const refuse = function () { refused += 1; return null; };
   Object.defineProperty(window, '__shotlinePopups', {get: () => refused, configurable: false});
   window.open = refuse;
+  // A link to a new window is refused here too, before the browser makes a page for it (the
+  // popup handler below stays for what this misses, such as forms with a target).
+  addEventListener('click', (event) => {
+    const link = event.target instanceof Element ? event.target.closest('a[target], area[target]') : null;
+    if (link && link.target.toLowerCase() === '_blank') { event.preventDefault(); refused += 1; }
+  }, true);
   window.print = function () {};
 })();"""
 
