@@ -337,7 +337,7 @@ class RecordedRequest:
     body: bytes
     client_port: int
     received_at: float
-    status: int | None = None  # set once answered
+    status: int | None = None  # set as the answer is sent (None: dropped or not yet answered)
 
     @property
     def json(self) -> Any:
@@ -743,6 +743,8 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = (request.headers.get("x-request-id") if request else None) or (
             "req_" + uuid.uuid4().hex
         )
+        if request is not None:  # recorded before the client can read the answer and look
+            request.status = answer.status
         try:
             self.send_response(answer.status)
             headers = {"X-Request-Id": request_id, **answer.headers}
@@ -754,8 +756,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:  # the client gave up (timeouts, hang tests)
             self.close_connection = True
-        if request is not None:
-            request.status = answer.status
 
 
 def main(argv: Sequence[str] | None = None) -> None:
