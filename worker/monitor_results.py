@@ -31,7 +31,8 @@ from shared.storage.destinations import storage_for
 from shared.webhooks.delivery import open_event_delivery
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.payload import EventType
-from worker.monitor_diff import Comparison, compare, decode, is_blank
+from worker.engines.blank import is_blank
+from worker.monitor_diff import Comparison, compare
 
 log = structlog.get_logger("shotline.monitors")
 
@@ -81,8 +82,12 @@ class MonitorResults:
         except StorageError as exc:
             await self._failed(monitor, run, JobError(code="storage_error", message=exc.message))
             return
-        # The capture's own verdict (essentially one colour: result.blank), else the strict one.
-        if job.result.blank or await asyncio.to_thread(lambda: is_blank(decode(picture))):
+        # The capture's own verdict (result.blank: essentially one colour); a result recorded
+        # without one is measured here, by the same detector.
+        blank = job.result.blank
+        if blank is None:
+            blank = await asyncio.to_thread(is_blank, picture, job.options.format)
+        if blank:
             await self._failed(monitor, run, JobError(
                 code="blank", message="the capture came out blank (one colour everywhere)"))
             return
