@@ -43,6 +43,7 @@ from shared.url_policy import UrlPolicy
 from worker.content import page_content, store_content
 from worker.engines.base import Capture, CaptureEngine
 from worker.engines.blank import is_blank
+from worker.outage import through_outage
 from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
@@ -242,8 +243,9 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
                     f"result is {len(data)} bytes, above the limit of {deps.max_result_bytes}"
                 )
         # The key's own bucket (its endpoint checked by the URL policy), or the default.
-        placement = await placement_for(deps.storage, job.api_key_id,
-                                        keys=KeyStore(deps.store.redis), policy=deps.policy)
+        placement = await through_outage(lambda: placement_for(
+            deps.storage, job.api_key_id, keys=KeyStore(deps.store.redis), policy=deps.policy,
+        ), what="placement")
         key = placement.prefix + result_key(job)
         result = describe(capture, key, job.options.format)
         result.destination = placement.record
@@ -273,7 +275,9 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         return await _fail(deps, job, CaptureError(f"unexpected error: {type(exc).__name__}"),
                            started)
     duration_ms = round((time.perf_counter() - started) * 1000)
-    finished = await deps.store.mark_succeeded(job.id, result)
+    # The picture is stored: a Redis blip now must not cost the capture (worker.outage).
+    finished = await through_outage(lambda: deps.store.mark_succeeded(job.id, result),
+                                    what="succeeded")
     if finished is None:
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
@@ -316,11 +320,13 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float)
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
             job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown
-        await deps.store.mark_retrying(job.id, error, retry_in=delay, park=park)
+        await through_outage(lambda: deps.store.mark_retrying(job.id, error, retry_in=delay,
+                                                            park=park), what="retrying")
         bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,
                    status=JobStatus.queued.value, parked=park)
         return Outcome(status=None, retry_in=None if park else delay)
-    finished = await deps.store.mark_failed(job.id, error)
+    finished = await through_outage(lambda: deps.store.mark_failed(job.id, error),
+                                    what="failed")
     if finished is None:
         bound.info("job finished elsewhere meanwhile")
         return Outcome(status=None)
