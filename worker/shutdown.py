@@ -41,6 +41,21 @@ def cold_shutdown() -> None:
     os.kill(os.getpid(), signal.SIGQUIT)
 
 
+def leave_process_group() -> None:
+    """Move this prefork pool child into a process group of its own.
+
+    A SIGTERM to the worker's whole process group (``kill -TERM -PGID``, systemd's
+    ``KillMode=control-group``) reaches every process in it at once; a pool child would
+    die of it mid-capture (billiard turns it into an exit), before the main process's warm
+    shutdown could let the capture finish. Out of the group, the child gets only what the
+    main process sends it: the end of the pool once its task is done, or SIGTERM by pid
+    on a cold shutdown. A child whose main process died still ends by itself (its pipe
+    to the main process closes). Playwright's driver, started by the child, follows it
+    (see also :mod:`worker.engines.driver_signals`).
+    """
+    os.setpgid(0, 0)
+
+
 def cancel_then_cold_shutdown(cancel: Callable[[], int]) -> Callable[[], None]:
     """The escalation of a worker whose captures run in this very process (threads pool):
     ``cancel()`` them first (their tasks hand their messages back to the queue), then
