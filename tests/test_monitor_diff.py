@@ -7,8 +7,8 @@ import io
 
 from PIL import Image, ImageDraw
 
-from shared.monitors.models import Region
 from shared.jobs import ImageFormat
+from shared.monitors.models import Region
 from worker.engines.blank import is_blank
 from worker.monitor_diff import HIGHLIGHT, OUTLINE, compare, decode
 
