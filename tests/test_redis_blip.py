@@ -7,12 +7,14 @@ here waits for a timeout to recover the jobs.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.conftest import ProcessFactory, base_env
 from tests.polling import submit
@@ -23,6 +25,19 @@ pytestmark = [pytest.mark.timeout(180)]
 #: Longest wait from Redis answering again to the job finishing (the deadline-based
 #: recovery this replaces took two minutes).
 RECOVERED_WITHIN_S = 20.0
+
+
+#: kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
+UNACKED_KEY = "unacked"
+
+
+@contextlib.contextmanager
+def redis_client(port: int) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=port)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture
@@ -42,9 +57,9 @@ def status(client: httpx.Client, url: str) -> str | None:
 
 @pytest.mark.parametrize(("pool", "page_ms", "away_s"), [
     ("threads", 6000, 2.0),  # Redis back before the capture ends
-    ("threads", 1500, 5.0),  # the capture ends while Redis is away
+    ("threads", 1500, 8.0),  # the capture ends while Redis is away
     ("prefork", 6000, 2.0),
-    ("prefork", 1500, 5.0),
+    ("prefork", 1500, 8.0),
 ])
 def test_a_running_job_finishes_as_soon_as_redis_is_back(
     tmp_path: Path, client: httpx.Client, page_server: PageServer, pool: str, page_ms: int,
@@ -80,8 +95,24 @@ def test_a_running_job_finishes_as_soon_as_redis_is_back(
               f"{found} {recovered_in:.1f} s after Redis answered again")
         record = client.get(url).json()
         assert record["status"] == "succeeded", record
+        assert record["attempts"] == 1, record  # it ran once, to its end
         assert client.get(record["result"]["url"]).status_code == 200
         assert recovered_in < RECOVERED_WITHIN_S
+
+        # The worker takes new jobs again (its consumer reconnected) ...
+        later = submit(client, base, url=page_server.url("/index.html"))["status_url"]
+        deadline = time.monotonic() + 60
+        while (found := status(client, later)) != "succeeded":
+            assert time.monotonic() < deadline, f"the new job is still {found}"
+            time.sleep(0.1)
+        print(f"  a job submitted {recovered_in:.1f} s after Redis answered again finished"
+              f" {time.monotonic() - back:.1f} s after it")
+        # ... and the running job's message was acknowledged: nothing left to redeliver.
+        with redis_client(port) as broker:
+            deadline = time.monotonic() + 30
+            while broker.hlen(UNACKED_KEY):
+                assert time.monotonic() < deadline, broker.hkeys(UNACKED_KEY)
+                time.sleep(0.1)
     finally:
         factory.stop_all()
         redis.__exit__(None, None, None)
