@@ -34,15 +34,20 @@ def client() -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.mark.parametrize("pool", ["threads", "prefork"])
+@pytest.mark.parametrize(("pool", "queues"), [
+    ("threads", "capture"),
+    ("prefork", "capture"),
+    ("threads", "capture,webhooks"),  # the default: a webhook worker process beside it
+])
 def test_sigterm_to_the_process_group_lets_the_running_capture_finish(
-    processes: ProcessFactory, client: httpx.Client, page_server: PageServer, pool: str
+    processes: ProcessFactory, client: httpx.Client, page_server: PageServer, pool: str,
+    queues: str,
 ) -> None:
     marked = Marked()
     base = processes.api()
     # Started in a session of its own: its process group is its pid.
     worker, log_path = processes.cli_worker(
-        "--queues", "capture", SHOTLINE_WORKER_POOL=pool, SHOTLINE_WORKER_CONCURRENCY="1",
+        "--queues", queues, SHOTLINE_WORKER_POOL=pool, SHOTLINE_WORKER_CONCURRENCY="1",
         SHOTLINE_SHUTDOWN_TIMEOUT_SECONDS=str(GRACE_S), **marked.env)
     url = submit(client, base, url=page_server.url("/slow?ms=4000"),
                  timeout_ms=30000)["status_url"]
@@ -60,7 +65,9 @@ def test_sigterm_to_the_process_group_lets_the_running_capture_finish(
     assert record["attempts"] == 1, record
     picture = client.get(record["result"]["url"])
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
-    print(f"pool={pool}: worker exited {code} {stopped_in:.1f} s after the group SIGTERM")
+    print(f"pool={pool} queues={queues}: worker exited {code} {stopped_in:.1f} s after the"
+          " group SIGTERM")
     assert code == 0, log_path.read_text()[-3000:]
     assert stopped_in < GRACE_S, stopped_in  # it ended with its capture, not at the grace
     assert wait_for(lambda: not marked.chromium(), timeout=20)
+    assert wait_for(lambda: not marked.processes(), timeout=20), marked.processes()
