@@ -18,8 +18,8 @@ moment of the start and restores it right after.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import shlex
 from collections.abc import Iterator
 from typing import Final
 
@@ -33,7 +33,8 @@ DRIVER_PRELOAD: Final = SCRIPTS_DIR / "driver_preload.js"
 def driver_environment() -> Iterator[None]:
     """``NODE_OPTIONS`` with the preload, for the driver started inside this block."""
     previous = os.environ.get("NODE_OPTIONS")
-    preload = f"--require={shlex.quote(str(DRIVER_PRELOAD))}"
+    # Node reads NODE_OPTIONS with double quotes and backslash escapes, as JSON writes them.
+    preload = f"--require={json.dumps(str(DRIVER_PRELOAD))}"
     os.environ["NODE_OPTIONS"] = f"{previous} {preload}" if previous else preload
     try:
         yield
