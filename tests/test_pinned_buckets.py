@@ -301,3 +301,19 @@ def test_tls_keeps_the_host_name_for_sni_and_the_certificate(
 async def _read(storage: Any, key: str) -> bytes:
     return b"".join([chunk async for chunk in storage.stream(key)])
 
+
+
+def test_ip_literal_endpoints_are_checked_without_dns(dns: ScriptedDns) -> None:
+    with WebhookReceiver() as receiver:
+        public_only = PinnedSession(UrlPolicy(allowed_ports=frozenset({receiver.port})),
+                                    connect_timeout=5, read_timeout=10, max_pool_connections=2)
+        try:
+            for url, reason in ((receiver.url(), "loopback"),
+                                (f"http://[::1]:{receiver.port}/hook", "loopback"),
+                                (f"http://0x7f.1:{receiver.port}/hook", "loopback"),
+                                ("http://169.254.169.254/latest/meta-data/", "link-local")):
+                with pytest.raises(UrlBlocked, match=reason):
+                    public_only.send(AWSRequest(method="GET", url=url).prepare())
+        finally:
+            public_only.close()
+        assert receiver.received == [] and dns.lookups == []

@@ -135,8 +135,9 @@ class PinnedHTTPSConnectionPool(AWSHTTPSConnectionPool):
 class PinnedSession(URLLib3Session):
     """botocore's HTTP session, with every new connection checked by ``policy``.
 
-    ``verify``: whether to check certificates (``True``: against botocore's CA bundle), or
-    the path of a CA bundle.
+    ``verify``: whether to check certificates (``True``: against the default bundle,
+    certifi's; never ``AWS_CA_BUNDLE``, which is the operator's trust for its own S3), or the
+    path of a CA bundle.
     """
 
     def __init__(self, policy: UrlPolicy, *, connect_timeout: float, read_timeout: float,
