@@ -14,7 +14,7 @@ Kept-alive connections are reused as they are: they were checked when opened.
 How it plugs in, and what of botocore/urllib3 it relies on:
 
 - botocore's documented ``before-send`` event lets a handler answer a request instead of
-  botocore's own HTTP session. :func:`pin_connections` registers :meth:`PinnedSession.send`
+  botocore's own HTTP session. :func:`pin_connections` registers :meth:`PinnedSession.before_send`
   there, on one client only (each client has its own copy of the event emitter).
 - :class:`PinnedSession` is botocore's own :class:`~botocore.httpsession.URLLib3Session`
   (same request handling, timeouts, error mapping, ``Expect: 100-continue``), without
