@@ -29,7 +29,7 @@ from shared.semaphore import FleetSemaphore
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from worker.pipeline import MAX_BACKOFF_SECONDS
-from worker.shutdown import bound_warm_shutdown
+from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
 from worker.sweeper import Sweeper
 
 T = TypeVar("T")
@@ -342,3 +342,26 @@ def test_shutdown_watcher_escalates_only_when_captures_outlast_the_timeout() -> 
     running[0] = 0
     watcher.join(3)
     assert not watcher.is_alive() and not escalated.is_set()
+
+
+def test_cancelled_captures_end_the_warm_shutdown_without_a_cold_one() -> None:
+    """A threads worker cancels its captures and lets the warm shutdown finish: a SIGQUIT
+    while the main thread joins the pool's threads could deadlock Celery's join."""
+    running, cold = [2], []
+
+    def cancel() -> int:
+        running[0] = 0  # the cancelled tasks end
+        return 2
+
+    cancel_then_cold_shutdown(cancel, active=lambda: running[0], settle=5,
+                              cold=lambda: cold.append("quit"))()
+    assert cold == []
+
+    # Captures that do not end after the cancel, or nothing here to cancel (a prefork main
+    # process): the cold shutdown is asked for.
+    running[0] = 1
+    cancel_then_cold_shutdown(lambda: 1, active=lambda: running[0], settle=0.3,
+                              cold=lambda: cold.append("stuck"))()
+    cancel_then_cold_shutdown(lambda: 0, active=lambda: running[0], settle=5,
+                              cold=lambda: cold.append("prefork"))()
+    assert cold == ["stuck", "prefork"]

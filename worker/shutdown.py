@@ -29,6 +29,8 @@ log = structlog.get_logger("shotline.shutdown")
 
 #: How often the watcher looks at the running tasks, in seconds.
 POLL_SECONDS = 0.2
+#: How long cancelled captures get to end before a cold shutdown is asked for, in seconds.
+CANCEL_SETTLE_SECONDS = 10.0
 
 
 def active_tasks() -> int:
@@ -73,18 +75,34 @@ def leave_process_group() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def cancel_then_cold_shutdown(cancel: Callable[[], int]) -> Callable[[], None]:
+def cancel_then_cold_shutdown(cancel: Callable[[], int], *,
+                              active: Callable[[], int] = active_tasks,
+                              settle: float = CANCEL_SETTLE_SECONDS,
+                              cold: Callable[[], None] = cold_shutdown) -> Callable[[], None]:
     """The escalation of a worker whose captures run in this very process (threads pool):
-    ``cancel()`` them first (their tasks hand their messages back to the queue), then
-    :func:`cold_shutdown`. A threads pool's cold shutdown would otherwise wait for its
-    running threads; a prefork main process has none to cancel."""
+    ``cancel()`` them first (their tasks hand their messages back to the queue); once they
+    have ended, the warm shutdown finishes by itself. Only when tasks still run ``settle``
+    seconds later (or there was nothing here to cancel: a prefork main process) does it
+    ask for :func:`cold_shutdown`.
+
+    No SIGQUIT right after the cancel: Celery's cold-shutdown handler would run in the main
+    thread while it joins the pool's threads, and join the same threads again; when a thread
+    ends between the interrupted join taking its lock and giving it back, the second join
+    waits on that lock forever (the worker hung after "captures cancelled", seen about one
+    shutdown in five).
+    """
 
     def escalate() -> None:
         cancelled = cancel()
         if cancelled:
             log.warning("captures cancelled for shutdown; their messages go back to the queue",
                         cancelled=cancelled)
-        cold_shutdown()
+            deadline = time.monotonic() + settle
+            while active() and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+            if not active():
+                return
+        cold()
 
     return escalate
 
