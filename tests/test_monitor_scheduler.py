@@ -323,3 +323,42 @@ def test_scheduled_runs_are_charged_to_the_keys_quota(redis_url: str,
         assert (await scheduler.monitors.get(mine[0].id)).next_run_at == T0 + 60
 
     run_with(redis_url, scenario)
+
+
+def test_a_quota_refused_run_counts_as_a_failure_and_sends_monitor_failed(
+    redis_url: str, make_settings: Callable[..., Any],
+) -> None:
+    """Runs refused by the quota are failures in a row like failed captures: the one that
+    reaches MONITOR_FAILURES_BEFORE_ALERT records a ``monitor.failed`` delivery."""
+    from shared.apikeys import KeyStore
+    from shared.monitors.events import monitor_subject
+    from shared.webhooks.listener import WebhookListener
+    from shared.webhooks.payload import EventType
+    from shared.webhooks.store import DeliveryStore
+    from worker.monitor_scheduler import alert_on_refusal, quota_charge
+
+    settings = make_settings(monitor_failures_before_alert=2)
+
+    async def scenario(parts: Parts) -> None:
+        scheduler = parts.scheduler()
+        client = parts.clients[0]
+        deliveries = DeliveryStore(client, ttl_seconds=3600)
+        object.__setattr__(scheduler.starter, "charge", quota_charge(settings, client))
+        object.__setattr__(scheduler.starter, "on_refused", alert_on_refusal(
+            settings, WebhookListener(deliveries, enqueue=None)))
+        spent = await KeyStore(client).create("spent", monthly_quota=1)
+        (monitor,) = await create_monitors(scheduler.monitors, 1, owner=spent.record.id,
+                                           webhook_url="https://hooks.example.com/in")
+        subjects = []
+        for tick in range(3):  # quota 1: the first run gets a job, the next two are refused
+            now = T0 + 60 * tick
+            assert len((await scheduler.tick(now=now)).fired) == 1
+            runs, _ = await scheduler.monitors.runs(monitor.id, limit=1, cursor=None)
+            subjects.append(monitor_subject(monitor.id, runs[0].id))
+        first, once, twice = [await deliveries.get(subject) for subject in subjects]
+        assert first is None and once is None  # a job; then one failure: under the threshold
+        assert twice is not None and twice.event is EventType.monitor_failed
+        assert twice.url == "https://hooks.example.com/in" and twice.owner == spent.record.id
+        assert (await scheduler.monitors.get(monitor.id)).failures == 2
+
+    run_with(redis_url, scenario)

@@ -22,7 +22,7 @@ from shared.composition import Components
 from shared.constants import MONITOR_DIFFS_PREFIX
 from shared.errors import JobNotFound, MonitorNotFound, ShotlineError, StorageError
 from shared.jobs import Job, JobError, JobStatus, utcnow
-from shared.monitors.events import monitor_subject
+from shared.monitors.alerts import notify
 from shared.monitors.models import Monitor, MonitorRun, NotifyOn, RunStatus
 from shared.monitors.store import MonitorStore
 from shared.retention import RetentionIndex, delete_job
@@ -30,7 +30,6 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from shared.storage.base import Storage
 from shared.storage.destinations import router_of, storage_for
-from shared.webhooks.delivery import open_event_delivery
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.payload import EventType
 from worker.engines.blank import is_blank
@@ -143,13 +142,7 @@ class MonitorResults:
             await self._notify(monitor, run, EventType.monitor_failed)
 
     async def _notify(self, monitor: Monitor, run: MonitorRun, event: EventType) -> None:
-        url = monitor.webhook_url
-        if url is None:
-            return
-        subject = monitor_subject(monitor.id, run.id)
-        await self.webhooks.schedule(subject, lambda due, now: open_event_delivery(
-            self.webhooks.deliveries, subject, event, record_id=run.id, url=url,
-            owner=monitor.api_key_id, due=due, now=now))
+        await notify(self.webhooks, monitor, run, event)
 
     async def _trim(self, monitor: Monitor, *, keep: set[str | None]) -> None:
         dropped = await self.monitors.trim_runs(

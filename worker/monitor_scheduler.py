@@ -9,14 +9,16 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from shared.apikeys import KeyStore
-from shared.connections import create_redis
+from shared.composition import build_components
 from shared.errors import ApiKeyNotFound
-from shared.fair_queue import FairQueue
-from shared.monitors.runs import Charge, RunStarter
+from shared.monitors.alerts import notify
+from shared.monitors.models import Monitor, MonitorRun
+from shared.monitors.runs import Charge, OnRefused, RunStarter
 from shared.monitors.scheduler import MonitorScheduler
 from shared.monitors.store import MonitorStore
 from shared.settings import Settings
-from shared.status_store import StatusStore
+from shared.webhooks.listener import WebhookListener
+from shared.webhooks.payload import EventType
 from worker.background import BackgroundLoop
 
 
@@ -42,17 +44,27 @@ def quota_charge(settings: Settings, redis: aioredis.Redis) -> Charge:
     return charge
 
 
+def alert_on_refusal(settings: Settings, webhooks: WebhookListener) -> OnRefused:
+    """``monitor.failed`` for a run the quota refused, once its owner's failures in a row
+    reach ``MONITOR_FAILURES_BEFORE_ALERT`` (as for runs whose capture failed)."""
+
+    async def on_refused(monitor: Monitor, run: MonitorRun, failures: int) -> None:
+        if failures == settings.monitor_failures_before_alert:
+            await notify(webhooks, monitor, run, EventType.monitor_failed)
+
+    return on_refused
+
+
 def monitor_scheduler_thread(settings: Settings) -> BackgroundLoop:
     """A (not yet started) monitor scheduler thread."""
 
     def build() -> tuple[MonitorScheduler, Callable[[], Awaitable[None]]]:
-        redis = create_redis(settings.redis_url, max_connections=4)
-        store = StatusStore(redis, ttl_seconds=settings.job_ttl_seconds,
-                            queued_deadline=settings.queued_deadline_seconds)
-        fair = FairQueue(redis, store, ahead=settings.dispatch_ahead,
-                         stale_after=settings.visibility_timeout_seconds)
+        components = build_components(settings, max_connections=4)
+        redis = components.redis
         monitors = MonitorStore(redis)
-        starter = RunStarter(monitors, store, fair, charge=quota_charge(settings, redis))
-        return MonitorScheduler(monitors, starter), redis.aclose
+        starter = RunStarter(monitors, components.jobs, components.fair,
+                             charge=quota_charge(settings, redis),
+                             on_refused=alert_on_refusal(settings, components.webhooks))
+        return MonitorScheduler(monitors, starter), components.aclose
 
     return BackgroundLoop(build, name="shotline-monitor-scheduler")

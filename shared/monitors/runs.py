@@ -55,6 +55,10 @@ def run_options(monitor: Monitor) -> CaptureOptions:
     return capture.model_copy(update=update) if update else capture
 
 
+#: Called with a run refused before any capture and its owner's failures in a row (the
+#: scheduler sends ``monitor.failed`` from it, as for a failed capture).
+OnRefused = Callable[[Monitor, MonitorRun, int], Awaitable[None]]
+
 #: Charges one capture to an owner's monthly quota (an API key id, ``None`` when anonymous);
 #: raises :class:`shared.errors.QuotaExceeded` or :class:`shared.errors.ApiKeyNotFound`.
 Charge = Callable[[str | None], Awaitable[None]]
@@ -65,13 +69,14 @@ class RunStarter:
     """Submits runs as capture jobs (scheduler and ``run now`` alike).
 
     With ``charge``, each new run is charged to its owner's quota first; a run the quota
-    (or a deleted key) refuses is recorded failed, without a job.
+    (or a deleted key) refuses is recorded failed, without a job, and ``on_refused`` is told.
     """
 
     monitors: MonitorStore
     jobs: StatusStore
     fair: FairQueue
     charge: Charge | None = None
+    on_refused: OnRefused | None = None
 
     async def start(self, planned: Sequence[tuple[Monitor, str, float, str]]) -> list[MonitorRun]:
         """Record and submit each ``(monitor, run id, scheduled time, trigger)``.
@@ -109,9 +114,11 @@ class RunStarter:
             failed = run.model_copy(update={
                 "status": RunStatus.failed, "finished_at": utcnow(),
                 "error": JobError(code=exc.code, message=exc.message)})
-            await self.monitors.finish_run(failed, good=False)
+            applied, failures = await self.monitors.finish_run(failed, good=False)
             log.warning("monitor run refused", monitor_id=monitor.id, run_id=run.id,
                         error_code=exc.code)
+            if applied and self.on_refused is not None:
+                await self.on_refused(monitor, failed, failures)
             return False
         return True
 
