@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Principal, authenticate
+from api.auth import authenticate
 from api.ratelimit import RateLimitState
 from api.services import Services
 from shared.errors import RateLimited
 from shared.metrics import record_job_submitted
+from shared.principal import Principal
 from shared.scripts import run_scripts
 from shared.status_store import redis_errors
 

@@ -15,6 +15,8 @@ from shared.fair_queue import FairQueue
 from shared.monitors.runs import Charge, RunStarter
 from shared.monitors.scheduler import MonitorScheduler
 from shared.monitors.store import MonitorStore
+from shared.principal import Principal
+from shared.quota import QuotaCounter
 from shared.settings import Settings
 from shared.status_store import StatusStore
 from worker.background import BackgroundLoop
@@ -23,12 +25,9 @@ from worker.background import BackgroundLoop
 def quota_charge(settings: Settings, redis: aioredis.Redis) -> Charge:
     """Charges a scheduled run to its key's monthly quota, as the API charges a capture.
 
-    The quota counter lives at the edge (:mod:`api.ratelimit`); it is used here rather than
-    copied, so a key's captures and its monitors' runs count against the same quota.
+    The same counter as the API's (:mod:`shared.quota`), so a key's captures and its
+    monitors' runs count against the same quota.
     """
-    from api.auth import Principal
-    from api.ratelimit import QuotaCounter
-
     keys, quota = KeyStore(redis), QuotaCounter(redis, default=settings.monthly_quota)
 
     async def charge(api_key_id: str | None) -> None:
