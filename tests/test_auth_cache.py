@@ -152,3 +152,19 @@ def test_a_hit_agrees_with_the_library_s_own_window(redis_url: str) -> None:
         assert not await own.test(limiter.default, caller.client, cost=3)
 
     run_with_redis(redis_url, body)
+
+
+def test_a_hit_after_the_scripts_were_flushed_counts_once(redis_url: str) -> None:
+    """A Redis that lost its scripts (restart, ``SCRIPT FLUSH``) answers NOSCRIPT to the
+    pipelined hit: each script is loaded and run again on its own, never twice."""
+
+    async def body(client: aioredis.Redis) -> None:
+        limiter = RateLimiter(client, default="5/minute")
+        caller = Principal(key=None, client="ip:192.0.2.10")
+        assert (await limiter.hit(caller)).remaining == 4
+        await client.script_flush()
+        again = await limiter.hit(caller)
+        assert (again.allowed, again.remaining) == (True, 3)
+        assert (await limiter.hit(caller)).remaining == 2
+
+    run_with_redis(redis_url, body)
