@@ -12,8 +12,9 @@ import time
 import structlog
 
 from api.services import Services, check_webhook
+from shared.constants import MONITOR_DIFFS_PREFIX
 from shared.engine_capabilities import check_engine_supports
-from shared.errors import MonitorNotFound, MonitorRefused, StoreUnavailable
+from shared.errors import MonitorNotFound, MonitorRefused, StorageError, StoreUnavailable
 from shared.jobs import CaptureOptions, ImageFormat, new_job_id, utcnow
 from shared.monitors.models import (
     Monitor,
@@ -32,6 +33,8 @@ from shared.monitors.schedule import first_slot, next_slot
 from shared.monitors.store import MonitorState, MonitorStore
 from shared.monitors.views import render_monitor, render_run
 from shared.principal import Principal
+from shared.retention import StoredObjects, delete_objects
+from shared.storage.destinations import router_of
 
 log = structlog.get_logger("shotline.api")
 
@@ -163,10 +166,20 @@ async def set_paused(services: Services, principal: Principal, monitor_id: str, 
 
 
 async def delete_monitor(services: Services, principal: Principal, monitor_id: str) -> None:
-    """Remove the caller's monitor with its schedule and history."""
+    """Remove the caller's monitor with its schedule, its history and its diff images.
+
+    Its runs' captures are ordinary jobs of the key: they stay until their retention or a
+    ``DELETE /v1/jobs/{id}``, like any other capture."""
     state = await owned_monitor(services, principal, monitor_id)
     await monitor_store(services).delete(state.monitor)
-    log.info("monitor deleted", monitor_id=monitor_id)
+    try:
+        diffs = await delete_objects(router_of(services.storage), StoredObjects(
+            keys=(), prefix=f"{MONITOR_DIFFS_PREFIX}{monitor_id}/"))
+    except StorageError as exc:  # the monitor is gone; its leftover images are no error
+        log.warning("could not delete a deleted monitor's diff images", monitor_id=monitor_id,
+                    error=exc.message)
+        diffs = 0
+    log.info("monitor deleted", monitor_id=monitor_id, diff_images=diffs)
 
 
 async def run_now(services: Services, principal: Principal, monitor_id: str) -> RunAccepted:

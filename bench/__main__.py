@@ -1,4 +1,4 @@
-"""``python -m bench [throughput|latency|deadhosts|overhead|memory|monitors|all] [--quick]``:
+"""``python -m bench [throughput|latency|deadhosts|overhead|memory|memory-hostile|monitors|all] [--quick]``:
 run, save and print."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "deadhosts": {"pages": 10},
         "overhead": {"jobs": 3000, "seconds": 15.0},
         "memory": {"files": 20, "captures": 500},
+        "memory-hostile": {"hostile": 30},
         "monitors": {"monitors": 10_000},
     },
     "quick": {
@@ -32,6 +33,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "deadhosts": {"pages": 2},
         "overhead": {"jobs": 300, "seconds": 3.0, "counted_jobs": 100},
         "memory": {"files": 20, "captures": 40},
+        "memory-hostile": {"hostile": 12},
         "monitors": {"monitors": 500},
     },
 }
@@ -42,6 +44,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "deadhosts": deadhosts.run,
     "overhead": overhead.run,
     "memory": memory.run,
+    "memory-hostile": memory.run_hostile,
     "monitors": monitors.run,
 }
 

@@ -10,6 +10,10 @@ Worker: a chromium worker (as ``shotline worker`` runs it) captures documentatio
 through the whole pipeline; the resident memory of its process tree (Celery processes and
 Chromium) is read after every batch. Growth is measured from the end of the warm-up batch
 to the end.
+
+Worker on hostile pages: the same worker captures the hostile pages of the tests (pages
+that navigate themselves, print, open hundreds of popups, hog memory, never finish
+loading...) one after another; the PSS of its tree is read after each.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import psutil
 
 from bench.client import submit_all, wait_finished
 from bench.pages import docs_sites, pick_pages, spread
-from bench.stack import peak_rss_mb, rss_mb, stack, tree_memory
+from bench.stack import peak_rss_mb, rss_mb, stack, tree_memory, tree_pss_mb
 from shared.storage import LOCAL_FILES_DIR, LocalStorage
 from tests.servers import stop_process
 
@@ -135,6 +139,53 @@ def worker_growth(workdir: Path, *, captures: int = 500, batch: int = 50) -> dic
     }
 
 
+#: The hostile pages of tests/pages/quality (each ends cleanly, tests/test_hostile_quality.py)
+#: and of tests/hostile_pages.py (heap and buffer hogs, an endless page, ...), in turn.
+HOSTILE_QUALITY_PAGES = (
+    "/quality/self-redirect.html", "/quality/prints.html", "/quality/popups.html",
+    "/quality/surrogate.html", "/quality/wide-tall.html", "/quality/busy-network.html",
+    "/quality/polling.html", "/quality/chats.html", "/quality/ads.html",
+    "/quality/font-hang.html", "/quality/late-render.html", "/quality/trackers.html",
+)
+HOSTILE_SERVER_PAGES = ("/heap-hog", "/buffer-hog", "/endless", "/permissions",
+                        "/script-later", "/subresources")
+
+
+def hostile_growth(workdir: Path, *, captures: int = 30) -> dict[str, Any]:
+    """PSS of a worker's tree (``shotline worker``: threads, Chromium) after each of
+    ``captures`` hostile pages captured one after another; growth from the first capture."""
+    from tests.hostile_pages import HostilePages
+    from tests.servers import PageServer
+
+    samples: list[dict[str, Any]] = []
+    with PageServer() as pages, HostilePages("127.0.0.1:9") as hostile, \
+            stack(workdir / "memory-hostile", SHOTLINE_ENGINE="chromium") as running:
+        urls = [pages.url(path) for path in HOSTILE_QUALITY_PAGES]
+        urls += [hostile.url(path) for path in HOSTILE_SERVER_PAGES]
+        worker = running.processes.shotline_worker(concurrency=1)
+        base, _api = running.processes.api_process()
+        client = running.redis()
+        failed = 0
+        for index in range(captures):
+            body = {"url": urls[index % len(urls)], "full_page": index % 3 == 0,
+                    "timeout_ms": 20000}
+            [submitted] = asyncio.run(submit_all(base, [body], concurrency=1))
+            outcome = wait_finished(client, [submitted.job_id], timeout=120)
+            failed += 1 - outcome.succeeded
+            pss, processes = tree_pss_mb(worker.pid)
+            samples.append({"captures": index + 1, "pss_mb": pss["total"],
+                            "python_mb": pss["python"], "node_mb": pss["node"],
+                            "chromium_mb": pss["chromium"], "processes": processes})
+    first, last = samples[0], samples[-1]
+    peak = max(sample["pss_mb"] for sample in samples)
+    return {
+        "captures": captures, "failed": failed, "samples": samples,
+        "first_pss_mb": first["pss_mb"], "last_pss_mb": last["pss_mb"], "peak_pss_mb": peak,
+        "growth_mb": round(last["pss_mb"] - first["pss_mb"], 1),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
 def _session_processes(session: int) -> list[str]:
     """Names of the live processes of ``session`` (the worker's own, it runs as a leader)."""
     found = []
@@ -146,9 +197,15 @@ def _session_processes(session: int) -> list[str]:
 
 
 def run(workdir: Path, *, files: int = 20, captures: int = 500) -> dict[str, Any]:
-    """Both memory measurements."""
+    """Both memory measurements of documentation pages."""
     return {
         "benchmark": "memory",
         "api_streaming": api_streaming(workdir, files=files),
         "worker": worker_growth(workdir, captures=captures),
     }
+
+
+def run_hostile(workdir: Path, *, hostile: int = 30) -> dict[str, Any]:
+    """Only the hostile pages' measurement (``python -m bench memory-hostile``)."""
+    return {"benchmark": "memory-hostile",
+            "worker_hostile": hostile_growth(workdir, captures=hostile)}

@@ -143,6 +143,23 @@ def markdown(name: str, result: dict[str, Any]) -> str:
             f" {len(worker.get('leftover_processes_after_shutdown', []))}"
             f" {worker.get('leftover_processes_after_shutdown', [])} | none |",
         ]
+    elif name == "memory-hostile":
+        hostile = result["worker_hostile"]
+        lines += [
+            f"A worker (`shotline worker`, threads, one capture at a time) captures"
+            f" {hostile['captures']} hostile test pages one after another ({hostile['failed']}"
+            f" failed); PSS of its whole tree (Celery, Playwright's driver, Chromium).",
+            "",
+            "| after capture | PSS MB | Python | driver | Chromium | processes |",
+            "|---|---|---|---|---|---|",
+            *(f"| {sample['captures']} | {sample['pss_mb']} | {sample['python_mb']} |"
+              f" {sample['node_mb']} | {sample['chromium_mb']} | {sample['processes']} |"
+              for sample in hostile["samples"]),
+            "",
+            f"First {hostile['first_pss_mb']} MB, last {hostile['last_pss_mb']} MB (growth"
+            f" {hostile['growth_mb']:+} MB), peak {hostile['peak_pss_mb']} MB; load average"
+            f" {hostile['load_average']}.",
+        ]
     elif name == "monitors":
         lines += [
             f"{result['monitors']} monitors due within {result['spread_seconds']:g} s,"

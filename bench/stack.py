@@ -155,6 +155,23 @@ def tree_memory(pid: int) -> TreeMemory:
     return TreeMemory(python / 2**20, total / 2**20, len(procs))
 
 
+def tree_pss_mb(pid: int) -> tuple[dict[str, float], int]:
+    """PSS of the tree rooted at ``pid`` (shared pages split between their users: what the
+    tree really costs) in MiB, by kind of process (``python``, ``node``: Playwright's
+    driver, ``chromium``) and in ``total``; and its process count."""
+    procs = _tree([pid])
+    kinds = {"python": 0, "node": 0, "chromium": 0}
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            name = proc.name()
+            kind = ("python" if "python" in name else "node" if name.startswith("node")
+                    else "chromium")
+            kinds[kind] += proc.memory_full_info().pss
+    found = {kind: round(value / 2**20, 1) for kind, value in kinds.items()}
+    found["total"] = round(sum(kinds.values()) / 2**20, 1)
+    return found, len(procs)
+
+
 def rss_mb(pid: int) -> float:
     """Current RSS of one process, in MiB."""
     return float(psutil.Process(pid).memory_info().rss) / 2**20

@@ -87,10 +87,13 @@ def make_celery(settings: Settings) -> ShotlineCelery:
     """A Celery app configured for at-least-once delivery without loss.
 
     Late acks plus reject-on-worker-lost mean a task whose worker dies is redelivered;
-    prefetch 1 keeps one slow capture from holding queued jobs hostage. Workers cancel
-    (and so requeue) running tasks when they lose the broker connection, reconnect forever,
-    and a dead worker's messages come back after the visibility timeout (see
-    :func:`max_countdown` for the invariant that timeout must keep).
+    prefetch 1 keeps one slow capture from holding queued jobs hostage. Workers reconnect
+    forever, and a dead worker's messages come back after the visibility timeout (see
+    :func:`max_countdown` for the invariant that timeout must keep). When a worker loses
+    its broker connection, RabbitMQ redelivers the running tasks' messages at once, so the
+    worker cancels those tasks (they would run twice); Redis keeps them unacknowledged
+    until the visibility timeout, so the tasks run on and acknowledge when Redis is back
+    (:mod:`worker.consumer`).
 
     Raises:
         ConfigurationError: the settings break :func:`check_delivery_invariant`.
@@ -115,7 +118,7 @@ def make_celery(settings: Settings) -> ShotlineCelery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         # Workers keep reconnecting however long Redis is away (the default gives up after 100).
         broker_connection_max_retries=None,
@@ -170,6 +173,8 @@ def amqp_options() -> dict[str, Any]:
         for name in (CAPTURE_QUEUE, WEBHOOK_QUEUE)
     ]
     return {
+        # RabbitMQ redelivers a lost connection's unacknowledged messages at once.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_transport_options": {"confirm_publish": True},
         "task_queues": queues,
         "task_default_exchange_type": "topic",

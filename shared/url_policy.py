@@ -143,15 +143,7 @@ class UrlPolicy:
         own. Raises :class:`UrlBlocked` naming the reason when anything is refused.
         """
         target = parse_url(url)
-        if not isinstance(target.host, str):
-            return self._verdict(target, (target.host,))
-        addresses: Iterable[IPAddress] | None = _loopback_addresses(target.host)
-        if addresses is None:
-            try:
-                addresses = (resolver or resolve_host)(target.host, target.port)
-            except (OSError, UnicodeError) as exc:
-                raise _unresolvable(target.host, exc) from exc
-        return self._verdict(target, addresses)
+        return self._verdict(target, _resolve(target.host, target.port, resolver))
 
     async def acheck_url(
         self, url: str, *, resolver: AsyncResolver | None = None
@@ -174,6 +166,15 @@ class UrlPolicy:
         addresses = await _aresolve(parsed, port, resolver)
         name = parsed if isinstance(parsed, str) else str(parsed)
         return self._checked(name, port, addresses)
+
+    def check_host(
+        self, host: str | IPAddress, port: int, *, resolver: Resolver | None = None
+    ) -> tuple[IPAddress, ...]:
+        """:meth:`acheck_host` for threads (resolves with ``getaddrinfo``): the check of the
+        pinned S3 connections (:mod:`shared.storage.pinned`). Raises :class:`UrlBlocked`."""
+        parsed = normalize_host(host) if isinstance(host, str) else host
+        name = parsed if isinstance(parsed, str) else str(parsed)
+        return self._checked(name, port, _resolve(parsed, port, resolver))
 
     def _verdict(self, target: ParsedUrl, addresses: Iterable[IPAddress]) -> CheckedUrl:
         host = target.host if isinstance(target.host, str) else str(target.host)
@@ -214,6 +215,18 @@ class UrlPolicy:
                 "SHOTLINE_ALLOWED_NETWORKS)"
             )
         return None
+
+
+def _resolve(host: str | IPAddress, port: int, resolver: Resolver | None) -> Iterable[IPAddress]:
+    if not isinstance(host, str):
+        return (host,)
+    addresses = _loopback_addresses(host)
+    if addresses is not None:
+        return addresses
+    try:
+        return (resolver or resolve_host)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise _unresolvable(host, exc) from exc
 
 
 async def _aresolve(

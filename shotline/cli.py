@@ -524,11 +524,13 @@ def _check_destination(settings: Settings, destination: Any, *, head_bucket: boo
     from shared.url_policy import UrlPolicy
 
     async def run() -> None:
-        await check_endpoint(UrlPolicy.from_settings(settings), destination)
+        policy = UrlPolicy.from_settings(settings)
+        await check_endpoint(policy, destination)
         if not head_bucket:
             return
         router = StorageRouter(LocalStorage(settings.data_dir, "", b"unused"),
-                               cipher=lambda: CredentialCipher.from_settings(settings))
+                               cipher=lambda: CredentialCipher.from_settings(settings),
+                               policy=policy)
         try:
             await router.for_destination(destination).check()
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -13,10 +13,12 @@ from tests.servers import child_env, free_port, python_command, stop_process, wa
 
 
 @contextlib.contextmanager
-def run_moto(log_dir: Path, *, timeout: float = 60.0) -> Iterator[str]:
+def run_moto(log_dir: Path, *, timeout: float = 60.0,
+             env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Start ``python -m moto.server`` on a free port; yield its endpoint URL; stop it.
 
-    The server's output goes to ``log_dir/moto.log`` (read it when a test fails).
+    The server's output goes to ``log_dir/moto.log`` (read it when a test fails); ``env``
+    adds to its environment (``MOTO_ENABLE_RECORDING``...).
     """
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -27,7 +29,7 @@ def run_moto(log_dir: Path, *, timeout: float = 60.0) -> Iterator[str]:
             python_command("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=child_env({}),
+            env=child_env(env or {}),
         )
         try:
             wait_for_port(port, process=process, timeout=timeout)

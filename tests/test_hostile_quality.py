@@ -4,11 +4,14 @@ with the stated outcome and the engine still healthy (its next capture works).""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tests.procs import wait_for
 from tests.quality_shooter import Shooter, count, picture, shooter_on
 from tests.servers import PageServer
 
@@ -70,3 +73,51 @@ def test_full_page_is_viewport_wide_and_reports_what_a_cap_cut(shooter: Shooter)
     whole = shooter.capture("/index.html", full_page=True)
     assert whole.truncated is None
     healthy(shooter)
+
+
+#: Playwright's handles (its client-side objects), by class name: each capture's context
+#: and everything in it must be let go of when the capture ends.
+PLAYWRIGHT_HANDLES = frozenset({"BrowserContext", "Page", "Frame", "Request", "Response",
+                                "Route", "WebSocket", "Worker", "ElementHandle", "JSHandle"})
+
+#: Hostile pages captured in a row (the worker's memory rose over thirty of them).
+IN_A_ROW: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("/quality/self-redirect.html", {"full_page": True, "delay_ms": 600}),
+    ("/quality/prints.html", {"format": "pdf"}),
+    ("/quality/popups.html", {"width": 300, "height": 200}),
+    ("/quality/surrogate.html", {}),
+    ("/quality/wide-tall.html", {"full_page": True, "timeout_ms": 60000}),
+    ("/quality/busy-network.html", {"wait_until": "networkidle"}),
+    ("/quality/polling.html", {}),
+    ("/quality/chats.html", {"block_chats": True}),
+    ("/quality/ads.html", {"block_ads": True, "block_trackers": True}),
+)
+
+
+def playwright_handles() -> dict[str, int]:
+    """How many of :data:`PLAYWRIGHT_HANDLES` are alive in this process, by class."""
+    gc.collect()
+    found: dict[str, int] = {}
+    for thing in gc.get_objects():
+        kind = type(thing)
+        if kind.__name__ in PLAYWRIGHT_HANDLES and kind.__module__.startswith("playwright."):
+            found[kind.__name__] = found.get(kind.__name__, 0) + 1
+    return found
+
+
+def test_hostile_pages_in_a_row_leave_nothing_behind(shooter: Shooter) -> None:
+    """What bounds a worker's memory over many hostile pages: every capture gives back its
+    context, pages and Playwright handles (none kept in Python, none left in the browser),
+    so the engine's state after them is what it was after one plain capture."""
+    healthy(shooter)
+    baseline = playwright_handles()
+    spares = shooter.engine.warm.ready
+    for path, fields in IN_A_ROW:
+        shooter.capture(path, **fields)
+        assert shooter.engine.open_contexts == 0, path
+    healthy(shooter)
+    # Contexts closing in the background (past the capture's grace) are let go of soon.
+    assert wait_for(lambda: playwright_handles() == baseline, timeout=15), (
+        playwright_handles(), baseline)
+    # No context in the browser but the warm spare(s): open_contexts counts all the others.
+    assert shooter.engine.open_contexts == 0 and shooter.engine.warm.ready <= spares

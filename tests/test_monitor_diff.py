@@ -7,8 +7,10 @@ import io
 
 from PIL import Image, ImageDraw
 
+from shared.jobs import ImageFormat
 from shared.monitors.models import Region
-from worker.monitor_diff import HIGHLIGHT, OUTLINE, compare, decode, is_blank
+from worker.engines.blank import is_blank
+from worker.monitor_diff import HIGHLIGHT, OUTLINE, compare, decode
 
 
 def page(draw_extra: object = None, *, size: tuple[int, int] = (400, 300),
@@ -68,6 +70,9 @@ def test_a_taller_page_counts_its_new_part_as_changed() -> None:
     assert result.regions == [Region(x=0, y=300, width=400, height=20)]
 
 
-def test_blank_pictures_are_recognised() -> None:
-    assert is_blank(Image.new("RGB", (50, 50), (255, 255, 255)))
-    assert not is_blank(decode(page()))
+def test_blank_pictures_are_recognised_by_the_capture_s_detector() -> None:
+    # Monitors use the engine's detector (worker.engines.blank), the one result.blank holds.
+    flat = io.BytesIO()
+    Image.new("RGB", (50, 50), (255, 255, 255)).save(flat, format="PNG")
+    assert is_blank(flat.getvalue(), ImageFormat.png)
+    assert not is_blank(page(), ImageFormat.png)

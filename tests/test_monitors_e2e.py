@@ -223,6 +223,11 @@ def test_a_changed_element_is_boxed_and_announced(
     time.sleep(1)
     assert len(receiver.received) == 1  # the unchanged run sent nothing
 
+    # Deleting the monitor deletes its diff images; its runs' captures stay ordinary jobs.
+    assert alice.delete(f"{base}/v1/monitors/{monitor['id']}").status_code == 204
+    assert alice.get(changed["diff_url"]).status_code == 404
+    assert alice.get(changed["picture_url"]).status_code == 200
+
 
 def test_an_unmasked_clock_counts_as_a_change(base: str, alice: httpx.Client,
                                               page: ChangingPage) -> None:
@@ -485,4 +490,36 @@ def test_a_nearly_blank_capture_never_becomes_the_baseline(
     assert first["status"] == "failed" and first["error"]["code"] == "blank", first
     view = alice.get(f"{base}/v1/monitors/{monitor['id']}").json()
     assert view["baseline_run_id"] is None
+    alice.delete(f"{base}/v1/monitors/{monitor['id']}")
+
+
+def test_runs_dropped_by_retention_take_their_pictures_and_jobs_with_them(
+    base: str, alice: httpx.Client, page: ChangingPage,
+) -> None:
+    """``retention.keep_runs`` 1: each finished run drops the runs before the baseline, and
+    with them their capture job (record and picture) and their diff image."""
+    monitor = create(alice, base, capture={"url": page.url, "width": 400, "height": 300},
+                     schedule={"interval_seconds": 3600}, mask_selectors=["#clock"],
+                     retention={"keep_runs": 1})
+    first = wait_for_run(alice, base, monitor["id"])
+    page.price, page.colour = "$12", "#ffe0e0"
+    try:
+        changed = run_now(alice, base, monitor["id"])  # a diff image; the new baseline
+    finally:
+        page.price, page.colour = "$10", "#e8f0ff"
+    assert first["status"] == "succeeded" and changed["changed"] is True, changed
+    assert changed["diff_url"] and changed["picture_url"]
+    for url in (changed["diff_url"], changed["picture_url"]):
+        assert alice.get(url).status_code == 200
+    third = run_now(alice, base, monitor["id"])  # back to $10: a change; drops the first run
+    assert alice.get(f"{base}/v1/jobs/{first['job_id']}").status_code == 404
+    assert alice.get(f"{base}/v1/jobs/{changed['job_id']}").status_code == 200
+
+    fourth = run_now(alice, base, monitor["id"])  # drops the changed run and its files
+    assert fourth["status"] == "succeeded", fourth
+    assert [run["id"] for run in runs(alice, base, monitor["id"])] == [fourth["id"], third["id"]]
+    assert alice.get(f"{base}/v1/jobs/{changed['job_id']}").status_code == 404
+    for url in (changed["diff_url"], changed["picture_url"]):
+        assert alice.get(url).status_code == 404, url
+    assert alice.get(third["picture_url"]).status_code == 200  # the baseline stays
     alice.delete(f"{base}/v1/monitors/{monitor['id']}")

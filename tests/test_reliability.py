@@ -296,7 +296,12 @@ def test_celery_is_configured_for_at_least_once_delivery(settings: Settings) -> 
     conf = app.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    # Redis keeps a lost connection's running tasks unacknowledged: they run on
+    # (worker.consumer); RabbitMQ redelivers them at once: they are cancelled.
+    assert not conf.worker_cancel_long_running_tasks_on_connection_loss
+    amqp = make_celery(settings.model_copy(update={"broker_url": "amqp://guest@127.0.0.1//"}))
+    assert amqp.conf.worker_cancel_long_running_tasks_on_connection_loss
+    amqp.close()
     assert conf.broker_connection_max_retries is None
     options = conf.broker_transport_options
     assert options["visibility_timeout"] == settings.visibility_timeout_seconds

@@ -35,12 +35,14 @@ from worker.exporter import WorkerExporter, pool_child_started, pool_child_stopp
 from worker.monitor_scheduler import monitor_scheduler_thread
 from worker.retention import retention_thread
 from worker.runtime import cancel_captures, close_runtime
-from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown
+from worker.shutdown import bound_warm_shutdown, cancel_then_cold_shutdown, leave_process_group
 from worker.sweeper import sweeper_thread
 from worker.tasks import register_tasks
 from worker.webhooks import close_webhook_runtime, get_webhook_runtime
 
 app = make_celery(settings)
+# Survives a Redis broker's blip with its running tasks (worker.consumer).
+app.conf.worker_consumer = "worker.consumer:BlipTolerantConsumer"
 register_tasks(app)
 _exporter: WorkerExporter | None = None
 
@@ -149,6 +151,12 @@ def _start_exporter(**_: Any) -> None:
     global _exporter
     if metrics_dir is not None:
         _exporter = start_exporter(settings, metrics_dir)
+
+
+@signals.worker_process_init.connect
+def _leave_process_group(**_: Any) -> None:
+    # A SIGTERM to the whole group is the main process's to act on (worker.shutdown).
+    leave_process_group()
 
 
 @signals.worker_process_init.connect

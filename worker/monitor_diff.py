@@ -67,12 +67,6 @@ def decode(data: bytes) -> Image.Image:
     return image.convert("RGB")
 
 
-def is_blank(image: Image.Image) -> bool:
-    """True when every pixel has the same colour (nothing rendered)."""
-    extrema = image.getextrema()
-    return all(low == high for low, high in extrema)  # type: ignore[misc]
-
-
 def compare(before: bytes, after: bytes) -> Comparison:
     """Compare ``after`` with ``before`` (both encoded images); see the module docstring."""
     if hashlib.sha256(before).digest() == hashlib.sha256(after).digest():

@@ -20,18 +20,21 @@ import structlog
 from shared.completion import JobHook
 from shared.composition import Components
 from shared.constants import MONITOR_DIFFS_PREFIX
-from shared.errors import MonitorNotFound, StorageError
+from shared.errors import JobNotFound, MonitorNotFound, ShotlineError, StorageError
 from shared.jobs import Job, JobError, JobStatus, utcnow
 from shared.monitors.events import monitor_subject
 from shared.monitors.models import Monitor, MonitorRun, NotifyOn, RunStatus
 from shared.monitors.store import MonitorStore
+from shared.retention import RetentionIndex, delete_job
 from shared.settings import Settings
+from shared.status_store import StatusStore
 from shared.storage.base import Storage
-from shared.storage.destinations import storage_for
+from shared.storage.destinations import router_of, storage_for
 from shared.webhooks.delivery import open_event_delivery
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.payload import EventType
-from worker.monitor_diff import Comparison, compare, decode, is_blank
+from worker.engines.blank import is_blank
+from worker.monitor_diff import Comparison, compare
 
 log = structlog.get_logger("shotline.monitors")
 
@@ -45,10 +48,13 @@ class MonitorResults:
     """The job hook of monitor runs; see the module docstring."""
 
     def __init__(self, monitors: MonitorStore, storage: Storage, webhooks: WebhookListener, *,
+                 jobs: StatusStore, retention: RetentionIndex,
                  failures_before_alert: int) -> None:
         self.monitors = monitors
         self.storage = storage
         self.webhooks = webhooks
+        self.jobs = jobs
+        self.retention = retention
         self.failures_before_alert = failures_before_alert
 
     async def job_finished(self, job: Job) -> None:
@@ -81,8 +87,12 @@ class MonitorResults:
         except StorageError as exc:
             await self._failed(monitor, run, JobError(code="storage_error", message=exc.message))
             return
-        # The capture's own verdict (essentially one colour: result.blank), else the strict one.
-        if job.result.blank or await asyncio.to_thread(lambda: is_blank(decode(picture))):
+        # The capture's own verdict (result.blank: essentially one colour); a result recorded
+        # without one is measured here, by the same detector.
+        blank = job.result.blank
+        if blank is None:
+            blank = await asyncio.to_thread(is_blank, picture, job.options.format)
+        if blank:
             await self._failed(monitor, run, JobError(
                 code="blank", message="the capture came out blank (one colour everywhere)"))
             return
@@ -146,13 +156,39 @@ class MonitorResults:
             monitor.id, keep_runs=monitor.retention.keep_runs,
             keep_days=monitor.retention.keep_days,
             keep={k for k in keep if k is not None}, now=time.time())
-        if dropped:
-            log.info("monitor runs dropped by retention", monitor_id=monitor.id,
-                     runs=len(dropped))
+        if not dropped:
+            return
+        objects = 0
+        for run in dropped:
+            objects += await self._delete_files(run)
+        log.info("monitor runs dropped by retention", monitor_id=monitor.id,
+                 runs=len(dropped), objects=objects)
+
+    async def _delete_files(self, run: MonitorRun) -> int:
+        """Delete what a dropped run stored: its diff image, and its capture job (picture
+        and record) as ``DELETE /v1/jobs/{id}`` would. A failure is logged, not raised:
+        the run is already gone from the history, and the job's own retention (when set)
+        still deletes its files."""
+        deleted = 0
+        try:
+            if run.diff_key is not None:
+                await self.storage.delete(run.diff_key)
+                deleted += 1
+            job = await self.jobs.get(run.job_id)
+            if job.status.is_terminal:
+                deleted += await delete_job(self.jobs, router_of(self.storage), self.retention,
+                                            job)
+        except JobNotFound:
+            pass  # the job's record expired or was deleted by its owner
+        except ShotlineError as exc:
+            log.warning("could not delete a dropped monitor run's files", run_id=run.id,
+                        monitor_id=run.monitor_id, error=exc.message)
+        return deleted
 
 
 def monitor_results(settings: Settings, components: Components,
                     storage: Storage) -> JobHook:
     """The monitor-run hook for a worker process's :class:`shared.completion.Completion`."""
     return MonitorResults(MonitorStore(components.redis), storage, components.webhooks,
+                          jobs=components.jobs, retention=RetentionIndex(components.redis),
                           failures_before_alert=settings.monitor_failures_before_alert).job_finished

@@ -46,6 +46,7 @@ from shared.url_policy import UrlPolicy
 from worker.content import page_content, store_content
 from worker.engines.base import Capture, CaptureEngine
 from worker.engines.blank import is_blank
+from worker.outage import through_outage
 from worker.poster import store_poster
 from worker.thumbnail import thumbnail
 
@@ -252,8 +253,9 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
                     f"result is {len(data)} bytes, above the limit of {deps.max_result_bytes}"
                 )
         # The key's own bucket (its endpoint checked by the URL policy), or the default.
-        placement = await placement_for(deps.storage, job.api_key_id,
-                                        keys=KeyStore(deps.store.redis), policy=deps.policy)
+        placement = await through_outage(lambda: placement_for(
+            deps.storage, job.api_key_id, keys=KeyStore(deps.store.redis), policy=deps.policy,
+        ), what="placement")
         key = placement.prefix + result_key(job)
         # Blank detection decodes the whole picture (~5 ms of CPU for 1280x800): in a thread,
         # where Pillow lets go of the GIL, not on the loop every other capture runs on.
@@ -285,7 +287,8 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         return await _fail(deps, job, CaptureError(f"unexpected error: {type(exc).__name__}"),
                            started, lease)
     duration_ms = round((time.perf_counter() - started) * 1000)
-    ended = await _finish(deps, job, result, lease)
+    # The picture is stored: a Redis blip now must not cost the capture (worker.outage).
+    ended = await through_outage(lambda: _finish(deps, job, result, lease), what="succeeded")
     if ended.job is None:
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
@@ -352,11 +355,12 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float,
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
             job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown
-        await deps.store.mark_retrying(job.id, error, retry_in=delay, park=park, slot=lease)
+        await through_outage(lambda: deps.store.mark_retrying(
+            job.id, error, retry_in=delay, park=park, slot=lease), what="retrying")
         bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,
                    status=JobStatus.queued.value, parked=park)
         return Outcome(status=None, retry_in=None if park else delay)
-    ended = await _finish(deps, job, error, lease)
+    ended = await through_outage(lambda: _finish(deps, job, error, lease), what="failed")
     if ended.job is None:
         bound.info("job finished elsewhere meanwhile")
         return Outcome(status=None)

@@ -15,8 +15,10 @@ this watcher ends the wait as soon as nothing runs.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +41,36 @@ def active_tasks() -> int:
 def cold_shutdown() -> None:
     """Ask this worker process for a cold shutdown (cancel and requeue running tasks)."""
     os.kill(os.getpid(), signal.SIGQUIT)
+
+
+#: ``prctl`` option: the signal a process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+
+
+def leave_process_group() -> None:
+    """Move this prefork pool child into a process group of its own, tied to its parent.
+
+    A SIGTERM to the worker's whole process group (``kill -TERM -PGID``) reaches every
+    process in it at once; a pool child would die of it mid-capture (billiard turns it
+    into an exit), before the main process's warm shutdown could let the capture finish.
+    Out of the group, the child gets only what the main process sends it: the end of the
+    pool once its task is done, or SIGTERM by pid on a cold shutdown. Playwright's driver,
+    started by the child, follows it (see also :mod:`worker.engines.driver_signals`).
+
+    A SIGKILL to the group no longer reaches the child either: on Linux it asks the kernel
+    for SIGKILL when its parent, the main process, dies (``PR_SET_PDEATHSIG``; the pool
+    forks from the main thread), so a killed worker still takes its pool with it at once.
+    """
+    os.setpgid(0, 0)
+    if sys.platform != "linux":
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("Could not tie the pool process to its parent.",
+                    error=os.strerror(ctypes.get_errno()))
+    elif os.getppid() != parent or parent == 1:  # the parent died before that
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def cancel_then_cold_shutdown(cancel: Callable[[], int]) -> Callable[[], None]:

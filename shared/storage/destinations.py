@@ -10,8 +10,13 @@ the key's destination changed.
 
 The destination's endpoint passes the URL policy like any outbound request, when it is set
 and again before every upload: no writing into the metadata service or a private address
-unless ``ALLOWED_NETWORKS`` allows it. Credentials never leave this module in clear: not in
-logs, job views, webhooks or error messages (messages name the bucket only).
+unless ``ALLOWED_NETWORKS`` allows it. And since a name can resolve to another address by
+the time boto3 connects (DNS rebinding), the clients of endpoints are pinned
+(:mod:`shared.storage.pinned`): every connection they open, for uploads, downloads, listings
+and deletions alike, goes only to addresses the policy accepted for that connection's own
+resolution. (Without an endpoint the bucket is on AWS, whose host names boto3 derives from
+the region and bucket name: neither check applies.) Credentials never leave this module in
+clear: not in logs, job views, webhooks or error messages (messages name the bucket only).
 
 :class:`StorageRouter` is a :class:`~shared.storage.base.Storage` (the default one, for
 everything that does not care) that also finds the storage of a given result.
@@ -37,10 +42,10 @@ from shared.storage import make_storage
 from shared.storage.base import SignedUrl, Storage
 from shared.storage.credentials import BucketCredentials, CredentialCipher
 from shared.storage.s3 import S3Storage, client_config
+from shared.url_policy import UrlPolicy
 
 if TYPE_CHECKING:
     from shared.apikeys import KeyStore
-    from shared.url_policy import UrlPolicy
 
 #: S3's bucket naming rules (3-63 lower-case letters, digits, dots and hyphens).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -107,13 +112,18 @@ class Placement:
         return None if self.destination is None else self.destination.model_dump()
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
-        """Store ``data``; a key's bucket answering 4xx fails the job for good
-        (:class:`DestinationRefused`, naming the bucket), other failures stay retryable."""
+        """Store ``data``; a key's bucket answering 4xx, or at an address the URL policy
+        refuses, fails the job for good (:class:`DestinationRefused`, naming the bucket);
+        other failures stay retryable."""
         try:
             await self.storage.put(key, data, content_type=content_type)
         except StorageError as exc:
             if self.destination is None:
                 raise
+            if isinstance(exc.__cause__, UrlBlocked):
+                raise DestinationRefused(
+                    f"the endpoint of {self.destination.describe()} is refused by the URL"
+                    f" policy when connecting: {exc.__cause__.message}") from None
             status = _http_status(exc.__cause__)
             if status is not None and 400 <= status < 500:
                 code = _error_code(exc.__cause__)
@@ -164,15 +174,19 @@ class StorageRouter:
     """The default storage, plus the buckets that keys and results name as destinations.
 
     Clients of customers' buckets are built on first use from the decrypted credentials and
-    kept (up to :data:`MAX_CLIENTS`, least recently used closed first).
+    kept (up to :data:`MAX_CLIENTS`, least recently used closed first). Those with an
+    endpoint connect only where ``policy`` allows (:mod:`shared.storage.pinned`).
     """
 
     def __init__(self, default: Storage, *,
-                 cipher: Callable[[], CredentialCipher] | None = None) -> None:
-        """``cipher()`` gives the credentials cipher, when first needed."""
+                 cipher: Callable[[], CredentialCipher] | None = None,
+                 policy: UrlPolicy | None = None) -> None:
+        """``cipher()`` gives the credentials cipher, when first needed; ``policy`` checks
+        the connections to customers' endpoints (default: public addresses only)."""
         self.default = default
         self.name = default.name
         self._cipher = cipher
+        self._policy = policy or UrlPolicy()
         self._buckets: OrderedDict[str, S3Storage] = OrderedDict()
         self._closing: list[S3Storage] = []
 
@@ -185,7 +199,8 @@ class StorageRouter:
         cache_key = parsed.model_dump_json()
         storage = self._buckets.get(cache_key)
         if storage is None:
-            storage = S3Storage(parsed.bucket, client=self._client(parsed))
+            storage = S3Storage(parsed.bucket, client=self._client(parsed),
+                                policy=None if parsed.endpoint_url is None else self._policy)
             self._buckets[cache_key] = storage
             while len(self._buckets) > MAX_CLIENTS:
                 self._closing.append(self._buckets.popitem(last=False)[1])
@@ -266,9 +281,11 @@ class StorageRouter:
 
 
 def make_storage_router(settings: Settings) -> StorageRouter:
-    """The router of ``settings``: their default storage and the customers' buckets."""
+    """The router of ``settings``: their default storage and the customers' buckets (whose
+    connections ``settings``' URL policy checks)."""
     return StorageRouter(make_storage(settings),
-                         cipher=functools.cache(lambda: CredentialCipher.from_settings(settings)))
+                         cipher=functools.cache(lambda: CredentialCipher.from_settings(settings)),
+                         policy=UrlPolicy.from_settings(settings))
 
 
 def storage_for(storage: Storage, destination: Mapping[str, Any] | None) -> Storage:

@@ -12,17 +12,23 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.errors import StorageError
+from shared.errors import StorageError, UrlBlocked
 from shared.storage.base import SignedUrl
 from shared.storage.local import validate_key
+from shared.storage.pinned import PinnedSession, pin_connections
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from shared.url_policy import UrlPolicy
 
 #: SigV4 presigned URLs cannot be valid for longer than this (7 days).
 MAX_PRESIGNED_EXPIRY = 7 * 24 * 3600
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+#: What a request can raise: botocore's errors, and the URL policy's refusal of a connection
+#: (pinned clients only, see :mod:`shared.storage.pinned`).
+_FAILURES = (BotoCoreError, ClientError, UrlBlocked)
 
 
 def client_config(*, path_style: bool) -> Config:
@@ -61,7 +67,11 @@ class S3Storage:
     environment, shared config files, instance/container roles. With ``endpoint_url``
     (MinIO, moto...) requests use path-style addressing. With ``public_endpoint_url``, links
     are signed for that address instead (SigV4 signs the host, so they cannot be rewritten):
-    for an S3 server that clients reach by another name than Shotline does.
+    for an S3 server that clients reach by another name than Shotline does. With ``policy``,
+    every connection the client opens goes only to addresses that policy accepts for that
+    connection's own resolution of the host (customers' buckets, see
+    :mod:`shared.storage.pinned`); a refused connection is a :class:`StorageError` caused by
+    :class:`~shared.errors.UrlBlocked`.
     """
 
     name = "s3"
@@ -74,6 +84,7 @@ class S3Storage:
         client: S3Client | None = None,
         *,
         public_endpoint_url: str | None = None,
+        policy: UrlPolicy | None = None,
     ) -> None:
         if not bucket:
             raise StorageError("S3Storage needs a bucket name.")
@@ -81,6 +92,8 @@ class S3Storage:
         if client is None:
             client = _make_client(endpoint_url, region)
         self._client = client
+        self._pinned: PinnedSession | None = (None if policy is None
+                                              else pin_connections(client, policy))
         # Presigning is local computation: this client never opens a connection.
         self._signer = (client if public_endpoint_url is None
                         else _make_client(public_endpoint_url, client.meta.region_name))
@@ -96,7 +109,7 @@ class S3Storage:
                 Body=data,
                 ContentType=content_type,
             )
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             raise StorageError(f"Cannot upload {key!r} to bucket {self.bucket!r}: {exc}") from exc
 
     def signed_url(self, key: str, *, expires_in: int) -> SignedUrl:
@@ -114,7 +127,7 @@ class S3Storage:
                 Params={"Bucket": self.bucket, "Key": key},
                 ExpiresIn=expires_in,
             )
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             raise StorageError(f"Cannot sign a download link for {key!r}: {exc}") from exc
         return SignedUrl(url=url, expires_at=datetime.fromtimestamp(issued + expires_in, tz=UTC))
 
@@ -128,7 +141,7 @@ class S3Storage:
             response = await asyncio.to_thread(
                 self._client.get_object, Bucket=self.bucket, Key=key
             )
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             if _error_code(exc) in _MISSING_CODES:
                 raise StorageError(f"No object {key!r} in bucket {self.bucket!r}.") from exc
             raise StorageError(f"Cannot download {key!r} from {self.bucket!r}: {exc}") from exc
@@ -137,7 +150,7 @@ class S3Storage:
         try:
             while chunk := await asyncio.to_thread(next, chunks, b""):
                 yield chunk
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             raise StorageError(f"Download of {key!r} from {self.bucket!r} failed: {exc}") from exc
         finally:
             await asyncio.to_thread(body.close)
@@ -147,7 +160,7 @@ class S3Storage:
         validate_key(key)
         try:
             await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             if _error_code(exc) in _MISSING_CODES - {"NoSuchBucket"}:
                 return
             raise StorageError(f"Cannot delete {key!r} from bucket {self.bucket!r}: {exc}") from exc
@@ -164,14 +177,14 @@ class S3Storage:
 
         try:
             return await asyncio.to_thread(list_all)
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             raise StorageError(f"Cannot list {prefix!r} in bucket {self.bucket!r}: {exc}") from exc
 
     async def check(self) -> None:
         """Raise :class:`StorageError` unless the bucket exists and is reachable (HeadBucket)."""
         try:
             await asyncio.to_thread(self._client.head_bucket, Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             code = _error_code(exc)
             if code in _MISSING_CODES:
                 raise StorageError(f"S3 bucket {self.bucket!r} does not exist.") from exc
@@ -180,5 +193,7 @@ class S3Storage:
     async def aclose(self) -> None:
         """Close the client's connection pool."""
         await asyncio.to_thread(self._client.close)
+        if self._pinned is not None:
+            await asyncio.to_thread(self._pinned.close)
         if self._signer is not self._client:
             await asyncio.to_thread(self._signer.close)

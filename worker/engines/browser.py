@@ -24,6 +24,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from shared.errors import ConfigurationError, EngineError
 from shared.metrics import record_browser_restart
+from worker.engines.driver_signals import driver_environment
 from worker.engines.egress import EgressGate
 
 log = structlog.get_logger("shotline.engines.browser")
@@ -270,7 +271,8 @@ class SharedBrowser:
         async with self._start_lock:
             if self._playwright is None:
                 await self._outside_gate.start()
-                playwright = await async_playwright().start()
+                with driver_environment():  # ignores a SIGTERM to the process group
+                    playwright = await async_playwright().start()
                 try:
                     self._executable = find_chromium(
                         self._configured_path, bundled=playwright.chromium.executable_path
@@ -353,6 +355,9 @@ class SharedBrowser:
                 ),
                 chromium_sandbox=not self._no_sandbox,
                 timeout=LAUNCH_TIMEOUT_MS,
+                # Chromium ends when the worker closes it, not on the driver's signals
+                # (worker.engines.driver_signals).
+                handle_sigint=False, handle_sigterm=False, handle_sighup=False,
             )
         except PlaywrightError as exc:
             raise EngineError(f"Chromium failed to start: {first_line(exc.message)}") from exc

@@ -154,6 +154,7 @@ class EgressGate:
         self._refusals: list[Refusal] = []
         self._refused: dict[tuple[str, int], str] = {}
         self._failed: dict[tuple[str, int], str] = {}
+        self._refused_outside = 0
         self._tunnels = 0
         self.port = 0
 
@@ -166,13 +167,14 @@ class EgressGate:
 
     @property
     def refusals(self) -> list[Refusal]:
-        """Every connection refused so far, in order."""
+        """Every connection refused so far, in order (a gate without a policy, the
+        browser's own for connections outside any capture, counts them only)."""
         return list(self._refusals)
 
     @property
     def blocked(self) -> int:
         """How many connections were refused."""
-        return len(self._refusals)
+        return len(self._refusals) + self._refused_outside
 
     @property
     def tunnels(self) -> int:
@@ -287,11 +289,14 @@ class EgressGate:
 
     def _refuse(self, host: str | IPAddress, port: int, reason: str) -> None:
         name = _host_key(host)
+        if self._policy is None:  # Chromium's own background requests: expected, quiet
+            # Counted, not kept: this gate lives as long as the browser.
+            self._refused_outside += 1
+            log.debug("Refused a connection from outside any capture.", host=name, port=port)
+            return
         self._refusals.append(Refusal(name, port, reason))
         self._refused.setdefault((name, port), reason)
-        if self._policy is None:  # Chromium's own background requests: expected, quiet
-            log.debug("Refused a connection from outside any capture.", host=name, port=port)
-        elif len(self._refusals) <= MAX_LOGGED_REFUSALS:
+        if len(self._refusals) <= MAX_LOGGED_REFUSALS:
             log.info(
                 "Refused a connection the browser tried to open.",
                 host=name, port=port, reason=reason, request_id=self.request_id,

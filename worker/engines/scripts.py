@@ -1,5 +1,8 @@
 """The JavaScript the ``chromium`` engine runs in pages, kept as files in ``js/`` (each
-file is one function expression, as ``page.evaluate`` takes it) and read once."""
+file is one function expression, as ``page.evaluate`` takes it) and read once.
+
+``js/driver_preload.js`` is the exception: Node.js loads it into Playwright's driver
+(:mod:`worker.engines.driver_signals`)."""
 
 from __future__ import annotations
 
