@@ -17,13 +17,14 @@ from api.middleware import (
     RateLimitHeadersMiddleware,
     RequestIdMiddleware,
 )
-from api.ratelimit import QuotaCounter, RateLimiter
+from api.ratelimit import RateLimiter
 from api.routes import batches, console, files, health, jobs, render, screenshots, webhooks
 from api.routes import monitors as monitor_routes
 from api.services import Services
 from shared.composition import build_components
 from shared.inputs import request_body_limit
 from shared.queue import make_celery
+from shared.quota import QuotaCounter
 from shared.settings import Settings
 from shared.storage.destinations import make_storage_router
 from shared.url_policy import UrlPolicy

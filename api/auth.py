@@ -10,33 +10,12 @@ counts as none (``-H "Authorization: Bearer $UNSET"``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from starlette.requests import HTTPConnection
 
-from shared.apikeys import ApiKey, KeyStore
-from shared.constants import ANONYMOUS_OWNER
+from shared.apikeys import KeyStore
 from shared.errors import AuthenticationFailed
+from shared.principal import Principal
 from shared.settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The caller: an API key, or anonymous (no keys yet, or auth off)."""
-
-    key: ApiKey | None
-    #: Who rate limits count against: the key id, or the client address when anonymous.
-    client: str
-
-    @property
-    def key_id(self) -> str | None:
-        """The key's id; ``None`` when anonymous (stored as the jobs' ``api_key_id``)."""
-        return self.key.id if self.key else None
-
-    @property
-    def owner(self) -> str:
-        """The name work is scoped to (cache, idempotency keys)."""
-        return self.key.id if self.key else ANONYMOUS_OWNER
 
 
 def credential(connection: HTTPConnection) -> str | None:

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import structlog
 
-from api.auth import Principal
 from api.deliveries import read_delivery_log, send_again
 from api.services import Services, check_webhook, submit_capture
 from shared.batch_view import BatchView, render_batch
 from shared.batches import Batch, BatchRequest, new_batch_id
 from shared.errors import BatchNotFinished, BatchNotFound, NoWebhook, QuotaExceeded, UrlBlocked
 from shared.jobs import Job, JobError, JobStatus, new_job_id, utcnow
+from shared.principal import Principal
 from shared.webhooks.delivery import open_batch_delivery
 from shared.webhooks.models import BatchDeliveryLog
 from shared.webhooks.subjects import batch_subject

@@ -13,9 +13,9 @@ from typing import TypeVar
 import anyio.to_thread
 import structlog
 
-from api.auth import Principal
 from api.services import Services, get_owned_job
 from shared.errors import JobNotFinished, NoWebhook
+from shared.principal import Principal
 from shared.queue import enqueue_delivery
 from shared.webhooks.delivery import open_delivery
 from shared.webhooks.models import DeliveryLog, DeliveryLogBase, DeliveryState

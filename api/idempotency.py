@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.constants import IDEMPOTENCY_PREFIX
 from shared.errors import IdempotencyConflict, IdempotencyKeyReused, InvalidRequest
-from shared.scripts import load_script
+from shared.scripts import ScriptCall, load_script, run_scripts
 from shared.status_store import redis_errors
 
 log = structlog.get_logger("shotline.api")
@@ -51,6 +51,15 @@ class Ticket:
 
     record_key: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A request's ``Idempotency-Key`` lookup, to send (``call``), then settle."""
+
+    ticket: Ticket
+    fingerprint: str
+    call: ScriptCall
 
 
 class Replay(Exception):
@@ -89,25 +98,44 @@ class IdempotencyStore:
         :class:`IdempotencyConflict` (409) or :class:`IdempotencyKeyReused` (422).
 
         A stored response without a body (too large) sets ``request.state.replay_job_id``
-        for the route to answer from that job again.
+        for the route to answer from that job again. One round trip; :meth:`prepare` and
+        :meth:`settle` let the caller send it with other scripts (:func:`api.deps.admit`).
         """
+        lookup = await self.prepare(request, owner=owner)
+        if lookup is None:
+            return
+        with redis_errors():
+            [raw] = await run_scripts(self.redis, [lookup.call])
+        self.settle(request, lookup, raw)
+
+    async def prepare(self, request: Request, *, owner: str) -> Lookup | None:
+        """The lookup of the request's ``Idempotency-Key`` (taking it when free), not sent
+        yet; ``None`` without the header. :class:`InvalidRequest` for a malformed key."""
         key = request.headers.get(HEADER)
         if key is None:
-            return
+            return None
         if not _valid_key(key):
             raise InvalidRequest(f"{HEADER} must be 1-255 printable ASCII characters.")
         digest = hashlib.sha256(key.encode()).hexdigest()
         record_key = f"{IDEMPOTENCY_PREFIX}{owner}:{digest}"
         body = await request.body()
         expected = fingerprint(request.method, request.url.path, body)
-        token = secrets.token_hex(16)
-        with redis_errors():
-            raw = await self._begin(keys=[record_key], args=[expected, token, LOCK_SECONDS * 1000])
-        if not raw:
-            request.state.idempotency = Ticket(record_key=record_key, token=token)
+        ticket = Ticket(record_key=record_key, token=secrets.token_hex(16))
+        return Lookup(ticket=ticket, fingerprint=expected, call=ScriptCall(
+            self._begin, [record_key], [expected, ticket.token, LOCK_SECONDS * 1000]))
+
+    @staticmethod
+    def took(raw: Any) -> bool:
+        """Whether the lookup's answer ``raw`` says it took the key."""
+        return not raw
+
+    def settle(self, request: Request, lookup: Lookup, raw: Any) -> None:
+        """Act on the lookup's answer ``raw`` (see :meth:`begin`)."""
+        if self.took(raw):
+            request.state.idempotency = lookup.ticket
             return
         record = {k.decode(): v for k, v in zip(raw[::2], raw[1::2], strict=True)}
-        if record["fingerprint"].decode() != expected:
+        if record["fingerprint"].decode() != lookup.fingerprint:
             raise IdempotencyKeyReused(
                 f"This {HEADER} was used with a different request; use a new key."
             )

@@ -11,7 +11,6 @@ import time
 
 import structlog
 
-from api.auth import Principal
 from api.services import Services, check_webhook
 from shared.constants import MONITOR_DIFFS_PREFIX
 from shared.engine_capabilities import check_engine_supports
@@ -33,6 +32,7 @@ from shared.monitors.runs import RunStarter
 from shared.monitors.schedule import first_slot, next_slot
 from shared.monitors.store import MonitorState, MonitorStore
 from shared.monitors.views import render_monitor, render_run
+from shared.principal import Principal
 from shared.retention import StoredObjects, delete_objects
 from shared.storage.destinations import router_of
 

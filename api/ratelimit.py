@@ -1,28 +1,36 @@
-"""Per-key request rate limits (moving window, shared by every API process through Redis)
-and monthly capture quotas.
+"""Per-key request rate limits (moving window, shared by every API process through Redis).
+Monthly capture quotas are :mod:`shared.quota` (the workers charge them too).
 
 Built on ``limits`` (the library behind slowapi) through its asyncio API: slowapi's own
 limiter is synchronous and its key functions cannot await the API key lookup, while
 ``limits.aio`` gives the same Redis storage and moving-window strategy without blocking
 the event loop.
+
+A request's hit and the window state its headers report are ``limits``' two moving-window
+scripts (its own Lua, its keys, its arguments, as ``MovingWindowRateLimiter.hit`` and
+``get_window_stats`` send them). :meth:`RateLimiter.prepare` hands them over so the API
+sends them in one round trip with the request's idempotency lookup
+(:func:`api.deps.admit`); ``tests/test_auth_cache.py`` checks the answers against the
+library's own.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError as LimitsStorageError
+from limits.aio.storage.redis.redispy import RedispyBridge
+from redis.commands.core import AsyncScript
 
-from api.auth import Principal
-from shared.constants import QUOTA_PREFIX, RATE_LIMIT_PREFIX
-from shared.errors import QuotaExceeded, StoreUnavailable
+from shared.constants import RATE_LIMIT_PREFIX
+from shared.principal import Principal
+from shared.scripts import ScriptCall, run_scripts
 from shared.status_store import redis_errors
 
 
@@ -43,16 +51,37 @@ class RateLimitState:
                 "X-RateLimit-Reset": str(self.reset)}
 
 
+@dataclass(frozen=True, slots=True)
+class PendingHit:
+    """A hit not sent yet: ``limits``' acquire and window scripts, then :meth:`state`."""
+
+    item: RateLimitItem
+    calls: tuple[ScriptCall, ScriptCall]
+
+    def state(self, answers: Sequence[Any]) -> RateLimitState:
+        """The state after the hit, from the two scripts' answers (as ``limits`` reads them)."""
+        allowed = bool(answers[0])
+        window = answers[1]
+        # MovingWindowRateLimiter.get_window_stats: (oldest entry or now, entries in window).
+        start, entries = (float(window[0]), int(window[1])) if window else (time.time(), 0)
+        reset = start + self.item.get_expiry()
+        return RateLimitState(
+            limit=self.item.amount, remaining=max(0, self.item.amount - entries),
+            reset=math.ceil(reset), allowed=allowed,
+            retry_after=max(1, math.ceil(reset - time.time())),
+        )
+
+
 class RateLimiter:
     """Moving-window limits per caller on Redis."""
 
     def __init__(self, redis: aioredis.Redis, *, default: str) -> None:
+        self.redis = redis
         # The API's own connection pool (its timeouts and retries), no second one.
         self.storage = RedisStorage("async+redis://", implementation="redispy",
                                     key_prefix=RATE_LIMIT_PREFIX, wrap_exceptions=True,
                                     connection_pool=redis.connection_pool,  # type: ignore[arg-type]
                                     )
-        self.strategy = MovingWindowRateLimiter(self.storage)
         self.default = parse(default)
         self._parsed: dict[str, RateLimitItem] = {}
 
@@ -63,62 +92,29 @@ class RateLimiter:
             self._parsed[override] = parse(override)
         return self._parsed[override]
 
+    def prepare(self, principal: Principal, *, cost: int = 1) -> PendingHit:
+        """``principal``'s hit of ``cost`` requests as ``limits``' two moving-window scripts
+        (acquire, then the window), for the caller to send with others (:func:`run_scripts`)
+        and read with :meth:`PendingHit.state`: ``limits``' ``MovingWindowRateLimiter.hit``
+        then ``get_window_stats``, with their keys and arguments."""
+        item = self._item(principal.key.rate_limit if principal.key else None)
+        bridge = self.storage.bridge
+        assert isinstance(bridge, RedispyBridge)  # implementation="redispy" above
+        key = bridge.prefixed_key(item.key_for(principal.client))
+        expiry = item.get_expiry()
+        now = time.time()
+        # Registered on our asyncio client (limits annotates them with redis-py's sync type).
+        acquire = cast(AsyncScript, bridge.lua_acquire_moving_window)
+        window = cast(AsyncScript, bridge.lua_moving_window)
+        return PendingHit(item=item, calls=(
+            ScriptCall(acquire, [key], [now, item.amount, expiry, cost]),
+            ScriptCall(window, [key], [now - expiry, item.amount]),
+        ))
+
     async def hit(self, principal: Principal, *, cost: int = 1) -> RateLimitState:
         """Count ``cost`` requests of ``principal``; ``allowed`` is false when that would go
-        over its limit (and then nothing was counted)."""
-        item = self._item(principal.key.rate_limit if principal.key else None)
-        try:
-            allowed = await self.strategy.hit(item, principal.client, cost=cost)
-            stats = await self.strategy.get_window_stats(item, principal.client)
-        except LimitsStorageError as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
-        return RateLimitState(
-            limit=item.amount, remaining=max(0, stats.remaining), reset=math.ceil(stats.reset_time),
-            allowed=allowed, retry_after=max(1, math.ceil(stats.reset_time - time.time())),
-        )
-
-
-def _next_month(now: datetime) -> datetime:
-    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
-class QuotaCounter:
-    """Captures per key and calendar month (UTC). Cache hits and shared captures are free."""
-
-    def __init__(self, redis: aioredis.Redis, *, default: int | None) -> None:
-        self.redis = redis
-        self.default = default
-
-    def _quota(self, principal: Principal) -> int | None:
-        if principal.key is None:
-            return None
-        return principal.key.monthly_quota if principal.key.monthly_quota is not None else self.default
-
-    def _key(self, principal: Principal, now: datetime) -> str:
-        return f"{QUOTA_PREFIX}{principal.owner}:{now:%Y-%m}"
-
-    async def charge(self, principal: Principal, *, now: datetime | None = None) -> None:
-        """Count one capture; :class:`QuotaExceeded` (nothing counted) when none is left."""
-        quota = self._quota(principal)
-        if quota is None:
-            return
-        now = now or datetime.now(UTC)
-        key = self._key(principal, now)
+        over its limit (and then nothing was counted). One round trip (:meth:`prepare`)."""
+        pending = self.prepare(principal, cost=cost)
         with redis_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 40 * 24 * 3600)
-                used, _ = await pipe.execute()
-            if used > quota:
-                await self.redis.decr(key)
-                retry_after = max(1, int((_next_month(now) - now).total_seconds()))
-                raise QuotaExceeded(f"Monthly quota of {quota} captures used up.",
-                                    retry_after=retry_after)
-
-    async def refund(self, principal: Principal, *, now: datetime | None = None) -> None:
-        """Give back a charge (the request turned out to share another capture)."""
-        if self._quota(principal) is None:
-            return
-        with redis_errors():
-            await self.redis.decr(self._key(principal, now or datetime.now(UTC)))
+            answers = await run_scripts(self.redis, pending.calls)
+        return pending.state(answers)

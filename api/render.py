@@ -15,11 +15,11 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.auth import Principal
 from api.services import Services
 from shared.apikeys import ApiKey
 from shared.errors import ApiKeyNotFound, InvalidSignature
 from shared.jobs import ScreenshotRequest
+from shared.principal import Principal
 from shared.signing import RENDER_SIGNATURE_PARAM, verify_render
 
 #: Query parameters that are not capture options.

@@ -11,9 +11,8 @@ import redis.asyncio as aioredis
 import structlog
 from celery import Celery
 
-from api.auth import Principal
 from api.idempotency import IdempotencyStore
-from api.ratelimit import QuotaCounter, RateLimiter
+from api.ratelimit import RateLimiter
 from shared import correlation
 from shared.apikeys import KeyStore
 from shared.batches import BatchStore
@@ -35,6 +34,8 @@ from shared.inputs import check_input, input_kind
 from shared.job_view import JobView, render_job
 from shared.jobs import Job, JobStatus, ScreenshotRequest, new_job_id, utcnow
 from shared.metrics import SubmitOutcome, record_cache_lookup, record_job_submitted
+from shared.principal import Principal
+from shared.quota import QuotaCounter
 from shared.result_cache import ResultCache, options_digest
 from shared.retention import RetentionIndex, delete_job, shared_result_gone
 from shared.settings import Settings

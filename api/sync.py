@@ -13,13 +13,13 @@ import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.auth import Principal
 from api.errors import error_response
 from api.idempotency import JOB_ID_HEADER
 from api.services import Services, get_owned_job
 from api.streaming import open_stream
 from shared.errors import WaitTimeout
 from shared.jobs import CaptureOptions, Job, JobError, JobStatus
+from shared.principal import Principal
 from shared.storage.destinations import storage_for
 
 #: Time allowed beyond a request's ``timeout_ms`` for queueing and storing.

@@ -1,8 +1,11 @@
 """What happens once a job has its final answer, wherever that happens.
 
-In the worker, :class:`Completion` is a pipeline ``JobListener``: it indexes a succeeded
-capture in the result cache, finishes the jobs that shared the capture (single-flight
-followers) with the same outcome, and counts the job in its batch. In the API, the same
+In the worker, :class:`Completion` is the pipeline's ``completion``: a capture's final
+transition also indexes a succeeded result in the result cache and ends its single-flight
+(its :meth:`~Completion.ending`, one script), then the completion finishes the jobs that
+shared the capture (followers) with the same outcome and counts the job in its batch. As a
+plain ``JobListener`` (the sweeper's) it does the cache and single-flight part in a round
+trip of its own. In the API, the same
 object settles the jobs that end there (cache hits, jobs refused inside a batch, followers
 repaired on read).
 
@@ -16,14 +19,15 @@ settling it: :class:`Resettle` then runs them again, so hooks must be idempotent
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import structlog
 
 from shared.batches import Batch, BatchStore
 from shared.errors import BatchNotFound, JobNotFound
-from shared.jobs import Job, JobError, JobStatus
+from shared.jobs import Job, JobError, JobStatus, StoredResult
 from shared.result_cache import ResultCache
-from shared.status_store import StatusStore
+from shared.status_store import Ending, StatusStore
 
 log = structlog.get_logger("shotline.completion")
 
@@ -56,11 +60,24 @@ class Completion:
         own to the composition root's graph, e.g. the workers' monitor results)."""
         self.job_hooks = (*self.job_hooks, hook)
 
+    def ending(self, job: Job, *, result: StoredResult | None, finished_at: datetime) -> Ending:
+        """What the final transition of ``job`` (running) does to the result cache and its
+        single-flight, in the same script: a capture of its own that succeeded with
+        ``result`` is indexed; either way its single-flight ends. Then :meth:`ended`."""
+        return self.cache.ending(job, result=result, finished_at=finished_at.timestamp(),
+                                 index=not job.cached)
+
     async def job_finished(self, job: Job) -> None:
-        """The worker pipeline's listener: ``job`` was just captured (or failed for good)."""
+        """A listener: ``job`` was just captured (or failed for good) by a transition that
+        did not do its :meth:`ending` (the sweeper's, a test's)."""
         # A capture of its own is indexed in the result cache; either way its single-flight
         # ends (one round trip for both).
-        for follower_id in await self.cache.finished(job, index=not job.cached):
+        await self.ended(job, await self.cache.finished(job, index=not job.cached))
+
+    async def ended(self, job: Job, followers: Sequence[str]) -> None:
+        """``job`` just finished and its :meth:`ending` returned ``followers``: finish them
+        with its outcome, then settle it (hooks, batch)."""
+        for follower_id in followers:
             finished = await self.finish_from(follower_id, job)
             if finished is not None:
                 log.info("job finished with a shared capture", job_id=finished.id,

@@ -261,6 +261,13 @@ class QuotaExceeded(RateLimited):
     code = "quota_exceeded"
 
 
+class NoFreeSlot(ShotlineError):
+    """Raised when a job's attempt needs a fleet slot (:mod:`shared.semaphore`) and every
+    slot is held: the job stays queued, nothing changed."""
+
+    code = "no_free_slot"
+
+
 class IdempotencyConflict(ShotlineError):
     """Raised when a request reuses an ``Idempotency-Key`` whose first request is still running."""
 

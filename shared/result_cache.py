@@ -32,9 +32,9 @@ from shared.constants import (
     JOB_KEY_PREFIX,
 )
 from shared.errors import JobNotFound
-from shared.jobs import CaptureOptions, Job, JobStatus
+from shared.jobs import CaptureOptions, Job, JobStatus, StoredResult
 from shared.scripts import load_script
-from shared.status_store import StatusStore, redis_errors
+from shared.status_store import Ending, StatusStore, redis_errors
 
 #: How long a leader is remembered at most: far beyond any capture with its retries.
 INFLIGHT_TTL_SECONDS = 3600
@@ -106,21 +106,30 @@ class ResultCache:
             )
         return leader.decode() if leader else None
 
+    def ending(self, job: Job, *, result: StoredResult | None, finished_at: float,
+               index: bool = True) -> Ending:
+        """What ``job``'s final transition does to the cache and its single-flight (see
+        :class:`~shared.status_store.Ending`): with ``index``, a succeeded ``result`` is
+        indexed so identical requests can reuse it (finished at ``finished_at``, Unix time)."""
+        cache_key, inflight = self._keys(owner_of(job.api_key_id), options_digest(job.options))
+        entry = ""
+        # A blank picture is never reused as a good answer (a slow page may render next time).
+        if index and result is not None and not result.blank:
+            entry = json.dumps({"job_id": job.id, "finished_at": finished_at})
+        return Ending(inflight_key=inflight, followers_key=f"{FOLLOWERS_PREFIX}{job.id}",
+                      cache_key=cache_key, cache_entry=entry, cache_ttl=self.index_ttl_seconds)
+
     async def finished(self, job: Job, *, index: bool = True) -> list[str]:
         """``job`` ended: index it (with ``index``, when it succeeded) so identical requests
         can reuse it, and end its single-flight, in one round trip. Returns the followers to
-        finish with its outcome."""
-        owner = owner_of(job.api_key_id)
-        cache_key, inflight = self._keys(owner, options_digest(job.options))
-        entry = ""
-        # A blank picture is never reused as a good answer (a slow page may render next time).
-        if (index and job.status is JobStatus.succeeded and job.result is not None
-                and not job.result.blank):
-            finished = job.finished_at.timestamp() if job.finished_at else time.time()
-            entry = json.dumps({"job_id": job.id, "finished_at": finished})
+        finish with its outcome. (A worker's final transition does this itself.)"""
+        succeeded = job.status is JobStatus.succeeded
+        finished = job.finished_at.timestamp() if job.finished_at else time.time()
+        ending = self.ending(job, result=job.result if succeeded else None, finished_at=finished,
+                             index=index)
         with redis_errors():
             followers = await self._finished(
-                keys=[inflight, f"{FOLLOWERS_PREFIX}{job.id}", cache_key],
-                args=[job.id, entry, self.index_ttl_seconds],
+                keys=[ending.inflight_key, ending.followers_key, ending.cache_key],
+                args=[job.id, ending.cache_entry, ending.cache_ttl],
             )
         return sorted(member.decode() for member in followers)

@@ -9,6 +9,12 @@ by its deadline on the Redis clock: a queued job must have started by then, a ru
 must have finished. The same scripts keep that index, so it can never disagree with the
 records; the sweeper (:mod:`worker.sweeper`) reads it to find jobs whose worker or queue
 message was lost.
+
+A worker's transitions also do, in the same script, what must happen with them: starting
+an attempt takes its fleet slot (:mod:`shared.semaphore`) and tells the fair queue the
+job's task has left the broker; recording the outcome gives the slot back, and a final
+outcome indexes the result cache and ends the job's single-flight (an :class:`Ending`,
+built by :meth:`shared.completion.Completion.ending`). One round trip per transition.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -32,9 +39,12 @@ from shared.constants import (
     job_key,
     recent_jobs_key,
 )
-from shared.errors import JobLost, JobNotFound, StoreUnavailable
+from shared.errors import JobLost, JobNotFound, NoFreeSlot, StoreUnavailable
 from shared.jobs import Job, JobError, JobStatus, StoredResult, utcnow
 from shared.scripts import load_script
+
+if TYPE_CHECKING:
+    from shared.semaphore import Lease
 
 #: Error code of a job the sweeper gave up on.
 LOST = JobLost.code
@@ -64,6 +74,33 @@ DEFAULT_QUEUED_DEADLINE = 1800.0
 
 #: Default seconds a running job may take (its own timeout is not known to every caller).
 DEFAULT_RUNNING_DEADLINE = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """What a job's final transition also does when it moves (``lua/capture_ended.lua``):
+    index the result in the result cache (``cache_entry`` under ``cache_key`` for
+    ``cache_ttl`` seconds; "" indexes nothing) and end the job's single-flight, returning
+    the followers that joined its capture."""
+
+    inflight_key: str
+    followers_key: str
+    cache_key: str
+    cache_entry: str = ""
+    cache_ttl: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A final transition's answer: the finished job (``None`` when it had already finished
+    or is gone) and the followers to finish with its outcome."""
+
+    job: Job | None
+    followers: list[str]
+
+
+#: The KEYS of a transition that uses none of its optional parts.
+_NO_KEYS = ("", "", "", "", "", "")
 
 
 class Recovery(StrEnum):
@@ -158,56 +195,79 @@ class StatusStore:
         *,
         now: datetime | None = None,
         deadline_in: float = DEFAULT_RUNNING_DEADLINE,
+        slot: Lease | None = None,
     ) -> Job | None:
         """Start an attempt: ``queued``/``running`` → ``running``, counting the attempt.
 
         ``deadline_in`` seconds from now the sweeper presumes the attempt's worker dead.
         Returns the updated job, or ``None`` when the job is already finished (a redelivered
-        task must then do nothing) or no longer exists.
+        task must then do nothing) or no longer exists. With ``slot``, the attempt first
+        takes that fleet slot (``slot.taken``); :class:`NoFreeSlot` when none is free (the
+        job stays queued, nothing changed). No slot is taken for a job that cannot start.
         """
         fields = {"status": JobStatus.running.value, "started_at": (now or utcnow()).isoformat()}
         # The same script takes the job out of the fair queue's "released, not started" set
         # and wakes a dispatcher: no extra round trip.
-        return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields,
-                                deadline_in=deadline_in, count=True,
-                                extra_keys=(FAIR_DISPATCHED_KEY, FAIR_WAKE_KEY))
+        job, _ = await self._move(job_id, (JobStatus.queued, JobStatus.running), fields,
+                                  deadline_in=deadline_in, count=True, starting=True, slot=slot)
+        return job
 
     async def mark_retrying(
-        self, job_id: str, error: JobError, *, retry_in: float = 0.0, park: bool = False
+        self, job_id: str, error: JobError, *, retry_in: float = 0.0, park: bool = False,
+        slot: Lease | None = None,
     ) -> Job | None:
         """Put a running job back to ``queued`` after a retryable failure, keeping the error.
 
         ``retry_in`` is the delay before the next attempt. With ``park`` no queue message
         carries the retry: the sweeper enqueues the job once ``retry_in`` has passed (for
-        delays too long for a broker countdown).
+        delays too long for a broker countdown). A held ``slot`` is given back.
         """
         fields = {"status": JobStatus.queued.value, "error": error.model_dump(mode="json"),
                   "parked": park}
         deadline_in = retry_in if park else retry_in + self.queued_deadline
-        return await self._move(job_id, (JobStatus.running,), fields, deadline_in=deadline_in)
+        job, _ = await self._move(job_id, (JobStatus.running,), fields, deadline_in=deadline_in,
+                                  slot=slot)
+        return job
 
     async def mark_succeeded(
         self, job_id: str, result: StoredResult, *, now: datetime | None = None
     ) -> Job | None:
         """Finish a job successfully; ``None`` when it had already finished."""
-        fields = {
-            "status": JobStatus.succeeded.value,
-            "finished_at": (now or utcnow()).isoformat(),
-            "result": result.model_dump(mode="json"),
-            "error": None,
-        }
-        return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields)
+        return (await self.finish(job_id, result, now=now)).job
 
     async def mark_failed(
         self, job_id: str, error: JobError, *, now: datetime | None = None
     ) -> Job | None:
         """Finish a job as failed with ``error``; ``None`` when it had already finished."""
-        fields = {
-            "status": JobStatus.failed.value,
-            "finished_at": (now or utcnow()).isoformat(),
-            "error": error.model_dump(mode="json"),
-        }
-        return await self._move(job_id, (JobStatus.queued, JobStatus.running), fields)
+        return (await self.finish(job_id, error, now=now)).job
+
+    async def finish(
+        self,
+        job_id: str,
+        outcome: StoredResult | JobError,
+        *,
+        now: datetime | None = None,
+        slot: Lease | None = None,
+        ending: Ending | None = None,
+    ) -> Ended:
+        """Finish a job: ``succeeded`` with a result, or ``failed`` with an error.
+
+        In the same script, a held ``slot`` is given back (whatever happens) and, when the
+        job finishes with this call, its ``ending`` is done (result cache, single-flight;
+        the followers come back in the answer). The job is ``None`` when it had already
+        finished or is gone; then the ending is left to whoever finished it.
+        """
+        finished_at = (now or utcnow()).isoformat()
+        fields: dict[str, Any]
+        if isinstance(outcome, StoredResult):
+            fields = {"status": JobStatus.succeeded.value, "finished_at": finished_at,
+                      "result": outcome.model_dump(mode="json"), "error": None}
+        else:
+            fields = {"status": JobStatus.failed.value, "finished_at": finished_at,
+                      "error": outcome.model_dump(mode="json")}
+        job, followers = await self._move(job_id, (JobStatus.queued, JobStatus.running), fields,
+                                          slot=slot, ending=ending)
+        return Ended(job=job, followers=followers)
 
     async def overdue(self, *, limit: int = 100) -> list[str]:
         """Ids of up to ``limit`` non-terminal jobs past their deadline (Redis clock), oldest first."""
@@ -263,23 +323,47 @@ class StatusStore:
         *,
         deadline_in: float | None = None,
         count: bool = False,
-        extra_keys: tuple[str, ...] = (),
-    ) -> Job | None:
-        args: list[str] = [
+        starting: bool = False,
+        slot: Lease | None = None,
+        ending: Ending | None = None,
+    ) -> tuple[Job | None, list[str]]:
+        """Run ``lua/status_transition.lua``; the moved job (``None`` when refused or gone)
+        and the followers its ending returned."""
+        keys = [job_key(job_id), PENDING_JOBS_KEY, *_NO_KEYS]
+        args: list[str | int | float] = [
             ",".join(s.value for s in allowed_from),
             "1" if count else "0",
             job_id,
             "" if deadline_in is None else repr(float(deadline_in)),
+            "1" if starting else "0",
+            "", "", 0, 0,  # the slot: what to do, token, limit, lease seconds
+            "0", "", 0,  # the ending: whether, cache entry, its TTL
         ]
+        if starting:
+            keys[2:4] = [FAIR_DISPATCHED_KEY, FAIR_WAKE_KEY]
+        taking = slot is not None and starting and not slot.taken
+        giving = slot is not None and not starting and slot.held
+        if slot is not None and (taking or giving):
+            keys[4] = slot.key
+            args[5:9] = ["take" if taking else "give", slot.token, slot.limit, slot.lease_seconds]
+        if ending is not None:
+            keys[5:8] = [ending.inflight_key, ending.followers_key, ending.cache_key]
+            args[9:12] = ["1", ending.cache_entry, ending.cache_ttl]
         for name, value in _encode(fields).items():
             args += [name, value]
         with redis_errors():
-            reply = await self._transition(keys=[job_key(job_id), PENDING_JOBS_KEY, *extra_keys],
-                                           args=args)
+            reply = await self._transition(keys=keys, args=args)
+        if slot is not None and giving:
+            slot.released = True
         flag = int(reply[0])
+        if flag == -2:
+            raise NoFreeSlot(f"every slot of {keys[4]} is held; job {job_id} stays queued")
         if flag != 1:
-            return None
-        return _decode(reply[1:])
+            return None, []
+        if slot is not None and taking:
+            slot.taken = True
+        followers = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in reply[1])
+        return _decode(reply[2:]), followers
 
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless Redis answers."""

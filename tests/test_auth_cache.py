@@ -4,19 +4,21 @@ limit's hit and window state in one round trip. Real Redis; the cache's clock is
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from limits.aio.strategies import MovingWindowRateLimiter
 
-from api.auth import Principal
 from api.key_cache import CachedKeyStore
 from api.ratelimit import RateLimiter
 from shared.apikeys import KeyStore
 from shared.connections import create_redis
 from shared.errors import AuthenticationFailed
+from shared.principal import Principal
 
 T = TypeVar("T")
 
@@ -129,5 +131,40 @@ def test_the_rate_limit_window_is_shared_by_every_process(redis_url: str) -> Non
         assert not over.allowed and over.remaining == 0 and 1 <= over.retry_after <= 60
         assert over.reset == first.reset  # the window frees up when the oldest hit leaves it
         assert (await one.hit(Principal(key=None, client="ip:192.0.2.2"))).remaining == 2
+
+    run_with_redis(redis_url, body)
+
+
+def test_a_hit_agrees_with_the_library_s_own_window(redis_url: str) -> None:
+    """The hit sends ``limits``' own scripts in one round trip: its own strategy reads the
+    same window afterwards."""
+
+    async def body(client: aioredis.Redis) -> None:
+        limiter = RateLimiter(client, default="5/minute")
+        caller = Principal(key=None, client="ip:192.0.2.9")
+        for _ in range(3):
+            state = await limiter.hit(caller)
+        own = MovingWindowRateLimiter(limiter.storage)
+        stats = await own.get_window_stats(limiter.default, caller.client)
+        assert state.remaining == stats.remaining == 2
+        assert state.reset == math.ceil(stats.reset_time)
+        assert await own.test(limiter.default, caller.client, cost=2)
+        assert not await own.test(limiter.default, caller.client, cost=3)
+
+    run_with_redis(redis_url, body)
+
+
+def test_a_hit_after_the_scripts_were_flushed_counts_once(redis_url: str) -> None:
+    """A Redis that lost its scripts (restart, ``SCRIPT FLUSH``) answers NOSCRIPT to the
+    pipelined hit: each script is loaded and run again on its own, never twice."""
+
+    async def body(client: aioredis.Redis) -> None:
+        limiter = RateLimiter(client, default="5/minute")
+        caller = Principal(key=None, client="ip:192.0.2.10")
+        assert (await limiter.hit(caller)).remaining == 4
+        await client.script_flush()
+        again = await limiter.hit(caller)
+        assert (again.allowed, again.remaining) == (True, 3)
+        assert (await limiter.hit(caller)).remaining == 2
 
     run_with_redis(redis_url, body)

@@ -5,13 +5,11 @@ and the SnapAPI stand-in; concurrency and commands are counted, never timed."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 
 from shared.connections import create_redis
 from shared.jobs import CaptureOptions, Job, JobStatus, new_job_id, utcnow
@@ -19,6 +17,7 @@ from shared.settings import Settings
 from shared.status_store import StatusStore
 from tests.fakes.snapapi_server import SnapApiStandIn
 from tests.procs import wait_for
+from tests.redis_monitor import Monitor
 from worker.pipeline import run_capture_job
 from worker.runtime import WorkerRuntime
 
@@ -60,41 +59,6 @@ def create_jobs(settings: Settings, count: int) -> list[str]:
     return asyncio.run(create())
 
 
-class Monitor:
-    """Every command clients send to Redis (MONITOR), commands run by scripts left out."""
-
-    SENTINEL = "shotline-monitor-stop"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.commands: list[str] = []
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        client = redis.Redis.from_url(self.url)
-        with client.monitor() as monitor:  # type: ignore[no-untyped-call]
-            self._ready.set()
-            for entry in monitor.listen():
-                command = str(entry["command"])
-                if self.SENTINEL in command:
-                    break
-                if entry.get("client_type") != "lua":
-                    self.commands.append(command.split(" ", 1)[0].upper())
-        client.close()
-
-    def __enter__(self) -> Monitor:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        client = redis.Redis.from_url(self.url)
-        client.echo(self.SENTINEL)
-        client.close()
-        self._thread.join(10)
-
-
 def test_captures_from_many_threads_wait_on_the_one_loop_together(
     runtime: WorkerRuntime, snapapi: SnapApiStandIn
 ) -> None:
@@ -111,14 +75,14 @@ def test_captures_from_many_threads_wait_on_the_one_loop_together(
     assert snapapi.peak_concurrency == 6
 
 
-def test_a_capture_costs_five_redis_round_trips(runtime: WorkerRuntime) -> None:
-    """Slot, running, slot back, succeeded, result cache and single-flight: five commands
-    (scripts count as one), whatever happens inside them."""
+def test_a_capture_costs_two_redis_round_trips(runtime: WorkerRuntime) -> None:
+    """Two scripts: slot taken with the running transition, and the succeeded transition
+    that also gives the slot back, indexes the result cache and ends the single-flight."""
     warm, *ids = create_jobs(runtime.settings, 4)
     assert runtime.run(run_capture_job(warm, runtime.deps)).status is JobStatus.succeeded
     with Monitor(runtime.settings.redis_url) as monitor:
         for job_id in ids:
             outcome = runtime.run(run_capture_job(job_id, runtime.deps))
             assert outcome.status is JobStatus.succeeded
-    sent = Counter(c for c in monitor.commands if c not in ("HELLO", "CLIENT", "SELECT"))
-    assert sent == {"EVALSHA": 4 * len(ids), "ZREM": len(ids)}, sent
+    sent = Counter(monitor.sent)
+    assert sent == {"EVALSHA": 2 * len(ids)}, sent

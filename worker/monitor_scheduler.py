@@ -16,6 +16,8 @@ from shared.monitors.models import Monitor, MonitorRun
 from shared.monitors.runs import Charge, OnRefused, RunStarter
 from shared.monitors.scheduler import MonitorScheduler
 from shared.monitors.store import MonitorStore
+from shared.principal import Principal
+from shared.quota import QuotaCounter
 from shared.settings import Settings
 from shared.webhooks.listener import WebhookListener
 from shared.webhooks.payload import EventType
@@ -25,12 +27,9 @@ from worker.background import BackgroundLoop
 def quota_charge(settings: Settings, redis: aioredis.Redis) -> Charge:
     """Charges a scheduled run to its key's monthly quota, as the API charges a capture.
 
-    The quota counter lives at the edge (:mod:`api.ratelimit`); it is used here rather than
-    copied, so a key's captures and its monitors' runs count against the same quota.
+    The same counter as the API's (:mod:`shared.quota`), so a key's captures and its
+    monitors' runs count against the same quota.
     """
-    from api.auth import Principal
-    from api.ratelimit import QuotaCounter
-
     keys, quota = KeyStore(redis), QuotaCounter(redis, default=settings.monthly_quota)
 
     async def charge(api_key_id: str | None) -> None:

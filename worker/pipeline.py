@@ -6,6 +6,7 @@ passed in, so the pipeline knows nothing of Celery or of where settings come fro
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
@@ -18,6 +19,7 @@ from PIL import Image
 
 from shared.apikeys import KeyStore
 from shared.backoff import backoff_delay
+from shared.completion import Completion
 from shared.constants import RESULTS_PREFIX
 from shared.errors import (
     CaptureError,
@@ -26,17 +28,18 @@ from shared.errors import (
     HostUnresolvable,
     JobLost,
     JobNotFound,
+    NoFreeSlot,
     ResultNotStored,
     ResultTooLarge,
     StorageError,
     StoreUnavailable,
     UrlBlocked,
 )
-from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult
+from shared.jobs import ImageFormat, Job, JobError, JobStatus, StoredResult, utcnow
 from shared.quality import valid_text
 from shared.queue import MAX_CAPTURE_SECONDS, SLOT_RETRY_COUNTDOWN_SECONDS
-from shared.semaphore import FleetSemaphore, Lease
-from shared.status_store import StatusStore
+from shared.semaphore import FleetSemaphore, Lease, wait_for_slot
+from shared.status_store import Ended, StatusStore
 from shared.storage.base import Storage
 from shared.storage.destinations import placement_for
 from shared.url_policy import UrlPolicy
@@ -57,8 +60,9 @@ RETRY_BASE_SECONDS = 2.0
 #: Seconds a fleet slot's lease outlasts the capture's own timeout (the SnapAPI engine waits
 #: up to 5 s past it for an answer).
 SLOT_LEASE_MARGIN_SECONDS = 10.0
-#: A fleet slot's lease: the longest capture plus the margin. Slots are released as soon as
-#: the capture ends; the lease only gives a crashed holder's slot back.
+#: A fleet slot's lease: the longest capture plus the margin. A slot is given back by the
+#: transition that records the attempt's outcome (after the result is stored: the same round
+#: trip); the lease only gives a crashed holder's slot back.
 SLOT_LEASE_SECONDS = MAX_CAPTURE_SECONDS + SLOT_LEASE_MARGIN_SECONDS
 
 
@@ -92,6 +96,10 @@ class PipelineDeps:
     max_attempts: int
     max_result_bytes: int
     listeners: tuple[JobListener, ...] = ()
+    #: Settles finished jobs (result cache, single-flight followers, batches, hooks): its
+    #: part of a job's ending runs in the job's final transition, then it is told first.
+    #: Not also one of ``listeners``.
+    completion: Completion | None = None
     #: Fleet-wide slots every capture must hold (the SnapAPI plan's concurrency), if any.
     slots: FleetSemaphore | None = None
     #: How long to wait for a slot before going back to the queue.
@@ -172,31 +180,37 @@ async def run_capture_job(job_id: str, deps: PipelineDeps) -> Outcome:
     if deps.slots is not None:
         # Sized for the longest capture rather than this job's own timeout, which would take
         # reading the job first: a round trip per job, to give a crashed holder's slot back
-        # a little sooner. A finished job's redelivered task takes a slot for no more than
-        # the status check that ends it.
-        lease = await deps.slots.acquire(lease_seconds=SLOT_LEASE_SECONDS,
-                                         wait_seconds=deps.slot_wait)
-        if lease is None:
-            log.debug("no free engine slot; the job waits in the queue", job_id=job_id)
-            return Outcome(status=None, retry_in=SLOT_RETRY_COUNTDOWN_SECONDS, waiting=True)
+        # a little sooner. The slot is taken by the transition that starts the attempt.
+        lease = deps.slots.lease(lease_seconds=SLOT_LEASE_SECONDS)
     try:
-        return await _attempt(job_id, deps, lease)
+        job = await _start(job_id, deps, lease)
+    except NoFreeSlot:
+        log.debug("no free engine slot; the job waits in the queue", job_id=job_id)
+        return Outcome(status=None, retry_in=SLOT_RETRY_COUNTDOWN_SECONDS, waiting=True)
+    try:
+        if job is None:
+            await _renotify(deps, job_id)
+            return Outcome(status=None)
+        with structlog.contextvars.bound_contextvars(
+            **job_log_context(job), url=job.options.url, engine=deps.engine.name,
+            attempt=job.attempts,
+        ):
+            return await _capture_and_store(job, deps, lease)
     finally:
         if lease is not None:
-            await lease.release()
+            await lease.release()  # nothing to do once a transition gave it back
 
 
-async def _attempt(job_id: str, deps: PipelineDeps, lease: Lease | None) -> Outcome:
-    job = await deps.store.mark_running(
-        job_id, deadline_in=MAX_CAPTURE_SECONDS + deps.running_grace
+async def _start(job_id: str, deps: PipelineDeps, lease: Lease | None) -> Job | None:
+    """Mark ``job_id`` running, taking ``lease``'s slot in the same script (waiting up to
+    ``slot_wait`` for one: :class:`NoFreeSlot` after that)."""
+    deadline_in = MAX_CAPTURE_SECONDS + deps.running_grace
+    if lease is None:
+        return await deps.store.mark_running(job_id, deadline_in=deadline_in)
+    return await wait_for_slot(
+        lambda: deps.store.mark_running(job_id, deadline_in=deadline_in, slot=lease),
+        wait_seconds=deps.slot_wait,
     )
-    if job is None:
-        await _renotify(deps, job_id)
-        return Outcome(status=None)
-    with structlog.contextvars.bound_contextvars(
-        **job_log_context(job), url=job.options.url, engine=deps.engine.name, attempt=job.attempts
-    ):
-        return await _capture_and_store(job, deps, lease)
 
 
 def job_log_context(job: Job) -> dict[str, str]:
@@ -221,16 +235,12 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         # earlier attempt died, so this page may well be what kills them.
         return await _fail(deps, job, JobLost(
             f"the worker running this job died {job.attempts - 1} times; giving up"
-        ), started)
+        ), started, lease)
     log.info("job running", status=JobStatus.running.value)
     try:
         if job.options.url is not None:  # a document's connections meet the egress gate only
             await deps.policy.acheck_url(job.options.url)
-        try:
-            capture = await deps.engine.capture(job.options, request_id=job.request_id)
-        finally:
-            if lease is not None:
-                await lease.release()
+        capture = await deps.engine.capture(job.options, request_id=job.request_id)
         if job.options.thumbnail_width is not None and not job.options.format.is_video:
             capture = dataclasses.replace(capture, data=thumbnail(
                 capture.data, job.options.format, job.options.thumbnail_width,
@@ -247,7 +257,9 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
             deps.storage, job.api_key_id, keys=KeyStore(deps.store.redis), policy=deps.policy,
         ), what="placement")
         key = placement.prefix + result_key(job)
-        result = describe(capture, key, job.options.format)
+        # Blank detection decodes the whole picture (~5 ms of CPU for 1280x800): in a thread,
+        # where Pillow lets go of the GIL, not on the loop every other capture runs on.
+        result = await asyncio.to_thread(describe, capture, key, job.options.format)
         result.destination = placement.record
         if result.blank:
             log.warning("The picture is blank (essentially one colour).", notes=result.notes)
@@ -260,32 +272,54 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
         log.info("result stored", storage=placement.storage.name, key=key, bytes=result.bytes,
                  duration_ms=round((time.perf_counter() - storing) * 1000))
     except HostUnresolvable as exc:
-        return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started)
+        return await _fail(deps, job, CaptureHostUnresolvable(exc.message), started, lease)
     except UrlBlocked as exc:
-        return await _fail(deps, job, CaptureUrlBlocked(exc.message), started)
+        return await _fail(deps, job, CaptureUrlBlocked(exc.message), started, lease)
     except CaptureError as exc:
-        return await _fail(deps, job, exc, started)
+        return await _fail(deps, job, exc, started, lease)
     except StorageError as exc:
         return await _fail(deps, job, ResultNotStored(f"could not store the result: {exc.message}"),
-                           started)
+                           started, lease)
     except StoreUnavailable:
         raise  # Redis is away: the task goes back to the queue, the job is not failed
     except Exception as exc:  # a bug must still end the job, never leave it running
         log.exception("capture crashed unexpectedly")
         return await _fail(deps, job, CaptureError(f"unexpected error: {type(exc).__name__}"),
-                           started)
+                           started, lease)
     duration_ms = round((time.perf_counter() - started) * 1000)
     # The picture is stored: a Redis blip now must not cost the capture (worker.outage).
-    finished = await through_outage(lambda: deps.store.mark_succeeded(job.id, result),
-                                    what="succeeded")
-    if finished is None:
+    ended = await through_outage(lambda: _finish(deps, job, result, lease), what="succeeded")
+    if ended.job is None:
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
         return Outcome(status=None)
     log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
              blocked_requests=capture.blocked_requests, blank=result.blank,
              status=JobStatus.succeeded.value)
-    await _notify(deps, finished)
+    await _settle(deps, ended.job, ended.followers)
     return Outcome(status=JobStatus.succeeded)
+
+
+async def _finish(deps: PipelineDeps, job: Job, outcome: StoredResult | JobError,
+                  lease: Lease | None) -> Ended:
+    """The final transition of ``job`` (running): gives its slot back and does the
+    completion's part of its ending, in one script."""
+    now = utcnow()
+    ending = None
+    if deps.completion is not None:
+        ending = deps.completion.ending(
+            job, result=outcome if isinstance(outcome, StoredResult) else None, finished_at=now)
+    return await deps.store.finish(job.id, outcome, now=now, slot=lease, ending=ending)
+
+
+async def _settle(deps: PipelineDeps, job: Job, followers: list[str]) -> None:
+    """``job`` just finished: the completion settles it and its ``followers``, then every
+    listener is told."""
+    if deps.completion is not None:
+        try:
+            await deps.completion.ended(job, followers)
+        except Exception:
+            log.exception("settling the finished job failed", job_id=job.id)
+    await _notify(deps, job)
 
 
 async def _renotify(deps: PipelineDeps, job_id: str) -> None:
@@ -312,7 +346,8 @@ async def _notify(deps: PipelineDeps, job: Job,
             log.exception("job listener failed", job_id=job.id, listener=type(listener).__name__)
 
 
-async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float) -> Outcome:
+async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float,
+                lease: Lease | None) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
     error = JobError(code=exc.code, message=valid_text(exc.message) or "", status=exc.status)
     bound = log.bind(error_code=exc.code, duration_ms=duration_ms)
@@ -320,16 +355,15 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float)
         delay = min(MAX_BACKOFF_SECONDS, exc.retry_after or backoff_delay(
             job.attempts, base=RETRY_BASE_SECONDS, cap=MAX_BACKOFF_SECONDS))
         park = delay > deps.max_countdown
-        await through_outage(lambda: deps.store.mark_retrying(job.id, error, retry_in=delay,
-                                                            park=park), what="retrying")
+        await through_outage(lambda: deps.store.mark_retrying(
+            job.id, error, retry_in=delay, park=park, slot=lease), what="retrying")
         bound.info("job attempt failed; retrying", retry_in=round(delay, 2), error=exc.message,
                    status=JobStatus.queued.value, parked=park)
         return Outcome(status=None, retry_in=None if park else delay)
-    finished = await through_outage(lambda: deps.store.mark_failed(job.id, error),
-                                    what="failed")
-    if finished is None:
+    ended = await through_outage(lambda: _finish(deps, job, error, lease), what="failed")
+    if ended.job is None:
         bound.info("job finished elsewhere meanwhile")
         return Outcome(status=None)
     bound.info("job failed", error=exc.message, status=JobStatus.failed.value)
-    await _notify(deps, finished)
+    await _settle(deps, ended.job, ended.followers)
     return Outcome(status=JobStatus.failed)

@@ -68,8 +68,10 @@ class WorkerRuntime:
             policy=UrlPolicy.from_settings(settings),
             max_attempts=settings.capture_max_attempts,
             max_result_bytes=settings.max_result_bytes,
-            # Result cache index, single-flight followers, batch counts and webhooks.
-            listeners=(components.completion, MetricsListener(engine=engine.name),
+            # Result cache index, single-flight followers, batch counts and webhooks (the
+            # first two in the job's final transition).
+            completion=components.completion,
+            listeners=(MetricsListener(engine=engine.name),
                        RetentionListener(RetentionIndex(self.redis), KeyStore(self.redis),
                                          default=settings.result_retention_seconds)),
             slots=(
