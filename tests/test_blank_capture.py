@@ -37,6 +37,24 @@ def test_one_colour_and_a_lone_word_are_blank_a_line_of_text_is_not() -> None:
     assert blank_share(text) < BLANK_SHARE
 
 
+def test_the_sample_shortcut_and_the_full_count_agree() -> None:
+    """A picture decided from its 64x64 sample (most pictures) gets the answer counting every
+    pixel gives: a header band, a scatter of dots just under and just over the limit."""
+    flat = Image.new("RGB", (1280, 800), (236, 240, 248))
+    band = flat.copy()
+    band.paste((66, 99, 235), (0, 0, 1280, 80))  # the SnapAPI stand-in's picture
+    assert blank_share(band) < BLANK_SHARE
+    # Dots of 2x2 pixels (one pixel each once reduced to 640 px): 100 is under the 128
+    # pixels a blank 640x400 picture may have away from its colour, 400 over.
+    for dots, blank in ((100, True), (400, False)):
+        dotted = flat.copy()
+        draw = ImageDraw.Draw(dotted)
+        for n in range(dots):
+            x, y = (n * 97) % 1270 // 2 * 2, (n * 53) % 790 // 2 * 2
+            draw.rectangle((x, y, x + 1, y + 1), fill="black")
+        assert (blank_share(dotted) >= BLANK_SHARE) is blank, dots
+
+
 def test_every_picture_says_whether_it_is_blank(shooter: Shooter) -> None:
     assert shooter.capture("/quality/blank.html").blank is True
     assert shooter.capture("/index.html").blank is False
