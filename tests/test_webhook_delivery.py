@@ -393,6 +393,60 @@ def test_a_redelivered_capture_task_tells_the_listeners_again(
     assert once.told == []  # listeners that count outcomes hear of each one once
 
 
+def test_a_final_write_whose_answer_was_lost_still_schedules_the_webhook(
+    run: Callable[..., Any], make_settings: Callable[..., Any]
+) -> None:
+    """Redis applies the job's final transition and goes away before answering: the write,
+    tried again once Redis is back (worker.outage), finds the job finished. The listeners
+    are told all the same (the webhook is scheduled), once."""
+    from shared.errors import StoreUnavailable
+    from tests.fakes.snapapi_server import SnapApiStandIn
+    from worker.engines import make_engine
+    from worker.pipeline import PipelineDeps, run_capture_job
+
+    class AnswerLostOnce(StatusStore):
+        lost = 0
+
+        async def finish(self, *args: Any, **kwargs: Any) -> Any:
+            ended = await super().finish(*args, **kwargs)
+            if not self.lost:
+                self.lost += 1
+                raise StoreUnavailable("Connection closed by server.")
+            return ended
+
+    job = Job(id=new_job_id(), status=JobStatus.queued, created_at=utcnow(),
+              options=CaptureOptions(url="http://127.0.0.1:9/page", width=200, height=150),
+              webhook_url="http://127.0.0.1:9/hook")
+    sent: list[str] = []
+
+    with SnapApiStandIn(api_key="sk_test_lost") as snap:
+        settings = make_settings(engine="snapapi", snapapi_key="sk_test_lost",
+                                 snapapi_base_url=snap.base_url)
+
+        async def scenario(deps: DeliveryDeps) -> Any:
+            store = AnswerLostOnce(deps.jobs.redis, ttl_seconds=3600)
+            await store.create(job)
+            completion = Completion(store, ResultCache(store.redis, store, index_ttl_seconds=60),
+                                    deps.batches)
+            listener = WebhookListener(deps.deliveries, enqueue=sent.append, lease_seconds=60)
+            engine = make_engine(settings)
+            pipeline = PipelineDeps(
+                store=store, engine=engine, storage=deps.storage,
+                policy=LOOPBACK_POLICY, max_attempts=1, max_result_bytes=10_000_000,
+                listeners=(listener,), renotify=(listener,), completion=completion)
+            try:
+                outcome = await run_capture_job(job.id, pipeline)
+            finally:
+                await engine.aclose()
+            return outcome, store.lost, await store.get(job.id), await deps.deliveries.get(job.id)
+
+        outcome, lost, stored, delivery = run(scenario)
+    assert lost == 1 and outcome.status is None  # the retried write found the job finished
+    assert stored.status is JobStatus.succeeded and stored.result is not None
+    assert delivery is not None and delivery.state is DeliveryState.scheduled
+    assert sent == [job.id]
+
+
 # --- batch.completed --------------------------------------------------------------------
 
 

@@ -291,6 +291,7 @@ async def _capture_and_store(job: Job, deps: PipelineDeps, lease: Lease | None) 
     ended = await through_outage(lambda: _finish(deps, job, result, lease), what="succeeded")
     if ended.job is None:
         log.info("job finished elsewhere meanwhile; result kept", duration_ms=duration_ms)
+        await _renotify_finished(deps, job.id)
         return Outcome(status=None)
     log.info("job succeeded", duration_ms=duration_ms, bytes=result.bytes,
              blocked_requests=capture.blocked_requests, blank=result.blank,
@@ -323,8 +324,9 @@ async def _settle(deps: PipelineDeps, job: Job, followers: list[str]) -> None:
 
 
 async def _renotify(deps: PipelineDeps, job_id: str) -> None:
-    """A redelivered task found ``job_id`` finished: tell the idempotent ``renotify``
-    listeners again, in case the worker that finished it died before they heard of it."""
+    """``job_id`` was found finished (a redelivered task; or this attempt's own final write,
+    retried through a Redis outage, had applied before its answer was lost): tell the
+    idempotent ``renotify`` listeners again, in case whoever finished it could not."""
     try:
         job = await deps.store.get(job_id)
     except JobNotFound:
@@ -334,6 +336,16 @@ async def _renotify(deps: PipelineDeps, job_id: str) -> None:
              status=job.status.value)
     if job.status.is_terminal:
         await _notify(deps, job, deps.renotify)
+
+
+async def _renotify_finished(deps: PipelineDeps, job_id: str) -> None:
+    """:func:`_renotify` after this attempt's final write found the job finished: the job has
+    its outcome either way, so Redis going away again only costs the (idempotent) repeat."""
+    try:
+        await _renotify(deps, job_id)
+    except StoreUnavailable as exc:
+        log.warning("could not tell the listeners again; Redis is unreachable", job_id=job_id,
+                    error=exc.message)
 
 
 async def _notify(deps: PipelineDeps, job: Job,
@@ -363,6 +375,7 @@ async def _fail(deps: PipelineDeps, job: Job, exc: CaptureError, started: float,
     ended = await through_outage(lambda: _finish(deps, job, error, lease), what="failed")
     if ended.job is None:
         bound.info("job finished elsewhere meanwhile")
+        await _renotify_finished(deps, job.id)
         return Outcome(status=None)
     bound.info("job failed", error=exc.message, status=JobStatus.failed.value)
     await _settle(deps, ended.job, ended.followers)
