@@ -21,6 +21,7 @@ from shotline.cli_options import given_options, request_options
 from shotline.models import ScreenshotRequest
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -192,15 +193,22 @@ def _invalid_options(exc: Exception) -> click.UsageError:
     return click.UsageError("; ".join(problems))
 
 
+def document_options(command: F) -> F:
+    """``--html``, ``--markdown`` and ``--base-url``: a document to render instead of a URL
+    (``capture`` and ``submit`` alike)."""
+    path = click.Path(exists=True, dir_okay=False, path_type=Path)
+    command = click.option("--base-url", default=None,
+                           help="Base URL of the document's relative links.")(command)
+    command = click.option("--markdown", "markdown_file", type=path, default=None,
+                           help="Render this Markdown file instead of a URL.")(command)
+    return click.option("--html", "html_file", type=path, default=None,
+                        help="Render this HTML file instead of a URL.")(command)
+
+
 @main.command()
 @click.argument("url", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Render this HTML file instead of a URL.")
-@click.option("--markdown", "markdown_file",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Render this Markdown file instead of a URL.")
-@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
+@document_options
 @request_options(CaptureOptions, skip=DOCUMENT_OPTIONS)
 @click.pass_context
 def capture(ctx: click.Context, /, url: str | None, output: Path, html_file: Path | None,
@@ -259,12 +267,7 @@ def capture(ctx: click.Context, /, url: str | None, output: Path, html_file: Pat
               help="Seconds to wait for the job.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the API's answer (the job record once waited for) as JSON.")
-@click.option("--html", "html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Render this HTML file instead of a URL.")
-@click.option("--markdown", "markdown_file",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Render this Markdown file instead of a URL.")
-@click.option("--base-url", default=None, help="Base URL of the document's relative links.")
+@document_options
 @request_options(ScreenshotRequest, skip=DOCUMENT_OPTIONS)
 @click.pass_context
 def submit(ctx: click.Context, /, url: str | None, api_url: str, api_key: str | None,

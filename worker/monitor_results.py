@@ -128,7 +128,7 @@ class MonitorResults:
                  regions=len(finished.regions))
         if (changed and monitor.notify_on is NotifyOn.change) or (
                 comparison is not None and monitor.notify_on is NotifyOn.every):
-            await self._notify(monitor, run, EventType.monitor_changed)
+            await notify(self.webhooks, monitor, run, EventType.monitor_changed)
 
     async def _failed(self, monitor: Monitor, run: MonitorRun, error: JobError) -> None:
         finished = run.model_copy(update={"status": RunStatus.failed, "finished_at": utcnow(),
@@ -139,10 +139,7 @@ class MonitorResults:
         log.info("monitor run failed", monitor_id=monitor.id, run_id=run.id,
                  error_code=error.code, failures=failures)
         if failures == self.failures_before_alert:
-            await self._notify(monitor, run, EventType.monitor_failed)
-
-    async def _notify(self, monitor: Monitor, run: MonitorRun, event: EventType) -> None:
-        await notify(self.webhooks, monitor, run, event)
+            await notify(self.webhooks, monitor, run, EventType.monitor_failed)
 
     async def _trim(self, monitor: Monitor, *, keep: set[str | None]) -> None:
         dropped = await self.monitors.trim_runs(
